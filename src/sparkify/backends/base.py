@@ -1,0 +1,143 @@
+"""What every warehouse backend provides. Shared code consults ``capabilities`` and the
+dialect's named statements; it never branches on the backend's name.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from sparkify.config import Settings
+from sparkify.schema import Statements
+
+Params = Mapping[str, Any] | None
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """How a backend differs, as data."""
+
+    sql_chain: tuple[str, ...]  # dialect files, most specific first
+    paramstyle: Literal["dollar", "pyformat"]  # how :name parameters are bound
+    server: bool  # connects to a server (needs --dsn or [CLUSTER])
+    supports_schema: bool  # tables live in a configurable schema
+
+
+@dataclass(frozen=True)
+class Result:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+
+def bind_style(sql: str, style: str) -> str:
+    """Rewrite ``:name`` parameters for the driver (``$name`` or ``%(name)s``)."""
+    if style == "dollar":
+        return _PARAM.sub(r"$\1", sql)
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Backend(ABC):
+    """A warehouse connection that runs the dialect's statements."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.statements = self.dialect_statements()
+
+    @classmethod
+    def dialect_statements(cls) -> Statements:
+        return Statements(cls.capabilities.sql_chain)
+
+    @classmethod
+    @abstractmethod
+    def load_sql(cls, table: str) -> str:
+        """The bulk-load statement for ``table``, as printed by ``sparkify sql``."""
+
+    # -- connection ---------------------------------------------------------------------
+    @abstractmethod
+    def connect(self, wait_seconds: float = 0.0) -> None:
+        """Open the connection; wait up to ``wait_seconds`` for a busy warehouse."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the data goes, for messages (never includes a password)."""
+
+    def __enter__(self) -> Backend:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- statements ---------------------------------------------------------------------
+    @abstractmethod
+    def execute(self, sql: str, params: Params = None) -> None: ...
+
+    @abstractmethod
+    def query(self, sql: str, params: Params = None) -> Result: ...
+
+    def run(self, name: str, params: Params = None) -> None:
+        """Execute every statement stored under ``name``."""
+        for sql in self.statements.get(name):
+            self.execute(sql, params)
+
+    def table_exists(self, table: str) -> bool:
+        return table in self.existing_tables()
+
+    @abstractmethod
+    def existing_tables(self) -> set[str]: ...
+
+    # -- transactions -------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.execute("ROLLBACK")
+
+    @abstractmethod
+    def lock_run(self) -> None:
+        """Inside a transaction: make sure no other run loads this warehouse at once."""
+
+    # -- loading ------------------------------------------------------------------------
+    @abstractmethod
+    def load_canonical(self, table: str, path: Path) -> int:
+        """Bulk-load a file of canonical JSON lines (see ``sparkify.staging``) into ``table``."""
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """Insert a few rows (ledger bookkeeping), values bound as parameters."""
+        if not rows:
+            return
+        names = ", ".join(quote_identifier(c) for c in columns)
+        marks = ", ".join(f":p{i}" for i in range(len(columns)))
+        sql = f"INSERT INTO {quote_identifier(table)} ({names}) VALUES ({marks})"
+        for row in rows:
+            self.execute(sql, {f"p{i}": value for i, value in enumerate(row)})

@@ -1,0 +1,85 @@
+"""The embedded default: a DuckDB file on disk, no server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from sparkify.backends.base import Backend, Capabilities, Params, Result, bind_style
+from sparkify.errors import ConnectionFailed, RunInProgress
+from sparkify.staging import canonical_select, table_columns
+
+
+class DuckDBBackend(Backend):
+    name = "duckdb"
+    capabilities = Capabilities(
+        sql_chain=("duckdb", "common"),
+        paramstyle="dollar",
+        server=False,
+        supports_schema=False,
+    )
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.path = settings.get("WAREHOUSE", "PATH") or "sparkify.duckdb"
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def describe(self) -> str:
+        return f"duckdb:{self.path}"
+
+    def connect(self, wait_seconds: float = 0.0) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                self._con = duckdb.connect(self.path)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise ConnectionFailed(f"cannot open {self.path}: {exc}") from None
+                if time.monotonic() >= deadline:
+                    raise RunInProgress(
+                        f"another run is in progress: {self.path} is locked by another process"
+                    ) from None
+                time.sleep(0.2)
+        self._con.execute("SET enable_progress_bar = false")
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self.connect()
+        assert self._con is not None
+        return self._con
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        self.con.execute(bind_style(sql, "dollar"), dict(params) if params else None)
+
+    def query(self, sql: str, params: Params = None) -> Result:
+        cursor = self.con.execute(bind_style(sql, "dollar"), dict(params) if params else None)
+        columns = [d[0] for d in cursor.description or []]
+        return Result(columns, cursor.fetchall())
+
+    def existing_tables(self) -> set[str]:
+        result = self.query("SELECT table_name FROM information_schema.tables")
+        return {row[0] for row in result.rows}
+
+    def lock_run(self) -> None:
+        """The database file lock already admits a single writing process."""
+
+    @classmethod
+    def load_sql(cls, table: str) -> str:
+        columns = ", ".join(f'"{c}"' for c in table_columns(table))
+        return f'INSERT INTO "{table}" ({columns})\n{canonical_select(table)}'
+
+    def load_canonical(self, table: str, path: Path) -> int:
+        self.con.execute(self.load_sql(table), {"path": str(path)})
+        return int(self.con.fetchone()[0])  # type: ignore[index]

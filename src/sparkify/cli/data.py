@@ -1,0 +1,164 @@
+"""``sparkify generate`` and ``sparkify demo``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from sparkify import analytics, quality
+from sparkify.cli.common import (
+    WarehouseOptions,
+    connected,
+    echo_json,
+    info,
+    print_table,
+    warehouse_options,
+)
+from sparkify.config import Settings
+from sparkify.errors import ConfigError
+from sparkify.generate import GenerateOptions, GenerateSummary, generate
+from sparkify.pipeline import EtlOptions, run_etl
+from sparkify.progress import progress_factory
+
+DEMO_SAMPLE = Path("sample")
+DEMO_QUERIES = ("top_songs", "plays_by_hour", "free_vs_paid", "most_active_users")
+
+
+@click.command("generate")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--users", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option(
+    "--songs",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Song files written to song_data.",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--start", metavar="DATE", default="2018-11-01", show_default=True, help="First day of events."
+)
+@click.option(
+    "--match-rate",
+    type=click.FloatRange(0, 1),
+    default=0.1,
+    show_default=True,
+    help="Share of plays whose song is in song_data.",
+)
+@click.option(
+    "--bad-records",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of event lines with injected faults (for testing).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def generate_command(
+    out: str,
+    users: int,
+    days: int,
+    songs: int,
+    seed: int,
+    start: str,
+    match_rate: float,
+    bad_records: float,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Write a synthetic dataset in the public song_data/log_data layout.
+
+    The same options and seed always give byte-identical files.
+
+    \b
+    Example:
+      sparkify generate --out data --users 1000 --days 30 --bad-records 0.01
+    """
+    try:
+        start_day = dt.date.fromisoformat(start)
+    except ValueError:
+        raise ConfigError(f"--start must be a date like 2018-11-01, got {start!r}") from None
+    gen_options = GenerateOptions(
+        users=users,
+        days=days,
+        songs=songs,
+        seed=seed,
+        start=start_day,
+        match_rate=match_rate,
+        bad_records=bad_records,
+    )
+    summary = _generate(Path(out), gen_options, quiet or as_json)
+    if as_json:
+        echo_json(summary.as_dict())
+    elif not quiet:
+        faults = sum(summary.bad_records.values())
+        click.echo(
+            f"wrote {summary.events:,} events ({summary.plays:,} plays) in "
+            f"{summary.event_files} day files and {summary.song_files:,} song files to {out} "
+            f"in {summary.seconds:.2f} s"
+            + (f"; injected {faults} bad records: {summary.bad_records}" if faults else "")
+        )
+
+
+def _generate(out: Path, options: GenerateOptions, quiet: bool) -> GenerateSummary:
+    with progress_factory(quiet)("Generating days", total=options.days) as advance:
+        return generate(out, options, progress=lambda done, total: advance(1))
+
+
+@click.command("demo")
+@warehouse_options
+@click.option(
+    "--sample",
+    default=str(DEMO_SAMPLE),
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the generated sample lives.",
+)
+def demo_command(options: WarehouseOptions, sample: str) -> None:
+    """Generate a sample (if absent), load it, check it and show a few answers.
+
+    \b
+    Example:
+      sparkify demo            # into ./sparkify.duckdb, no server needed
+    """
+    sample_dir = Path(sample)
+    if not (sample_dir / "log_data").exists():
+        info(options, f"generating a sample dataset in {sample_dir} ...")
+        _generate(sample_dir, GenerateOptions(), options.quiet or options.json)
+    settings: Settings = options.settings(
+        s3__song_data=str(sample_dir / "song_data"), s3__log_data=str(sample_dir / "log_data")
+    )
+    backend = options.backend_for(settings)
+    etl_options = EtlOptions(
+        songs=settings.require("S3", "SONG_DATA", "song files"),
+        logs=settings.require("S3", "LOG_DATA", "event logs"),
+    )
+    with connected(backend):
+        summary = run_etl(backend, etl_options, options.progress)
+        checks = quality.run_checks(backend)
+        answers = {name: analytics.run_query(backend, name, 5) for name in DEMO_QUERIES}
+    if options.json:
+        echo_json(
+            {
+                "etl": summary.as_dict(),
+                "checks": [c.as_dict() for c in checks],
+                "answers": {name: result.as_dicts() for name, result in answers.items()},
+            }
+        )
+    else:
+        passed = sum(c.passed for c in checks)
+        click.echo(
+            f"loaded {summary.tables.get('songplays', 0):,} songplays into "
+            f"{backend.describe()} ({summary.files_new} new files, "
+            f"{summary.files_skipped} unchanged) in {summary.seconds:.2f} s; "
+            f"{passed}/{len(checks)} quality checks passed"
+        )
+        for name, result in answers.items():
+            print_table(result.columns, result.rows, analytics.get_query(name).question)
+    quality.raise_on_failure(checks)
+
+
+COMMANDS = (generate_command, demo_command)

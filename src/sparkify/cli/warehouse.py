@@ -1,0 +1,284 @@
+"""Warehouse commands: create-tables, etl, check, rejects, query, sql."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+from sparkify import analytics, quality
+from sparkify.backends import backend_class
+from sparkify.cli.common import (
+    WarehouseOptions,
+    connected,
+    echo_json,
+    info,
+    print_table,
+    warehouse_options,
+    write_csv,
+)
+from sparkify.errors import ConfigError
+from sparkify.pipeline import (
+    DEFAULT_MAX_ERRORS,
+    EtlOptions,
+    RunSummary,
+    dry_run,
+    ensure_tables,
+    run_etl,
+)
+
+
+@click.command("create-tables")
+@warehouse_options
+@click.option("--drop", is_flag=True, help="Drop and recreate every table (loses all data).")
+def create_tables_command(options: WarehouseOptions, drop: bool) -> None:
+    """Create the staging, star and bookkeeping tables (idempotent).
+
+    \b
+    Example:
+      sparkify create-tables --database sparkify.duckdb
+    """
+    backend = options.backend_for()
+    with connected(backend), backend.transaction():
+        ensure_tables(backend, drop=drop)
+        tables = sorted(backend.existing_tables())
+    if options.json:
+        echo_json({"warehouse": backend.describe(), "tables": tables, "dropped": drop})
+    else:
+        info(
+            options,
+            f"{'recreated' if drop else 'ready'}: {len(tables)} tables in {backend.describe()}",
+        )
+
+
+def _parse_date(value: str | None, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a date like 2018-11-01, got {value!r}") from None
+
+
+@click.command("etl")
+@warehouse_options
+@click.option("--songs", metavar="PATH_OR_URL", help="Song files ([S3] SONG_DATA).")
+@click.option("--logs", metavar="PATH_OR_URL", help="Event logs ([S3] LOG_DATA).")
+@click.option("--full-refresh", is_flag=True, help="Forget what was loaded; rebuild from source.")
+@click.option("--since", metavar="DATE", help="Only event files dated on or after DATE.")
+@click.option("--until", metavar="DATE", help="Only event files dated on or before DATE.")
+@click.option(
+    "--max-errors",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_ERRORS,
+    show_default=True,
+    help="Abort (exit 3, rolled back) when more records than this are rejected.",
+)
+@click.option("--no-checks", is_flag=True, help="Skip the data-quality checks after loading.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    metavar="SECONDS",
+    help="Wait this long for another run to finish instead of failing at once.",
+)
+def etl_command(
+    options: WarehouseOptions,
+    songs: str | None,
+    logs: str | None,
+    full_refresh: bool,
+    since: str | None,
+    until: str | None,
+    max_errors: int,
+    no_checks: bool,
+    wait: float,
+) -> None:
+    """Stage new and changed raw files and update the star schema.
+
+    Files already loaded and unchanged are skipped without being read. Bad records are
+    quarantined in etl_rejects (see `sparkify rejects`).
+
+    \b
+    Examples:
+      sparkify etl --songs sample/song_data --logs sample/log_data
+      sparkify etl --logs s3://bucket/log_data --since 2018-11-01 --until 2018-11-15
+    """
+    settings = options.settings(s3__song_data=songs, s3__log_data=logs)
+    etl_options = EtlOptions(
+        songs=settings.require("S3", "SONG_DATA", "where the song files are"),
+        logs=settings.require("S3", "LOG_DATA", "where the event logs are"),
+        full_refresh=full_refresh,
+        since=_parse_date(since, "--since"),
+        until=_parse_date(until, "--until"),
+        max_errors=max_errors,
+        wait_seconds=wait,
+    )
+    backend = options.backend_for(settings)
+    with connected(backend, wait_seconds=wait):
+        summary = run_etl(backend, etl_options, options.progress)
+        results = [] if no_checks else quality.run_checks(backend)
+    report = summary.as_dict()
+    if not no_checks:
+        report["checks"] = [r.as_dict() for r in results]
+    if options.json:
+        echo_json(report)
+    elif not options.quiet:
+        _print_summary(summary)
+        failing = quality.failed(results)
+        if failing:
+            _print_checks(failing)
+    quality.raise_on_failure(results)
+
+
+def _print_summary(summary: RunSummary) -> None:
+    click.echo(
+        f"run {summary.run_id} into {summary.warehouse}: {summary.files_new} new, "
+        f"{summary.files_changed} changed, {summary.files_skipped} unchanged files; "
+        f"{summary.lines_read:,} records read, {summary.rows_staged:,} staged, "
+        f"{summary.rows_rejected:,} rejected in {summary.seconds:.2f} s"
+    )
+    if summary.first_rejects:
+        click.echo("first rejects:\n  " + "\n  ".join(summary.first_rejects))
+    print_table(["table", "rows"], sorted(summary.tables.items()))
+
+
+def _print_checks(results: list[quality.CheckResult]) -> None:
+    print_table(
+        ["check", "severity", "failing rows", "passed", "what it verifies"],
+        [(r.name, r.severity, r.failing_rows, r.passed, r.description) for r in results],
+    )
+
+
+@click.command("check")
+@warehouse_options
+def check_command(options: WarehouseOptions) -> None:
+    """Run the data-quality checks; exit 4 when an error-severity check fails.
+
+    \b
+    Example:
+      sparkify check --json
+    """
+    backend = options.backend_for()
+    with connected(backend):
+        results = quality.run_checks(backend)
+    if options.json:
+        echo_json([r.as_dict() for r in results])
+    elif not options.quiet:
+        _print_checks(results)
+    quality.raise_on_failure(results)
+
+
+@click.command("rejects")
+@warehouse_options
+@click.option("--run", "run_id", type=int, help="Only records rejected by this run.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+def rejects_command(options: WarehouseOptions, run_id: int | None, limit: int) -> None:
+    """List quarantined records: file, line, reason and the raw text.
+
+    \b
+    Example:
+      sparkify rejects --run 3 --json
+    """
+    sql = (
+        "SELECT r.run_id, f.url AS file, r.line_no, r.reason, r.raw "
+        "FROM etl_rejects r JOIN etl_files f ON f.file_id = r.file_id "
+        + ("WHERE r.run_id = :run_id " if run_id is not None else "")
+        + "ORDER BY r.run_id, f.url, r.line_no LIMIT :limit"
+    )
+    params: dict[str, Any] = {"limit": limit}
+    if run_id is not None:
+        params["run_id"] = run_id
+    backend = options.backend_for()
+    with connected(backend):
+        ensure_tables(backend)
+        result = backend.query(sql, params)
+    if options.json:
+        echo_json(result.as_dicts())
+    else:
+        rows = [(*row[:4], (row[4] or "")[:80]) for row in result.rows]
+        print_table(result.columns, rows, f"{len(rows)} rejected records")
+
+
+@click.command("query")
+@warehouse_options
+@click.argument("name", required=False)
+@click.option("--sql", "sql_text", metavar="SQL", help="Run this SQL instead of a named query.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=analytics.DEFAULT_LIMIT,
+    show_default=True,
+    help="Rows for top-N queries.",
+)
+@click.option("--list", "list_queries", is_flag=True, help="List the named queries.")
+def query_command(
+    options: WarehouseOptions,
+    name: str | None,
+    sql_text: str | None,
+    as_csv: bool,
+    limit: int,
+    list_queries: bool,
+) -> None:
+    """Answer an analytical question by NAME, or run --sql.
+
+    \b
+    Examples:
+      sparkify query top_songs --limit 5
+      sparkify query plays_by_hour --csv
+      sparkify query --sql "SELECT level, COUNT(*) FROM users GROUP BY level"
+    """
+    if list_queries:
+        rows = [(q.name, q.question) for q in analytics.QUERIES]
+        if options.json:
+            echo_json([{"name": n, "question": q} for n, q in rows])
+        else:
+            print_table(["name", "question"], rows)
+        return
+    if bool(name) == bool(sql_text):
+        raise ConfigError("give a query NAME or --sql (see sparkify query --list)")
+    question = analytics.get_query(name).question if name else None
+    backend = options.backend_for()
+    with connected(backend):
+        if name:
+            result = analytics.run_query(backend, name, limit)
+        else:
+            result = backend.query(sql_text or "")
+    if options.json:
+        echo_json(result.as_dicts())
+    elif as_csv:
+        write_csv(result.columns, result.rows)
+    else:
+        print_table(result.columns, result.rows, question or "")
+
+
+@click.command("sql")
+@click.option(
+    "--backend",
+    "backend_name",
+    default="duckdb",
+    show_default=True,
+    help="Dialect to print: duckdb, postgres or redshift.",
+)
+def sql_command(backend_name: str) -> None:
+    """Print every DDL and DML statement a run executes, without connecting (a dry run).
+
+    \b
+    Example:
+      sparkify sql --backend redshift > run.sql
+    """
+    for section, sqls in dry_run(backend_class(backend_name)):
+        click.echo(f"-- {section}")
+        for sql in sqls:
+            click.echo(sql.rstrip(";") + ";\n")
+
+
+COMMANDS = (
+    create_tables_command,
+    etl_command,
+    check_command,
+    rejects_command,
+    query_command,
+    sql_command,
+)

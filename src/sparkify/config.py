@@ -1,0 +1,253 @@
+"""Settings from flags, environment, ``dwh.cfg`` and defaults, in that order of precedence.
+
+The file keeps the classic Udacity layout (``[CLUSTER]``, ``[IAM_ROLE]``, ``[S3]``, ``[AWS]``)
+and adds ``[WAREHOUSE]``. Every key can be overridden by ``SPARKIFY_<SECTION>_<KEY>``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sparkify.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "dwh.cfg"
+ENV_PREFIX = "SPARKIFY_"
+BACKENDS = ("duckdb", "postgres", "redshift")
+
+
+@dataclass(frozen=True)
+class Key:
+    section: str
+    name: str
+    default: str | None = None
+    secret: bool = False
+    help: str = ""
+
+    @property
+    def env_var(self) -> str:
+        return f"{ENV_PREFIX}{self.section}_{self.name}"
+
+
+KEYS: tuple[Key, ...] = (
+    Key("WAREHOUSE", "BACKEND", "duckdb", help="duckdb (default), postgres or redshift"),
+    Key("WAREHOUSE", "PATH", "sparkify.duckdb", help="DuckDB database file"),
+    Key("WAREHOUSE", "DSN", secret=True, help="postgresql://user@host:port/db (server backends)"),
+    Key("WAREHOUSE", "SCHEMA", "public", help="schema for the tables (server backends)"),
+    Key("CLUSTER", "HOST", help="server host name"),
+    Key("CLUSTER", "DB_NAME", "sparkify", help="database name"),
+    Key("CLUSTER", "DB_USER", help="database user"),
+    Key("CLUSTER", "DB_PASSWORD", secret=True, help="prefer the environment or ~/.pgpass"),
+    Key("CLUSTER", "DB_PORT", help="5432 for PostgreSQL, 5439 for Redshift"),
+    Key("IAM_ROLE", "ARN", help="role Redshift assumes to read the bucket"),
+    Key("S3", "LOG_DATA", "sample/log_data", help="event logs: local path, file:// or s3:// URL"),
+    Key("S3", "SONG_DATA", "sample/song_data", help="song files: local path or URL"),
+    Key("S3", "LOG_JSONPATH", help="JSONPaths file for Redshift COPY of the events"),
+    Key("S3", "ENDPOINT_URL", help="S3-compatible endpoint (MinIO, Ceph); AWS when unset"),
+    Key("AWS", "REGION", "us-west-2", help="AWS region"),
+    Key("AWS", "KEY", secret=True, help="prefer the standard AWS credential chain"),
+    Key("AWS", "SECRET", secret=True, help="prefer the standard AWS credential chain"),
+)
+_KEYS_BY_ID = {(k.section, k.name): k for k in KEYS}
+
+
+@dataclass(frozen=True)
+class Value:
+    value: str | None
+    source: str  # "flag", "env SPARKIFY_...", "dwh.cfg path", "default"
+
+
+@dataclass
+class Settings:
+    """Resolved settings; ``get`` returns a value, ``source`` says where it came from."""
+
+    values: dict[tuple[str, str], Value] = field(default_factory=dict)
+    config_file: Path | None = None
+
+    def get(self, section: str, name: str) -> str | None:
+        found = self.values.get((section, name))
+        return found.value if found else None
+
+    def require(self, section: str, name: str, why: str) -> str:
+        value = self.get(section, name)
+        if value in (None, ""):
+            key = _KEYS_BY_ID.get((section, name), Key(section, name))
+            raise ConfigError(
+                f"missing [{section}] {name} ({why}); set it in dwh.cfg or {key.env_var}"
+            )
+        return value
+
+    def source(self, section: str, name: str) -> str:
+        found = self.values.get((section, name))
+        return found.source if found else "unset"
+
+    @property
+    def backend(self) -> str:
+        return self.get("WAREHOUSE", "BACKEND") or "duckdb"
+
+    def describe(self) -> list[dict[str, str | None]]:
+        """Every setting with its source, secrets masked."""
+        rows = []
+        for (section, name), found in sorted(self.values.items(), key=_key_order):
+            key = _KEYS_BY_ID.get((section, name))
+            secret = bool(key and key.secret) or "PASSWORD" in name or "SECRET" in name
+            shown = mask(found.value) if secret else found.value
+            rows.append({"section": section, "key": name, "value": shown, "source": found.source})
+        return rows
+
+
+def _key_order(item: tuple[tuple[str, str], Value]) -> tuple[int, str, str]:
+    (section, name), _ = item
+    known = [i for i, k in enumerate(KEYS) if (k.section, k.name) == (section, name)]
+    return (known[0] if known else len(KEYS), section, name)
+
+
+def mask(value: str | None) -> str | None:
+    """Hide a secret but show that it is set."""
+    if not value:
+        return value
+    if "://" in value and "@" in value:  # a DSN: mask only the password part
+        scheme, rest = value.split("://", 1)
+        userinfo, host = rest.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in userinfo else value
+    return "***"
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def read_config_file(path: Path) -> dict[tuple[str, str], str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str.upper  # type: ignore[assignment,method-assign]
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except configparser.Error as exc:
+        first_line = str(exc).splitlines()[0]
+        raise ConfigError(f"cannot parse config file {path}: {first_line}") from None
+    return {
+        (section.upper(), name): _unquote(value)
+        for section in parser.sections()
+        for name, value in parser.items(section)
+    }
+
+
+def load_settings(
+    config_path: str | Path | None = None,
+    overrides: Mapping[tuple[str, str], str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve settings: flag > environment > config file > default.
+
+    ``config_path`` must exist when given; otherwise ``dwh.cfg`` in ``cwd`` is used if present.
+    """
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
+    if config_path is None and environ.get(f"{ENV_PREFIX}CONFIG"):
+        config_path = environ[f"{ENV_PREFIX}CONFIG"]
+    path: Path | None
+    if config_path is not None:
+        path = Path(config_path)
+    else:
+        candidate = cwd / DEFAULT_CONFIG_FILE
+        path = candidate if candidate.exists() else None
+    from_file = read_config_file(path) if path else {}
+
+    settings = Settings(config_file=path)
+    for key in KEYS:
+        if key.default is not None:
+            settings.values[(key.section, key.name)] = Value(key.default, "default")
+    for ident, value in from_file.items():
+        settings.values[ident] = Value(value, str(path))
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+            continue
+        ident = _env_ident(name[len(ENV_PREFIX) :])
+        if ident:
+            settings.values[ident] = Value(_unquote(value), f"env {name}")
+    for ident, value in (overrides or {}).items():
+        if value is not None:
+            settings.values[ident] = Value(str(value), "flag")
+    validate(settings)
+    return settings
+
+
+def _env_ident(suffix: str) -> tuple[str, str] | None:
+    """Map ``CLUSTER_DB_NAME`` to ``("CLUSTER", "DB_NAME")`` using the known sections."""
+    for section in sorted({k.section for k in KEYS}, key=len, reverse=True):
+        if suffix.startswith(section + "_") and len(suffix) > len(section) + 1:
+            return section, suffix[len(section) + 1 :]
+    return None
+
+
+def validate(settings: Settings) -> None:
+    backend = settings.backend.strip().lower()
+    if backend not in BACKENDS:
+        raise ConfigError(unknown_name_message("backend", backend, BACKENDS))
+    settings.values[("WAREHOUSE", "BACKEND")] = Value(
+        backend, settings.source("WAREHOUSE", "BACKEND")
+    )
+    port = settings.get("CLUSTER", "DB_PORT")
+    if port not in (None, "") and not port.isdigit():
+        raise ConfigError(f"[CLUSTER] DB_PORT must be a port number, got {port!r}")
+
+
+def unknown_name_message(kind: str, name: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else f" Choose one of: {', '.join(choices)}."
+    return f"unknown {kind} '{name}'.{hint}"
+
+
+TEMPLATE = """\
+# sparkify configuration. Precedence: command-line flag > environment variable
+# SPARKIFY_<SECTION>_<KEY> (for example SPARKIFY_CLUSTER_DB_PASSWORD) > this file > defaults.
+# Values may be quoted. Keep secrets out of this file: use the environment or ~/.pgpass.
+
+[WAREHOUSE]
+# duckdb (embedded, default), postgres or redshift
+BACKEND = duckdb
+# DuckDB database file
+PATH = sparkify.duckdb
+# Schema for the tables on server backends
+SCHEMA = public
+# Optional connection URL for server backends, instead of [CLUSTER]:
+# DSN = postgresql://sparkify@127.0.0.1:5432/sparkify
+
+[CLUSTER]
+# Server backends (postgres, redshift). `sparkify aws up` fills HOST for Redshift.
+HOST =
+DB_NAME = sparkify
+DB_USER = sparkify
+# DB_PASSWORD = (prefer SPARKIFY_CLUSTER_DB_PASSWORD or ~/.pgpass)
+DB_PORT = 5432
+
+[IAM_ROLE]
+# Role Redshift assumes to read the bucket; `sparkify aws up` fills it in.
+ARN =
+
+[S3]
+# Raw data: local paths, file:// or s3:// URLs
+LOG_DATA = sample/log_data
+SONG_DATA = sample/song_data
+# JSONPaths file for Redshift COPY of the events (s3:// URL)
+# LOG_JSONPATH = s3://udacity-dend/log_json_path.json
+# S3-compatible endpoint (MinIO, Ceph); leave unset for AWS
+# ENDPOINT_URL = http://127.0.0.1:9000
+
+[AWS]
+REGION = us-west-2
+"""

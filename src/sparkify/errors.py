@@ -1,0 +1,49 @@
+"""Errors a user can hit, each mapped to a documented exit code."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_TOO_MANY_REJECTS = 3
+EXIT_QUALITY = 4
+
+
+class SparkifyError(Exception):
+    """An error with a one-line message meant for the user."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class ConfigError(SparkifyError):
+    """Bad configuration or usage: unknown backend, missing value, unreadable file."""
+
+    exit_code = EXIT_USAGE
+
+
+class SourceError(SparkifyError):
+    """Raw input cannot be listed or read (missing path, bucket, permissions)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConnectionFailed(SparkifyError):
+    """The warehouse cannot be reached or refuses the credentials."""
+
+    exit_code = EXIT_USAGE
+
+
+class RunInProgress(SparkifyError):
+    """Another run holds the warehouse."""
+
+
+class TooManyRejects(SparkifyError):
+    """More records were rejected than --max-errors allows; the run was rolled back."""
+
+    exit_code = EXIT_TOO_MANY_REJECTS
+
+
+class QualityCheckFailed(SparkifyError):
+    """At least one error-severity data-quality check failed."""
+
+    exit_code = EXIT_QUALITY

@@ -1,0 +1,265 @@
+"""The raw record formats and their validation: raw bytes in, typed rows or rejects out.
+
+One table per record kind declares each field's JSON key, staging column, type and whether it
+is required. Every backend that parses in Python uses these rules, so a line is accepted or
+rejected the same way everywhere. Parsing is a pure function of a file's bytes, so it can run
+in worker processes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+MAX_RAW_CHARS = 2000  # raw text kept per rejected record
+MAX_ITEM_IN_SESSION = 999_999  # songplay_id = session_id * 1_000_000 + item_in_session
+MAX_SESSION_ID = 9_000_000_000_000  # keeps songplay_id inside BIGINT
+MAX_EPOCH_MS = 32_503_680_000_000  # year 3000: beyond it a timestamp cannot be real
+INT64 = 2**63 - 1
+
+
+class FieldError(ValueError):
+    """A field value that cannot be converted to its column type."""
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FieldError(f"expected text, got {_json_type(value)}")
+    return orjson.dumps(value).decode()  # numbers are kept as their JSON text: "title": 66
+
+
+def _integer(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise FieldError("expected an integer, got boolean")
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, float):
+        if not value.is_integer():
+            raise FieldError(f"expected an integer, got {value!r}")
+        result = int(value)
+    elif isinstance(value, str):
+        try:
+            result = int(value.strip())
+        except ValueError:
+            raise FieldError(f"expected an integer, got {_short(value)}") from None
+    else:
+        raise FieldError(f"expected an integer, got {_json_type(value)}")
+    if abs(result) > INT64:
+        raise FieldError("integer out of range")
+    return result
+
+
+def _user_id(value: Any) -> int | None:
+    if value == "":
+        return None  # logged-out and guest visitors
+    return _integer(value)
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise FieldError("expected a number, got boolean")
+    if isinstance(value, int | float):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            raise FieldError(f"expected a number, got {_short(value)}") from None
+    else:
+        raise FieldError(f"expected a number, got {_json_type(value)}")
+    if not math.isfinite(result):
+        raise FieldError("expected a finite number")
+    return result
+
+
+def _ranged(low: int, high: int) -> Callable[[Any], int | None]:
+    def convert(value: Any) -> int | None:
+        result = _integer(value)
+        if result is not None and not low <= result <= high:
+            raise FieldError(f"out of range [{low}, {high}]: {result}")
+        return result
+
+    return convert
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "array", bool: "boolean"}.get(type(value), type(value).__name__)
+
+
+def _short(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str  # JSON key in the raw record
+    column: str  # staging column
+    convert: Callable[[Any], Any]
+    sql_type: str  # DuckDB type used to read the canonical rows
+    required: bool = False
+
+
+EVENT_FIELDS: tuple[Field, ...] = (
+    Field("artist", "artist", _text, "VARCHAR"),
+    Field("auth", "auth", _text, "VARCHAR"),
+    Field("firstName", "first_name", _text, "VARCHAR"),
+    Field("gender", "gender", _text, "VARCHAR"),
+    Field("itemInSession", "item_in_session", _ranged(0, MAX_ITEM_IN_SESSION), "INTEGER", True),
+    Field("lastName", "last_name", _text, "VARCHAR"),
+    Field("length", "length", _number, "DOUBLE"),
+    Field("level", "level", _text, "VARCHAR"),
+    Field("location", "location", _text, "VARCHAR"),
+    Field("method", "method", _text, "VARCHAR"),
+    Field("page", "page", _text, "VARCHAR", True),
+    Field("registration", "registration", _integer, "BIGINT"),
+    Field("sessionId", "session_id", _ranged(0, MAX_SESSION_ID), "BIGINT", True),
+    Field("song", "song", _text, "VARCHAR"),
+    Field("status", "status", _ranged(0, 999), "INTEGER"),
+    Field("ts", "ts", _ranged(0, MAX_EPOCH_MS), "BIGINT", True),
+    Field("userAgent", "user_agent", _text, "VARCHAR"),
+    Field("userId", "user_id", _user_id, "BIGINT"),
+)
+
+SONG_FIELDS: tuple[Field, ...] = (
+    Field("num_songs", "num_songs", _integer, "INTEGER"),
+    Field("artist_id", "artist_id", _text, "VARCHAR", True),
+    Field("artist_latitude", "artist_latitude", _number, "DOUBLE"),
+    Field("artist_longitude", "artist_longitude", _number, "DOUBLE"),
+    Field("artist_location", "artist_location", _text, "VARCHAR"),
+    Field("artist_name", "artist_name", _text, "VARCHAR"),
+    Field("song_id", "song_id", _text, "VARCHAR", True),
+    Field("title", "title", _text, "VARCHAR"),
+    Field("duration", "duration", _number, "DOUBLE"),
+    Field("year", "year", _ranged(0, 9999), "INTEGER"),
+)
+
+FIELDS = {"events": EVENT_FIELDS, "songs": SONG_FIELDS}
+
+
+@dataclass(frozen=True)
+class Reject:
+    line_no: int
+    reason: str
+    raw: str
+
+
+@dataclass
+class Parsed:
+    """The result of parsing one file: canonical JSON lines for staging, plus rejects.
+
+    Each canonical line is a JSON object keyed by staging column, with ``file_id`` and
+    ``line_no`` added, so every backend can load it with one bulk reader.
+    """
+
+    lines_read: int = 0
+    rows: list[bytes] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def rows_staged(self) -> int:
+        return len(self.rows)
+
+
+def _raw_text(line: bytes) -> str:
+    text = line.decode("utf-8", errors="backslashreplace")
+    return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "...[truncated]"
+
+
+def convert_record(record: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
+    """Typed staging row for one decoded JSON value; raises FieldError with the reason."""
+    if not isinstance(record, dict):
+        raise FieldError(f"expected a JSON object, got {_json_type(record)}")
+    row: dict[str, Any] = {}
+    for spec in fields:
+        value = record.get(spec.key)
+        if value is None and spec.required:
+            raise FieldError(f"missing required field '{spec.key}'")
+        try:
+            row[spec.column] = spec.convert(value)
+        except FieldError as exc:
+            raise FieldError(f"field '{spec.key}': {exc}") from None
+    return row
+
+
+def parse_record(line: bytes, fields: tuple[Field, ...]) -> dict[str, Any]:
+    """Decode and convert one raw record; raises FieldError naming what is wrong."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FieldError(f"invalid UTF-8 at byte {exc.start}") from None
+    try:
+        record = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise FieldError(f"invalid JSON: {exc}") from None
+    return convert_record(record, fields)
+
+
+def parse_events(data: bytes, file_id: int) -> Parsed:
+    """Parse a JSON-lines event file. Blank lines are not records and are not counted."""
+    result = Parsed()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for line_no, line in enumerate(data.split(b"\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        result.lines_read += 1
+        try:
+            row = parse_record(line, EVENT_FIELDS)
+        except FieldError as exc:
+            result.rejects.append(Reject(line_no, str(exc), _raw_text(line)))
+            continue
+        row["file_id"] = file_id
+        row["line_no"] = line_no
+        result.rows.append(orjson.dumps(row))
+    return result
+
+
+def parse_songs(data: bytes, file_id: int) -> Parsed:
+    """Parse a song file: one JSON object, possibly pretty-printed over several lines.
+
+    A file of several objects on separate lines is accepted too (one record per line).
+    """
+    result = Parsed()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    body = data.strip()
+    if not body:
+        return result
+    chunks: list[tuple[int, Any]]
+    try:
+        chunks = [(1, orjson.loads(body))]
+    except orjson.JSONDecodeError:
+        lines = [(n, line.strip()) for n, line in enumerate(data.split(b"\n"), 1)]
+        lines = [(n, line) for n, line in lines if line]
+        one_per_line = all(line[:1] == b"{" and line[-1:] == b"}" for _, line in lines)
+        # JSON lines get a verdict each; anything else is one broken document.
+        chunks = list(lines) if len(lines) > 1 and one_per_line else [(1, body)]
+    for line_no, chunk in chunks:
+        result.lines_read += 1
+        try:
+            if isinstance(chunk, bytes):
+                row = parse_record(chunk, SONG_FIELDS)
+            else:
+                row = convert_record(chunk, SONG_FIELDS)
+        except FieldError as exc:
+            raw = chunk if isinstance(chunk, bytes) else body
+            result.rejects.append(Reject(line_no, str(exc), _raw_text(raw)))
+            continue
+        row["file_id"] = file_id
+        row["line_no"] = line_no
+        result.rows.append(orjson.dumps(row))
+    return result
+
+
+PARSERS: dict[str, Callable[[bytes, int], Parsed]] = {"events": parse_events, "songs": parse_songs}

@@ -1,0 +1,76 @@
+"""Named SQL statements per dialect, loaded from the ``.sql`` files beside this package.
+
+A dialect lists the files it reads, most specific first (``redshift`` → ``postgres`` →
+``common``); the first file that names a statement wins. Statements are split on a
+semicolon that ends a line, so one name may hold several statements.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+from sparkify.errors import SparkifyError
+
+_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+STAR_TABLES = ("songplays", "users", "songs", "artists", "time")
+TABLES = (
+    "etl_runs",
+    "etl_files",
+    "etl_rejects",
+    "staging_events",
+    "staging_songs",
+    *STAR_TABLES,
+    "user_levels",
+)
+
+
+@cache
+def _read(dialect_file: str) -> dict[str, str]:
+    text = resources.files("sparkify").joinpath("sql", f"{dialect_file}.sql").read_text("utf-8")
+    parts = _NAME.split(text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split on semicolons that end a line; drop comment-only pieces."""
+    pieces = re.split(r";[ \t]*(?:\n|$)", sql)
+    result = []
+    for piece in pieces:
+        code = "\n".join(
+            line for line in piece.splitlines() if not line.strip().startswith("--")
+        ).strip()
+        if code:
+            result.append(code)
+    return result
+
+
+class Statements:
+    """The statements of one dialect chain."""
+
+    def __init__(self, chain: tuple[str, ...]) -> None:
+        self.chain = chain
+        merged: dict[str, str] = {}
+        for dialect_file in reversed(chain):
+            merged.update(_read(dialect_file))
+        self._by_name = merged
+
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def get(self, name: str) -> list[str]:
+        try:
+            return split_statements(self._by_name[name])
+        except KeyError:
+            raise SparkifyError(f"no SQL statement named {name!r} for {self.chain[0]}") from None
+
+    def create_tables(self) -> list[str]:
+        """The DDL for every table, in dependency order."""
+        return [
+            sql
+            for name in self._by_name
+            if name.startswith("create_") and name.removeprefix("create_") in TABLES
+            for sql in self.get(name)
+        ]

@@ -1,0 +1,349 @@
+-- Shared SQL for every backend. A dialect file (duckdb.sql, postgres.sql, redshift.sql)
+-- overrides a statement by defining one with the same name. Parameters are written :name
+-- and bound by the backend, never pasted into the text.
+
+------------------------------------------------------------------------------------------
+-- Tables. `create-tables` runs every statement whose name starts with create_, in order.
+------------------------------------------------------------------------------------------
+
+-- name: create_etl_runs
+CREATE TABLE IF NOT EXISTS etl_runs (
+    run_id          INTEGER PRIMARY KEY,
+    started_at      TIMESTAMP NOT NULL,
+    finished_at     TIMESTAMP,
+    status          VARCHAR(16) NOT NULL,
+    files_new       INTEGER,
+    files_changed   INTEGER,
+    files_skipped   INTEGER,
+    lines_read      BIGINT,
+    rows_staged     BIGINT,
+    rows_rejected   BIGINT,
+    songplays_rows  BIGINT,
+    users_rows      BIGINT,
+    songs_rows      BIGINT,
+    artists_rows    BIGINT,
+    time_rows       BIGINT,
+    message         VARCHAR(1000)
+);
+
+-- name: create_etl_files
+CREATE TABLE IF NOT EXISTS etl_files (
+    file_id         INTEGER PRIMARY KEY,
+    url             VARCHAR(1024) NOT NULL UNIQUE,
+    kind            VARCHAR(8) NOT NULL,
+    size            BIGINT NOT NULL,
+    version         VARCHAR(128) NOT NULL,
+    fingerprint     VARCHAR(128) NOT NULL,
+    first_run_id    INTEGER NOT NULL,
+    last_run_id     INTEGER NOT NULL,
+    lines_read      BIGINT NOT NULL,
+    rows_staged     BIGINT NOT NULL,
+    rows_rejected   BIGINT NOT NULL
+);
+
+-- name: create_etl_rejects
+CREATE TABLE IF NOT EXISTS etl_rejects (
+    run_id          INTEGER NOT NULL,
+    file_id         INTEGER NOT NULL,
+    line_no         INTEGER NOT NULL,
+    reason          VARCHAR(1000) NOT NULL,
+    raw             VARCHAR(65535)
+);
+
+-- name: create_staging_events
+CREATE TABLE IF NOT EXISTS staging_events (
+    file_id         INTEGER NOT NULL,
+    line_no         INTEGER NOT NULL,
+    artist          VARCHAR,
+    auth            VARCHAR,
+    first_name      VARCHAR,
+    gender          VARCHAR,
+    item_in_session INTEGER NOT NULL,
+    last_name       VARCHAR,
+    length          DOUBLE PRECISION,
+    level           VARCHAR,
+    location        VARCHAR,
+    method          VARCHAR,
+    page            VARCHAR NOT NULL,
+    registration    BIGINT,
+    session_id      BIGINT NOT NULL,
+    song            VARCHAR,
+    status          INTEGER,
+    ts              BIGINT NOT NULL,
+    user_agent      VARCHAR,
+    user_id         BIGINT,
+    start_time      TIMESTAMP NOT NULL
+);
+
+-- name: create_staging_songs
+CREATE TABLE IF NOT EXISTS staging_songs (
+    file_id          INTEGER NOT NULL,
+    line_no          INTEGER NOT NULL,
+    num_songs        INTEGER,
+    artist_id        VARCHAR NOT NULL,
+    artist_latitude  DOUBLE PRECISION,
+    artist_longitude DOUBLE PRECISION,
+    artist_location  VARCHAR,
+    artist_name      VARCHAR,
+    song_id          VARCHAR NOT NULL,
+    title            VARCHAR,
+    duration         DOUBLE PRECISION,
+    year             INTEGER
+);
+
+-- name: create_songplays
+CREATE TABLE IF NOT EXISTS songplays (
+    songplay_id     BIGINT PRIMARY KEY,
+    start_time      TIMESTAMP NOT NULL,
+    user_id         BIGINT,
+    level           VARCHAR,
+    song_id         VARCHAR,
+    artist_id       VARCHAR,
+    session_id      BIGINT NOT NULL,
+    item_in_session INTEGER NOT NULL,
+    location        VARCHAR,
+    user_agent      VARCHAR
+);
+
+-- name: create_users
+CREATE TABLE IF NOT EXISTS users (
+    user_id         BIGINT PRIMARY KEY,
+    first_name      VARCHAR,
+    last_name       VARCHAR,
+    gender          VARCHAR,
+    level           VARCHAR
+);
+
+-- name: create_user_levels
+CREATE TABLE IF NOT EXISTS user_levels (
+    user_id         BIGINT NOT NULL,
+    level           VARCHAR NOT NULL,
+    valid_from      TIMESTAMP NOT NULL,
+    valid_to        TIMESTAMP,
+    PRIMARY KEY (user_id, valid_from)
+);
+
+-- name: create_songs
+CREATE TABLE IF NOT EXISTS songs (
+    song_id         VARCHAR PRIMARY KEY,
+    title           VARCHAR,
+    artist_id       VARCHAR NOT NULL,
+    year            INTEGER,
+    duration        DOUBLE PRECISION
+);
+
+-- name: create_artists
+CREATE TABLE IF NOT EXISTS artists (
+    artist_id       VARCHAR PRIMARY KEY,
+    name            VARCHAR,
+    location        VARCHAR,
+    latitude        DOUBLE PRECISION,
+    longitude       DOUBLE PRECISION
+);
+
+-- name: create_time
+CREATE TABLE IF NOT EXISTS time (
+    start_time      TIMESTAMP PRIMARY KEY,
+    hour            INTEGER NOT NULL,
+    day             INTEGER NOT NULL,
+    week            INTEGER NOT NULL,
+    month           INTEGER NOT NULL,
+    year            INTEGER NOT NULL,
+    weekday         INTEGER NOT NULL
+);
+
+------------------------------------------------------------------------------------------
+-- One run. The pipeline fills run_files with the files this run (re)loads, snapshots what
+-- their old rows touched, replaces their staging rows, then rebuilds exactly the affected
+-- keys of every star table from the whole staging area. Each star row is a function of
+-- staging alone, so split loads, reruns and backfills in any order give the same tables.
+------------------------------------------------------------------------------------------
+
+-- name: create_run_files
+CREATE TEMPORARY TABLE run_files (file_id INTEGER NOT NULL, kind VARCHAR(8) NOT NULL);
+
+-- name: create_affected
+CREATE TEMPORARY TABLE affected_plays (songplay_id BIGINT NOT NULL);
+CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL);
+CREATE TEMPORARY TABLE affected_songs (song_id VARCHAR NOT NULL);
+CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR NOT NULL);
+CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR, artist_key VARCHAR);
+
+-- name: drop_run_tables
+DROP TABLE IF EXISTS run_files;
+DROP TABLE IF EXISTS affected_plays;
+DROP TABLE IF EXISTS affected_users;
+DROP TABLE IF EXISTS affected_songs;
+DROP TABLE IF EXISTS affected_artists;
+DROP TABLE IF EXISTS affected_titles;
+
+-- name: snapshot_affected
+-- Run twice: before the old staging rows of run_files are deleted and after the new ones
+-- are staged, so keys that disappeared from a changed file are rebuilt too.
+INSERT INTO affected_plays
+SELECT e.session_id * 1000000 + e.item_in_session
+FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
+WHERE e.page = 'NextSong';
+INSERT INTO affected_users
+SELECT DISTINCT e.user_id
+FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
+WHERE e.user_id IS NOT NULL;
+INSERT INTO affected_songs
+SELECT DISTINCT s.song_id FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
+INSERT INTO affected_artists
+SELECT DISTINCT s.artist_id FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
+INSERT INTO affected_titles
+SELECT DISTINCT LOWER(TRIM(s.title)), LOWER(TRIM(s.artist_name))
+FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
+
+-- name: delete_staged_rows
+DELETE FROM staging_events WHERE file_id IN (SELECT file_id FROM run_files);
+DELETE FROM staging_songs WHERE file_id IN (SELECT file_id FROM run_files);
+DELETE FROM etl_rejects WHERE file_id IN (SELECT file_id FROM run_files);
+
+-- name: affect_late_songs
+-- Plays of a song whose catalogue entry arrived or changed in this run are re-matched.
+INSERT INTO affected_plays
+SELECT e.session_id * 1000000 + e.item_in_session
+FROM staging_events e
+JOIN affected_titles t
+  ON t.title_key = LOWER(TRIM(e.song)) AND t.artist_key = LOWER(TRIM(e.artist))
+WHERE e.page = 'NextSong';
+
+-- name: upsert_songplays
+DELETE FROM songplays WHERE songplay_id IN (SELECT songplay_id FROM affected_plays);
+INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
+                       session_id, item_in_session, location, user_agent)
+SELECT p.songplay_id, p.start_time, p.user_id, p.level, m.song_id, m.artist_id,
+       p.session_id, p.item_in_session, p.location, p.user_agent
+FROM (
+    SELECT e.*, e.session_id * 1000000 + e.item_in_session AS songplay_id,
+           ROW_NUMBER() OVER (
+               PARTITION BY e.session_id, e.item_in_session
+               ORDER BY e.ts DESC, f.url DESC, e.line_no DESC) AS pick
+    FROM staging_events e JOIN etl_files f ON f.file_id = e.file_id
+    WHERE e.page = 'NextSong'
+      AND e.session_id * 1000000 + e.item_in_session IN
+          (SELECT songplay_id FROM affected_plays)
+) p
+LEFT JOIN (
+    -- The catalogue entry with the same title and artist name (case-insensitive, trimmed)
+    -- whose duration is closest to the played length, then the lowest song_id.
+    SELECT c.songplay_id, c.song_id, c.artist_id,
+           ROW_NUMBER() OVER (
+               PARTITION BY c.songplay_id
+               ORDER BY ABS(c.duration - c.length) ASC NULLS LAST, c.song_id) AS rank
+    FROM (
+        SELECT DISTINCT e.session_id * 1000000 + e.item_in_session AS songplay_id,
+               e.length, s.song_id, s.artist_id, s.duration
+        FROM staging_events e
+        JOIN staging_songs s
+          ON LOWER(TRIM(s.title)) = LOWER(TRIM(e.song))
+         AND LOWER(TRIM(s.artist_name)) = LOWER(TRIM(e.artist))
+        WHERE e.page = 'NextSong'
+          AND e.session_id * 1000000 + e.item_in_session IN
+              (SELECT songplay_id FROM affected_plays)
+    ) c
+) m ON m.songplay_id = p.songplay_id AND m.rank = 1
+WHERE p.pick = 1;
+
+-- name: upsert_users
+-- Attributes and level come from each user's latest event.
+DELETE FROM users WHERE user_id IN (SELECT user_id FROM affected_users);
+INSERT INTO users (user_id, first_name, last_name, gender, level)
+SELECT user_id, first_name, last_name, gender, level
+FROM (
+    SELECT e.user_id, e.first_name, e.last_name, e.gender, e.level,
+           ROW_NUMBER() OVER (
+               PARTITION BY e.user_id
+               ORDER BY e.ts DESC, e.session_id DESC, e.item_in_session DESC) AS pick
+    FROM staging_events e
+    WHERE e.user_id IN (SELECT user_id FROM affected_users)
+) latest
+WHERE pick = 1;
+
+-- name: upsert_user_levels
+-- Type-2 history: one row per stretch of time a user spent on one level.
+DELETE FROM user_levels WHERE user_id IN (SELECT user_id FROM affected_users);
+INSERT INTO user_levels (user_id, level, valid_from, valid_to)
+SELECT user_id, level, start_time,
+       LEAD(start_time) OVER (PARTITION BY user_id ORDER BY start_time)
+FROM (
+    SELECT user_id, level, start_time,
+           LAG(level) OVER (
+               PARTITION BY user_id
+               ORDER BY ts, session_id, item_in_session) AS previous_level
+    FROM staging_events
+    WHERE user_id IN (SELECT user_id FROM affected_users) AND level IS NOT NULL
+) changes
+WHERE previous_level IS NULL OR previous_level <> level;
+
+-- name: upsert_songs
+DELETE FROM songs WHERE song_id IN (SELECT song_id FROM affected_songs);
+INSERT INTO songs (song_id, title, artist_id, year, duration)
+SELECT song_id, title, artist_id, year, duration
+FROM (
+    SELECT s.*, ROW_NUMBER() OVER (
+               PARTITION BY s.song_id ORDER BY f.url DESC, s.line_no DESC) AS pick
+    FROM staging_songs s JOIN etl_files f ON f.file_id = s.file_id
+    WHERE s.song_id IN (SELECT song_id FROM affected_songs)
+) latest
+WHERE pick = 1;
+
+-- name: upsert_artists
+-- When records disagree, prefer a known location, then known coordinates, then the last file.
+DELETE FROM artists WHERE artist_id IN (SELECT artist_id FROM affected_artists);
+INSERT INTO artists (artist_id, name, location, latitude, longitude)
+SELECT artist_id, artist_name, artist_location, artist_latitude, artist_longitude
+FROM (
+    SELECT s.*, ROW_NUMBER() OVER (
+               PARTITION BY s.artist_id
+               ORDER BY CASE WHEN s.artist_location IS NULL OR TRIM(s.artist_location) = ''
+                             THEN 1 ELSE 0 END,
+                        CASE WHEN s.artist_latitude IS NULL THEN 1 ELSE 0 END,
+                        f.url DESC, s.line_no DESC) AS pick
+    FROM staging_songs s JOIN etl_files f ON f.file_id = s.file_id
+    WHERE s.artist_id IN (SELECT artist_id FROM affected_artists)
+) best
+WHERE pick = 1;
+
+-- name: refresh_time
+DELETE FROM time
+WHERE NOT EXISTS (SELECT 1 FROM songplays p WHERE p.start_time = time.start_time);
+INSERT INTO time (start_time, hour, day, week, month, year, weekday)
+SELECT start_time,
+       CAST(EXTRACT(HOUR FROM start_time) AS INTEGER),
+       CAST(EXTRACT(DAY FROM start_time) AS INTEGER),
+       CAST(EXTRACT(WEEK FROM start_time) AS INTEGER),
+       CAST(EXTRACT(MONTH FROM start_time) AS INTEGER),
+       CAST(EXTRACT(YEAR FROM start_time) AS INTEGER),
+       CAST(EXTRACT(DOW FROM start_time) AS INTEGER)
+FROM (SELECT DISTINCT start_time FROM songplays) p
+WHERE NOT EXISTS (SELECT 1 FROM time t WHERE t.start_time = p.start_time);
+
+-- name: clear_warehouse
+-- --full-refresh: forget everything loaded; DELETE, not TRUNCATE, so it stays in the run's
+-- transaction on every backend.
+DELETE FROM songplays;
+DELETE FROM users;
+DELETE FROM user_levels;
+DELETE FROM songs;
+DELETE FROM artists;
+DELETE FROM time;
+DELETE FROM staging_events;
+DELETE FROM staging_songs;
+DELETE FROM etl_rejects;
+DELETE FROM etl_files;
+
+-- name: drop_tables
+DROP TABLE IF EXISTS songplays;
+DROP TABLE IF EXISTS users;
+DROP TABLE IF EXISTS user_levels;
+DROP TABLE IF EXISTS songs;
+DROP TABLE IF EXISTS artists;
+DROP TABLE IF EXISTS time;
+DROP TABLE IF EXISTS staging_events;
+DROP TABLE IF EXISTS staging_songs;
+DROP TABLE IF EXISTS etl_rejects;
+DROP TABLE IF EXISTS etl_files;
+DROP TABLE IF EXISTS etl_runs;
