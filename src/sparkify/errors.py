@@ -33,6 +33,14 @@ class ConnectionFailed(SparkifyError):
     exit_code = EXIT_USAGE
 
 
+class WarehouseError(SparkifyError):
+    """The warehouse refused a statement (a data or SQL error); not worth retrying."""
+
+
+class TransientWarehouseError(WarehouseError):
+    """A failure that may pass (connection reset, serialization failure); safe to retry."""
+
+
 class RunInProgress(SparkifyError):
     """Another run holds the warehouse."""
 
