@@ -7,14 +7,16 @@ questions identically. The PostgreSQL server is started by the test run itself
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from datasets import NOV_1, play, song, write_day, write_song
 
 from sparkify.backends import Backend, open_backend
 from sparkify.cli import cli
@@ -79,19 +81,18 @@ class Warehouse:
             backend.close()
 
 
-@pytest.fixture(params=BACKENDS)
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
-    if request.param == "duckdb":
-        path = str(tmp_path / "warehouse.duckdb")
-        yield Warehouse(
-            "duckdb",
-            ["--backend", "duckdb", "--database", path],
-            {("WAREHOUSE", "BACKEND"): "duckdb", ("WAREHOUSE", "PATH"): path},
-        )
-        return
-    dsn = request.getfixturevalue("postgres_dsn")
+def _duckdb_warehouse(tmp_path: Path) -> Warehouse:
+    path = str(tmp_path / f"warehouse-{uuid.uuid4().hex[:8]}.duckdb")
+    return Warehouse(
+        "duckdb",
+        ["--backend", "duckdb", "--database", path],
+        {("WAREHOUSE", "BACKEND"): "duckdb", ("WAREHOUSE", "PATH"): path},
+    )
+
+
+def _postgres_warehouse(dsn: str) -> Warehouse:
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    yield Warehouse(
+    return Warehouse(
         "postgres",
         ["--backend", "postgres", "--dsn", dsn, "--schema", schema],
         {
@@ -100,3 +101,70 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wareho
             ("WAREHOUSE", "SCHEMA"): schema,
         },
     )
+
+
+@pytest.fixture(params=BACKENDS)
+def new_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Warehouse]:
+    """Makes empty warehouses on one backend (for comparing different load orders)."""
+    if request.param == "duckdb":
+        return lambda: _duckdb_warehouse(tmp_path)
+    dsn = request.getfixturevalue("postgres_dsn")
+    return lambda: _postgres_warehouse(dsn)
+
+
+@pytest.fixture
+def warehouse(new_warehouse: Callable[[], Warehouse]) -> Warehouse:
+    """One empty warehouse; tests taking it run once per backend."""
+    return new_warehouse()
+
+
+STAR_ORDER = {
+    "songplays": "songplay_id",
+    "users": "user_id",
+    "songs": "song_id",
+    "artists": "artist_id",
+    "time": "start_time",
+    "user_levels": "user_id, valid_from",
+}
+
+
+def dump(warehouse: Warehouse) -> dict[str, list[tuple]]:
+    return {
+        table: warehouse.query(f"SELECT * FROM {table} ORDER BY {order}")
+        for table, order in STAR_ORDER.items()
+    }
+
+
+def etl(warehouse: Warehouse, data: Path, *extra: str) -> dict:
+    result = warehouse.cli(
+        "etl",
+        "--songs",
+        str(data / "song_data"),
+        "--logs",
+        str(data / "log_data"),
+        "--json",
+        *extra,
+    )
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def semantics_data(tmp_path: Path) -> Path:
+    write_song(tmp_path, song("SO1", "Song One", "The Band", 200.0))
+    write_song(tmp_path, song("SO2", "Song One", "The Band", 250.0, artist_id="AR1"))
+    write_song(tmp_path, song("SO3", 66, "Numbers", 100.0))  # type: ignore[arg-type]
+    write_song(tmp_path, song("SO4", "Late", "Nobody", 10.0, artist_location="Lisbon"))
+    write_song(tmp_path, song("SO5", "Other", "Nobody", 10.0, artist_id="AR4"), "SO5")
+    t = NOV_1 + 10 * 3_600_000 + 123  # Thursday 2018-11-01 10:00:00.123 UTC
+    write_day(
+        tmp_path,
+        [
+            play(t, 1, 10, 0, song=" song one ", artist="THE BAND", length=249.0),
+            play(t + 1000, 1, 10, 1, page="Submit Upgrade", song=None),
+            play(t + 2000, 1, 10, 2, level="paid", song="66", artist="Numbers", length=100.0),
+            play(t + 3000, 2, 11, 0, song="Unknown", artist="Nobody", length=5.0),
+            play(t + 4000, 0, 12, 0, page="Home", userId="", firstName=None),
+        ],
+    )
+    return tmp_path

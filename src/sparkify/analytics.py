@@ -150,6 +150,36 @@ ORDER BY songs_in_session""",
        (SELECT MIN(start_time) FROM songplays) AS first_play,
        (SELECT MAX(start_time) FROM songplays) AS last_play""",
     ),
+    Query(
+        "recent_runs",
+        "What did the last ETL runs do, and did they succeed?",
+        """SELECT run_id, status, started_at, finished_at, files_new, files_changed,
+       files_skipped, lines_read, rows_staged, rows_rejected, songplays_rows, message
+FROM etl_runs
+ORDER BY run_id DESC
+LIMIT :limit""",
+        limited=True,
+    ),
+    Query(
+        "files_loaded",
+        "How many raw files of each kind are loaded, and how many of their records were kept?",
+        """SELECT kind, COUNT(*) AS files, SUM(lines_read) AS lines_read,
+       SUM(rows_staged) AS rows_staged, SUM(rows_rejected) AS rows_rejected,
+       MAX(last_run_id) AS last_run_id
+FROM etl_files
+GROUP BY kind
+ORDER BY kind""",
+    ),
+    Query(
+        "rejects_by_file",
+        "Which files had records rejected, and why?",
+        """SELECT f.url AS file, r.reason, COUNT(*) AS rejected, MIN(r.line_no) AS first_line
+FROM etl_rejects r JOIN etl_files f ON f.file_id = r.file_id
+GROUP BY f.url, r.reason
+ORDER BY f.url, first_line, r.reason
+LIMIT :limit""",
+        limited=True,
+    ),
 )
 QUERIES_BY_NAME = {q.name: q for q in QUERIES}
 DEFAULT_LIMIT = 10

@@ -184,12 +184,12 @@ def load_settings(
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
             continue
-        ident = _env_ident(name[len(ENV_PREFIX) :])
-        if ident:
-            settings.values[ident] = Value(_unquote(value), f"env {name}")
-    for ident, value in (overrides or {}).items():
-        if value is not None:
-            settings.values[ident] = Value(str(value), "flag")
+        env_ident = _env_ident(name[len(ENV_PREFIX) :])
+        if env_ident:
+            settings.values[env_ident] = Value(_unquote(value), f"env {name}")
+    for flag_ident, flag_value in (overrides or {}).items():
+        if flag_value is not None:
+            settings.values[flag_ident] = Value(str(flag_value), "flag")
     validate(settings)
     return settings
 

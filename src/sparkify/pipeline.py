@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from sparkify.backends import Backend
+from sparkify.config import Settings
 from sparkify.errors import SourceError, SparkifyError, TooManyRejects
 from sparkify.progress import NO_PROGRESS, ProgressFactory
 from sparkify.records import PARSERS, Parsed, Reject
@@ -39,6 +40,8 @@ class EtlOptions:
     until: dt.date | None = None
     max_errors: int = DEFAULT_MAX_ERRORS
     wait_seconds: float = 0.0  # how long to wait for another run to finish
+    # [S3]/[AWS] settings for object-store URLs; None: read from the environment and ./dwh.cfg
+    settings: Settings | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -103,8 +106,8 @@ def ensure_tables(backend: Backend, drop: bool = False) -> None:
 
 
 def list_inputs(options: EtlOptions) -> tuple[Source, list[SourceFile], Source, list[SourceFile]]:
-    songs = open_source(options.songs)
-    logs = open_source(options.logs)
+    songs = open_source(options.songs, options.settings)
+    logs = open_source(options.logs, options.settings)
     song_files = songs.list_files()
     event_files = filter_by_date(logs.list_files(), options.since, options.until)
     if not song_files and not event_files:
@@ -249,7 +252,7 @@ def _read_and_parse(
         else None
     )
     try:
-        with progress(f"Reading {kind}", total=total_bytes, unit="bytes") as advance:
+        with progress(f"Reading {len(files):,} {kind} files", total=total_bytes, unit="bytes") as advance:
             pending: list[tuple[SourceFile, str, Any]] = []
             for file, data in source.read_many(files):
                 digest = file.etag or fingerprint(data)
@@ -324,7 +327,8 @@ def _stage(
 ) -> None:
     for step in PREPARE_STEPS:
         backend.run(step)
-    backend.insert_rows("run_files", ("file_id", "kind"), [(l.file_id, l.kind) for l in loads])
+    run_files = [(load.file_id, load.kind) for load in loads]
+    backend.insert_rows("run_files", ("file_id", "kind"), run_files)
     for step in SNAPSHOT_AND_CLEAR_STEPS:
         backend.run(step)
     for kind, writer in writers.items():
@@ -389,19 +393,19 @@ def _update_ledger(
         ),
         [
             (
-                l.file_id,
-                l.file.url,
-                l.kind,
-                l.file.size,
-                l.file.version,
-                l.fingerprint,
-                first_runs.get(l.file_id, run_id),
+                load.file_id,
+                load.file.url,
+                load.kind,
+                load.file.size,
+                load.file.version,
+                load.fingerprint,
+                first_runs.get(load.file_id, run_id),
                 run_id,
-                l.parsed.lines_read,
-                l.parsed.rows_staged,
-                len(l.parsed.rejects),
+                load.parsed.lines_read,
+                load.parsed.rows_staged,
+                len(load.parsed.rejects),
             )
-            for l in loads
+            for load in loads
         ],
     )
 

@@ -71,10 +71,7 @@ class LocalSource(Source):
     def list_files(self) -> list[SourceFile]:
         if not self.root.exists():
             raise SourceError(f"no such file or directory: {self.location}")
-        if self.root.is_file():
-            paths = [self.root]
-        else:
-            paths = list(_walk_json(self.root))
+        paths = [self.root] if self.root.is_file() else list(_walk_json(self.root))
         files = []
         for path in paths:
             stat = path.stat()

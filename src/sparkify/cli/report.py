@@ -1,0 +1,58 @@
+"""``sparkify report``: the warehouse as one self-contained HTML page."""
+
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+
+import click
+
+from sparkify import analytics
+from sparkify.cli.common import WarehouseOptions, connected, echo_json, warehouse_options
+from sparkify.report import DEFAULT_PATH, build_report
+
+
+@click.command("report")
+@warehouse_options
+@click.option(
+    "--out",
+    default=str(DEFAULT_PATH),
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the HTML file.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=analytics.DEFAULT_LIMIT,
+    show_default=True,
+    help="Rows in the top songs, artists and listeners.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open it in the default web browser.")
+def report_command(options: WarehouseOptions, out: str, limit: int, open_browser: bool) -> None:
+    """Write an HTML report: charts and tables from the warehouse, in one file.
+
+    The file needs no network to open (charts are inline SVG) and every figure in it is a
+    named query, so `sparkify query NAME` gives the same numbers.
+
+    \b
+    Examples:
+      sparkify report --out report.html --open
+      sparkify report --backend postgres --dsn postgresql://localhost/sparkify --json
+    """
+    backend = options.backend_for()
+    with connected(backend):
+        report = build_report(backend, limit=limit)
+    path = report.write(Path(out))
+    if options.json:
+        echo_json({"path": str(path.resolve()), "sections": report.outline()})
+    elif not options.quiet:
+        click.echo(
+            f"wrote {path} ({len(report.sections)} sections, {len(report.charts)} charts) "
+            f"from {report.warehouse}"
+        )
+    if open_browser:
+        webbrowser.open(path.resolve().as_uri())
+
+
+COMMANDS = (report_command,)

@@ -1,0 +1,136 @@
+"""The command line as users script it: help, exit codes, output formats, the demo."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import click
+import pytest
+from conftest import Warehouse, etl, run_cli
+
+from sparkify import __version__
+from sparkify.analytics import QUERIES
+from sparkify.cli import cli
+
+COMMANDS = sorted(cli.commands)
+
+
+def all_commands() -> list[tuple[str, click.Command]]:
+    found = []
+    for name, command in cli.commands.items():
+        found.append((name, command))
+        if isinstance(command, click.Group):
+            found += [(f"{name} {sub}", c) for sub, c in command.commands.items()]
+    return found
+
+
+@pytest.mark.parametrize(("name", "command"), all_commands(), ids=lambda v: str(v))
+def test_every_command_has_help_with_an_example(name: str, command: click.Command) -> None:
+    result = run_cli(*name.split(), "--help")
+    assert result.exit_code == 0
+    if not isinstance(command, click.Group):
+        assert "Example" in result.stdout, f"sparkify {name} --help shows no example"
+
+
+def test_the_contract_commands_exist() -> None:
+    expected = {"init", "config", "create-tables", "etl", "query", "generate", "demo"}
+    assert expected | {"check", "rejects", "sql"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize(
+    "command", ["create-tables", "etl", "query", "check", "rejects", "demo", "config"]
+)
+def test_warehouse_commands_share_the_same_options(command: str) -> None:
+    names = {opt for p in cli.commands[command].params for opt in p.opts}
+    assert {"--config", "--backend", "--database", "--dsn", "--quiet", "--json"} <= names
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.stdout.strip() == f"sparkify, version {__version__}"
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run_cli("etl", "--max-errors", "-1").exit_code == 2
+    assert run_cli("no-such-command").exit_code == 2
+
+
+def test_query_formats(warehouse: Warehouse, semantics_data: Path) -> None:
+    etl(warehouse, semantics_data)
+    as_json = json.loads(warehouse.cli("query", "free_vs_paid", "--json").stdout)
+    assert [(r["level"], r["plays"]) for r in as_json] == [("free", 2), ("paid", 1)]
+    as_csv = list(csv.reader(io.StringIO(warehouse.cli("query", "plays_by_hour", "--csv").stdout)))
+    assert as_csv == [["hour", "plays"], ["10", "3"]]
+    table = warehouse.cli("query", "top_songs")
+    assert "Which songs are played most" in table.stdout
+    custom = warehouse.cli("query", "--sql", "SELECT COUNT(*) AS n FROM users", "--json")
+    assert json.loads(custom.stdout) == [{"n": 2}]
+
+
+def test_query_errors(warehouse: Warehouse) -> None:
+    result = warehouse.cli("query", "top_song")
+    assert result.exit_code == 2
+    assert result.stderr == "error: unknown query 'top_song'. Did you mean 'top_songs'?\n"
+    assert warehouse.cli("query").exit_code == 2
+
+
+def test_query_list_names_every_question() -> None:
+    listed = json.loads(run_cli("query", "--list", "--json").stdout)
+    assert [q["name"] for q in listed] == [q.name for q in QUERIES]
+    assert all(q["question"].endswith((".", "?")) for q in listed)
+
+
+def test_create_tables_is_idempotent_and_drop_recreates(
+    warehouse: Warehouse, semantics_data: Path
+) -> None:
+    assert warehouse.cli("create-tables").exit_code == 0
+    etl(warehouse, semantics_data)
+    assert warehouse.cli("create-tables").exit_code == 0
+    assert warehouse.query("SELECT COUNT(*) FROM songplays") == [(3,)]
+    dropped = json.loads(warehouse.cli("create-tables", "--drop", "--json").stdout)
+    assert {"songplays", "users", "etl_files", "user_levels"} <= set(dropped["tables"])
+    assert warehouse.query("SELECT COUNT(*) FROM songplays") == [(0,)]
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres", "redshift"])
+def test_sql_prints_every_statement_without_connecting(backend: str) -> None:
+    result = run_cli("sql", "--backend", backend)
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    for table in ("songplays", "users", "songs", "artists", "time", "etl_files"):
+        assert f"CREATE TABLE IF NOT EXISTS {table}" in text
+    assert "DELETE FROM songplays WHERE songplay_id IN" in text
+    assert text.count(";\n") > 30
+
+
+def test_generate_is_deterministic(tmp_path: Path) -> None:
+    args = ["--users", "20", "--days", "2", "--songs", "10", "--seed", "3", "--json"]
+    first = run_cli("generate", "--out", str(tmp_path / "a"), *args)
+    second = run_cli("generate", "--out", str(tmp_path / "b"), *args)
+    assert first.exit_code == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["events"] > 0 and summary["song_files"] == 10
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.json"))
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.json"))
+    assert files_a == files_b
+    assert all(
+        (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files_a
+    )
+    assert json.loads(second.stdout)["events"] == summary["events"]
+
+
+def test_demo_runs_from_an_empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("demo", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["etl"]["tables"]["songplays"] > 1000
+    assert all(check["passed"] for check in report["checks"])
+    assert report["answers"]["top_songs"]
+    assert (tmp_path / "sparkify.duckdb").exists()
+    assert (tmp_path / "sample" / "song_data").is_dir()
+    again = json.loads(run_cli("demo", "--json").stdout)
+    assert again["etl"]["files"]["new"] == 0  # the second demo reuses sample and warehouse

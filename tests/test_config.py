@@ -1,0 +1,147 @@
+"""Settings: precedence, the classic dwh.cfg layout, masking and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from sparkify.config import TEMPLATE, load_settings, mask
+from sparkify.errors import ConfigError
+
+CLASSIC = """\
+[CLUSTER]
+HOST='dwhcluster.abc.us-west-2.redshift.amazonaws.com'
+DB_NAME="dwh"
+DB_USER='dwhuser'
+DB_PASSWORD='Passw0rd'
+DB_PORT=5439
+
+[IAM_ROLE]
+ARN='arn:aws:iam::123456789012:role/dwhRole'
+
+[S3]
+LOG_DATA='s3://udacity-dend/log_data'
+LOG_JSONPATH='s3://udacity-dend/log_json_path.json'
+SONG_DATA='s3://udacity-dend/song_data'
+
+[AWS]
+REGION='us-west-2'
+"""
+
+
+@pytest.fixture
+def classic(tmp_path: Path) -> Path:
+    path = tmp_path / "dwh.cfg"
+    path.write_text(CLASSIC)
+    return path
+
+
+def test_the_classic_file_is_read_with_quotes_removed(classic: Path) -> None:
+    settings = load_settings(classic, environ={})
+    assert settings.get("CLUSTER", "HOST") == "dwhcluster.abc.us-west-2.redshift.amazonaws.com"
+    assert settings.get("CLUSTER", "DB_NAME") == "dwh"
+    assert settings.get("IAM_ROLE", "ARN") == "arn:aws:iam::123456789012:role/dwhRole"
+    assert settings.get("S3", "LOG_DATA") == "s3://udacity-dend/log_data"
+    assert settings.backend == "duckdb"  # no [WAREHOUSE]: the embedded default
+    assert settings.source("CLUSTER", "HOST") == str(classic)
+
+
+def test_flag_beats_environment_beats_file_beats_default(classic: Path) -> None:
+    environ = {"SPARKIFY_CLUSTER_DB_NAME": "from_env", "SPARKIFY_WAREHOUSE_PATH": "env.duckdb"}
+    settings = load_settings(
+        classic, overrides={("CLUSTER", "DB_NAME"): "from_flag"}, environ=environ
+    )
+    assert settings.get("CLUSTER", "DB_NAME") == "from_flag"
+    assert settings.source("CLUSTER", "DB_NAME") == "flag"
+    assert settings.get("WAREHOUSE", "PATH") == "env.duckdb"
+    assert settings.source("WAREHOUSE", "PATH") == "env SPARKIFY_WAREHOUSE_PATH"
+    assert settings.get("CLUSTER", "DB_USER") == "dwhuser"
+    assert settings.get("AWS", "REGION") == "us-west-2"
+    assert load_settings(environ={}, cwd=classic.parent / "none").source("AWS", "REGION") == (
+        "default"
+    )
+
+
+def test_the_working_directory_file_is_found(classic: Path) -> None:
+    settings = load_settings(environ={}, cwd=classic.parent)
+    assert settings.config_file == classic
+
+
+def test_no_config_file_is_needed(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings.config_file is None
+    assert settings.backend == "duckdb"
+    assert settings.get("WAREHOUSE", "PATH") == "sparkify.duckdb"
+
+
+def test_an_unknown_backend_suggests_the_closest_name() -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown backend 'postgress'. Did you mean 'postgres'\?"
+    ):
+        load_settings(overrides={("WAREHOUSE", "BACKEND"): "postgress"}, environ={})
+
+
+def test_cli_config_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
+    result = run_cli("config", "--backend", "duckbd")
+    assert result.exit_code == 2
+    assert result.stderr == "error: unknown backend 'duckbd'. Did you mean 'duckdb'?\n"
+
+    result = run_cli("config", "--config", str(tmp_path / "missing.cfg"))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: config file not found: {tmp_path / 'missing.cfg'}\n"
+
+    broken = tmp_path / "broken.cfg"
+    broken.write_text("HOST = x\n")
+    result = run_cli("config", "--config", str(broken))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: cannot parse config file {broken}: ")
+    assert len(result.stderr.splitlines()) == 1
+
+    bad_port = tmp_path / "port.cfg"
+    bad_port.write_text("[CLUSTER]\nDB_PORT = fifty\n")
+    result = run_cli("config", "--config", str(bad_port))
+    assert result.stderr == "error: [CLUSTER] DB_PORT must be a port number, got 'fifty'\n"
+
+
+def test_a_missing_required_value_names_the_setting_and_variable() -> None:
+    settings = load_settings(environ={})
+    with pytest.raises(ConfigError) as error:
+        settings.require("CLUSTER", "HOST", "the server to connect to")
+    assert str(error.value) == (
+        "missing [CLUSTER] HOST (the server to connect to); "
+        "set it in dwh.cfg or SPARKIFY_CLUSTER_HOST"
+    )
+
+
+def test_secrets_are_masked_in_config_output(classic: Path) -> None:
+    env = {"SPARKIFY_WAREHOUSE_DSN": "postgresql://bob:hunter2@db:5432/x"}
+    result = run_cli("config", "--config", str(classic), "--json", env=env)
+    assert result.exit_code == 0
+    assert "Passw0rd" not in result.stdout and "hunter2" not in result.stdout
+    rows = {(r["section"], r["key"]): r for r in json.loads(result.stdout)["settings"]}
+    assert rows[("CLUSTER", "DB_PASSWORD")]["value"] == "***"
+    assert rows[("WAREHOUSE", "DSN")]["value"] == "postgresql://bob:***@db:5432/x"
+    assert rows[("WAREHOUSE", "DSN")]["source"] == "env SPARKIFY_WAREHOUSE_DSN"
+    table = run_cli("config", "--config", str(classic))
+    assert "Passw0rd" not in table.stdout
+
+
+def test_mask_keeps_passwordless_dsns_readable() -> None:
+    assert mask("postgresql://bob@db/x") == "postgresql://bob@db/x"
+    assert mask("") == ""
+    assert mask(None) is None
+
+
+def test_init_writes_a_template_that_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("init").exit_code == 0
+    assert (tmp_path / "dwh.cfg").read_text() == TEMPLATE
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings.get("S3", "SONG_DATA") == "sample/song_data"
+    again = run_cli("init")
+    assert again.exit_code == 2
+    assert again.stderr == "error: dwh.cfg already exists; use --force to overwrite it\n"
+    assert run_cli("init", "--force").exit_code == 0

@@ -1,0 +1,274 @@
+"""End-to-end behaviour of `sparkify etl` on every backend: figures, semantics, increments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import Warehouse, dump, etl
+from datasets import DAY_MS, NOV_1, copy_days, event_days, play, song, write_day, write_song
+
+
+def test_the_public_sample_gives_the_known_figures(warehouse: Warehouse, sample_data: Path) -> None:
+    summary = etl(warehouse, sample_data)
+    assert summary["tables"] == {
+        "songplays": 6820,
+        "users": 97,
+        "songs": 71,
+        "artists": 69,
+        "time": 6813,
+        "user_levels": summary["tables"]["user_levels"],
+    }
+    assert warehouse.query("SELECT COUNT(*) FROM staging_events") == [(8056,)]
+    assert warehouse.query("SELECT COUNT(*) FROM songplays WHERE song_id IS NOT NULL") == [(1,)]
+    assert summary["rows_rejected"] == 0
+    assert all(check["passed"] for check in summary["checks"])
+
+
+def test_star_schema_semantics(warehouse: Warehouse, semantics_data: Path) -> None:
+    etl(warehouse, semantics_data)
+    plays = warehouse.query(
+        "SELECT songplay_id, start_time, user_id, level, song_id, artist_id "
+        "FROM songplays ORDER BY songplay_id"
+    )
+    start = dt.datetime(2018, 11, 1, 10, 0, 0, 123000)
+    assert plays == [
+        # closest duration wins among same title and artist, matched case-insensitively
+        (10_000_000, start, 1, "free", "SO2", "AR1"),
+        # a numeric title is kept as text and still matches
+        (10_000_002, start + dt.timedelta(seconds=2), 1, "paid", "SO3", "AR3"),
+        # no match: the play is still recorded
+        (11_000_000, start + dt.timedelta(seconds=3), 2, "free", None, None),
+    ]
+    assert warehouse.query("SELECT user_id, first_name, level FROM users ORDER BY user_id") == [
+        (1, "First1", "paid"),  # the latest event's level wins
+        (2, "First2", "free"),
+    ]
+    assert warehouse.query("SELECT title FROM songs WHERE song_id = 'SO3'") == [("66",)]
+    assert warehouse.query(
+        "SELECT hour, day, week, month, year, weekday FROM time ORDER BY start_time LIMIT 1"
+    ) == [(10, 1, 44, 11, 2018, 4)]
+    assert warehouse.query(
+        "SELECT user_id, level, valid_from, valid_to FROM user_levels ORDER BY user_id, valid_from"
+    ) == [
+        (1, "free", start, start + dt.timedelta(seconds=2)),
+        (1, "paid", start + dt.timedelta(seconds=2), None),
+        (2, "free", start + dt.timedelta(seconds=3), None),
+    ]
+
+
+def test_artists_prefer_records_with_a_location(warehouse: Warehouse, tmp_path: Path) -> None:
+    write_song(tmp_path, song("SO1", "A", "Artist", 1.0, artist_id="ARX", artist_location=""))
+    write_song(tmp_path, song("SO2", "B", "Artist", 1.0, artist_id="ARX", artist_location="Oslo"))
+    write_song(tmp_path, song("SO3", "C", "Artist", 1.0, artist_id="ARX"), "ZZZ")
+    write_day(tmp_path, [play(NOV_1, 1, 1, 0)])
+    etl(warehouse, tmp_path)
+    assert warehouse.query("SELECT artist_id, location FROM artists") == [("ARX", "Oslo")]
+
+
+def test_a_rerun_changes_nothing(warehouse: Warehouse, generated: Path) -> None:
+    first = etl(warehouse, generated)
+    before = dump(warehouse)
+    second = etl(warehouse, generated)
+    assert second["files"] == {"new": 0, "changed": 0, "skipped": first["files"]["new"]}
+    assert second["lines_read"] == 0
+    assert dump(warehouse) == before
+
+
+def test_split_and_backfilled_loads_equal_one_load(
+    new_warehouse: Callable[[], Warehouse], generated: Path, tmp_path: Path
+) -> None:
+    at_once = new_warehouse()
+    etl(at_once, generated)
+    expected = dump(at_once)
+    days = event_days(generated)
+    middle = days[len(days) // 2]
+
+    split = new_warehouse()
+    growing = copy_days(generated, tmp_path / "growing", days[: len(days) // 2])
+    etl(split, growing)
+    copy_days(generated, growing, days)
+    etl(split, growing)
+    assert dump(split) == expected
+
+    backfill = new_warehouse()
+    etl(backfill, generated, "--since", middle)
+    etl(backfill, generated, "--until", middle)
+    assert dump(backfill) == expected
+
+
+def test_a_changed_file_is_reloaded_without_duplicates(
+    warehouse: Warehouse, semantics_data: Path
+) -> None:
+    etl(warehouse, semantics_data)
+    [day_file] = (semantics_data / "log_data").rglob("*.json")
+    lines = day_file.read_bytes().split(b"\n")
+    day_file.write_bytes(b"\n".join(lines[:3]))  # user 2's play disappears
+    summary = etl(warehouse, semantics_data)
+    assert summary["files"]["changed"] == 1
+    assert summary["files"]["new"] == 0
+    assert warehouse.query("SELECT COUNT(*) FROM songplays") == [(2,)]
+    assert warehouse.query("SELECT user_id FROM users") == [(1,)]
+
+
+def test_a_touched_but_identical_file_is_not_reloaded(
+    warehouse: Warehouse, semantics_data: Path
+) -> None:
+    etl(warehouse, semantics_data)
+    [day_file] = (semantics_data / "log_data").rglob("*.json")
+    day_file.write_bytes(day_file.read_bytes())  # new modification time, same content
+    summary = etl(warehouse, semantics_data)
+    assert summary["files"] == {"new": 0, "changed": 0, "skipped": 6}
+
+
+def test_late_arriving_songs_fill_earlier_songplays(warehouse: Warehouse, tmp_path: Path) -> None:
+    write_song(tmp_path, song("SO1", "Early", "Band", 100.0))
+    write_day(tmp_path, [play(NOV_1, 1, 1, 0, song="Late Song", artist="Band", length=90.0)])
+    etl(warehouse, tmp_path)
+    assert warehouse.query("SELECT song_id FROM songplays") == [(None,)]
+    write_song(tmp_path, song("SO9", "Late Song", "Band", 91.0))
+    etl(warehouse, tmp_path)
+    assert warehouse.query("SELECT song_id, artist_id FROM songplays") == [("SO9", "AR9")]
+
+
+def test_full_refresh_rebuilds_the_same_tables(warehouse: Warehouse, generated: Path) -> None:
+    first = etl(warehouse, generated)
+    before = dump(warehouse)
+    again = etl(warehouse, generated, "--full-refresh")
+    assert again["files"]["new"] == first["files"]["new"]
+    assert dump(warehouse) == before
+
+
+def test_since_and_until_select_event_files_by_date(warehouse: Warehouse, generated: Path) -> None:
+    days = event_days(generated)
+    summary = etl(warehouse, generated, "--since", days[1], "--until", days[2])
+    song_files = len(list((generated / "song_data").rglob("*.json")))
+    assert summary["files"]["new"] == song_files + 2
+    loaded = warehouse.query("SELECT MIN(start_time), MAX(start_time) FROM songplays")[0]
+    assert str(loaded[0].date()) >= days[1]
+    assert str(loaded[1].date()) <= days[2]
+
+
+def test_bad_dates_are_usage_errors(warehouse: Warehouse, generated: Path) -> None:
+    result = warehouse.cli("etl", "--logs", str(generated / "log_data"), "--since", "nov 1")
+    assert result.exit_code == 2
+    assert result.stderr == "error: --since must be a date like 2018-11-01, got 'nov 1'\n"
+
+
+def test_missing_input_is_a_clear_error(warehouse: Warehouse, tmp_path: Path) -> None:
+    result = warehouse.cli("etl", "--songs", str(tmp_path / "nope"), "--logs", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: no such file or directory: {tmp_path / 'nope'}\n"
+
+
+@pytest.fixture
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    from sparkify.generate import GenerateOptions, generate
+
+    out = tmp_path_factory.mktemp("faulty")
+    summary = generate(out, GenerateOptions(users=20, days=4, songs=40, bad_records=0.02))
+    return out, summary.bad_records
+
+
+def test_bad_records_are_quarantined_with_a_reason(
+    warehouse: Warehouse, faulty: tuple[Path, dict]
+) -> None:
+    data, faults = faulty
+    summary = etl(warehouse, data)
+    assert summary["rows_rejected"] == sum(faults.values()) > 0
+    assert summary["lines_read"] == summary["rows_staged"] + summary["rows_rejected"]
+    assert all(check["passed"] for check in summary["checks"])
+    listed = warehouse.cli("rejects", "--json", "--limit", "10000")
+    rejects = json.loads(listed.stdout)
+    assert len(rejects) == summary["rows_rejected"]
+    assert all(r["reason"] and r["raw"] and r["line_no"] >= 1 for r in rejects)
+    assert {r["run_id"] for r in rejects} == {summary["run_id"]}
+    staged = warehouse.query("SELECT COUNT(*) FROM staging_events")[0][0]
+    ledger = warehouse.query(
+        "SELECT SUM(lines_read), SUM(rows_staged), SUM(rows_rejected) "
+        "FROM etl_files WHERE kind = 'events'"
+    )[0]
+    assert ledger[0] == ledger[1] + ledger[2] and ledger[1] == staged
+
+
+def test_too_many_rejects_abort_with_exit_3_and_roll_back(
+    warehouse: Warehouse, faulty: tuple[Path, dict]
+) -> None:
+    data, _ = faulty
+    result = warehouse.cli(
+        "etl",
+        "--songs",
+        str(data / "song_data"),
+        "--logs",
+        str(data / "log_data"),
+        "--max-errors",
+        "1",
+    )
+    assert result.exit_code == 3
+    assert "more than --max-errors 1; the run was rolled back" in result.stderr
+    first_reject = result.stderr.splitlines()[1].strip()
+    assert "-events.json:" in first_reject
+    assert warehouse.query("SELECT COUNT(*) FROM staging_events") == [(0,)]
+    assert warehouse.query("SELECT status, message FROM etl_runs") == [
+        ("failed", "too many rejected records")
+    ]
+
+
+def test_check_fails_with_exit_4_when_the_data_is_wrong(
+    warehouse: Warehouse, semantics_data: Path
+) -> None:
+    etl(warehouse, semantics_data)
+    assert warehouse.cli("check").exit_code == 0
+    backend = warehouse.backend()
+    backend.connect()
+    backend.execute("UPDATE songplays SET user_id = 999 WHERE user_id = 2")
+    backend.execute("DELETE FROM time")
+    if not getattr(backend, "autocommit", True):
+        backend.execute("COMMIT")
+    backend.close()
+    result = warehouse.cli("check", "--json")
+    assert result.exit_code == 4
+    failing = {c["name"] for c in json.loads(result.stdout) if not c["passed"]}
+    assert failing == {"songplays_users", "songplays_time"}
+
+
+def test_rejects_json_has_file_and_line(warehouse: Warehouse, tmp_path: Path) -> None:
+    write_song(tmp_path, song("SO1", "A", "B", 1.0))
+    write_day(tmp_path, [play(NOV_1, 1, 1, 0)], [b'{"broken": ', orjson.dumps([1])])
+    etl(warehouse, tmp_path)
+    rejects = json.loads(warehouse.cli("rejects", "--json").stdout)
+    assert [(Path(r["file"]).name, r["line_no"], r["reason"][:12]) for r in rejects] == [
+        ("2018-11-01-events.json", 2, "invalid JSON"),
+        ("2018-11-01-events.json", 3, "expected a J"),
+    ]
+
+
+def test_the_time_dimension_follows_songplays_after_a_change(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    write_song(tmp_path, song("SO1", "A", "B", 1.0))
+    day = write_day(tmp_path, [play(NOV_1, 1, 1, 0), play(NOV_1 + DAY_MS // 2, 1, 1, 1)])
+    etl(warehouse, tmp_path)
+    assert warehouse.query("SELECT COUNT(*) FROM time") == [(2,)]
+    day.write_bytes(day.read_bytes().split(b"\n")[0])
+    etl(warehouse, tmp_path)
+    assert warehouse.query("SELECT COUNT(*) FROM time") == [(1,)]
+
+
+def test_a_deleted_source_folder_is_not_a_silent_success(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    write_song(data, song("SO1", "A", "B", 1.0))
+    write_day(data, [play(NOV_1, 1, 1, 0)])
+    etl(warehouse, data)
+    shutil.rmtree(data / "log_data")
+    result = warehouse.cli(
+        "etl", "--songs", str(data / "song_data"), "--logs", str(data / "log_data")
+    )
+    assert result.exit_code == 2

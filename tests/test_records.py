@@ -1,0 +1,170 @@
+"""Parsing raw records: typed rows out, every bad line rejected with a reason, none lost."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparkify.records import MAX_RAW_CHARS, parse_events, parse_songs
+
+GOOD_EVENT = {
+    "artist": "Des'ree",
+    "auth": "Logged In",
+    "firstName": "Kaylee",
+    "gender": "F",
+    "itemInSession": 1,
+    "lastName": "Summers",
+    "length": 246.30812,
+    "level": "free",
+    "location": "Phoenix-Mesa-Scottsdale, AZ",
+    "method": "PUT",
+    "page": "NextSong",
+    "registration": 1540344794796.0,
+    "sessionId": 139,
+    "song": "You Gotta Be",
+    "status": 200,
+    "ts": 1541106106796,
+    "userAgent": "Mozilla/5.0",
+    "userId": "8",
+}
+
+
+def event(**changes: object) -> bytes:
+    record = {**GOOD_EVENT, **changes}
+    return orjson.dumps({k: v for k, v in record.items() if v is not ...})
+
+
+def rows(parsed_rows: list[bytes]) -> list[dict]:
+    return [orjson.loads(r) for r in parsed_rows]
+
+
+def test_a_good_event_is_typed_and_keeps_its_line_number() -> None:
+    parsed = parse_events(b"\n" + event() + b"\n", file_id=7)
+    assert parsed.lines_read == 1
+    assert parsed.rejects == []
+    [row] = rows(parsed.rows)
+    assert row["user_id"] == 8  # userId is a string in the raw data
+    assert row["registration"] == 1540344794796  # written as a float in the raw data
+    assert row["ts"] == 1541106106796
+    assert row["first_name"] == "Kaylee"
+    assert (row["file_id"], row["line_no"]) == (7, 2)
+
+
+def test_logged_out_visitors_have_no_user_id() -> None:
+    [row] = rows(parse_events(event(userId="", firstName=None), 1).rows)
+    assert row["user_id"] is None
+
+
+def test_numbers_in_text_fields_are_kept_as_text() -> None:
+    [row] = rows(parse_songs(b'{"song_id": "S1", "artist_id": "A1", "title": 66}', 1).rows)
+    assert row["title"] == "66"
+
+
+def test_a_pretty_printed_song_file_is_one_record() -> None:
+    text = b'{\n  "song_id": "S1",\n  "artist_id": "A1",\n  "duration": 1.5\n}\n'
+    parsed = parse_songs(text, 1)
+    assert parsed.lines_read == 1
+    assert rows(parsed.rows)[0]["duration"] == 1.5
+
+
+NASTY_EVENT_LINES = [
+    (b'{"ts": 1541106106796, "page": "NextSong"', "invalid JSON"),
+    (b"not json at all", "invalid JSON"),
+    (b"[1, 2, 3]", "expected a JSON object, got array"),
+    (b"42", "expected a JSON object, got int"),
+    (event(ts="yesterday"), "field 'ts': expected an integer, got 'yesterday'"),
+    (event(sessionId="abc"), "field 'sessionId': expected an integer, got 'abc'"),
+    (event(sessionId=None), "missing required field 'sessionId'"),
+    (event(ts=...), "missing required field 'ts'"),
+    (event(song={"title": "x"}), "field 'song': expected text, got object"),
+    (event(artist=["a", "b"]), "field 'artist': expected text, got array"),
+    (event(length=True), "field 'length': expected a number, got boolean"),
+    (event(itemInSession=1.5), "field 'itemInSession': expected an integer, got 1.5"),
+    (event(itemInSession=-1), "field 'itemInSession': out of range"),
+    (event().replace(b"1541106106796", b"1" * 30), "field 'ts': integer out of range"),
+    (event(ts=10**17), "field 'ts': out of range"),
+    (event(userId="abc"), "field 'userId': expected an integer, got 'abc'"),
+    (event().replace(b"246.30812", b"NaN"), "invalid JSON"),
+    (event().replace(b"Kaylee", b"Kay\xff\xfelee"), "invalid UTF-8 at byte"),
+]
+
+
+@pytest.mark.parametrize(("line", "reason"), NASTY_EVENT_LINES)
+def test_a_bad_line_is_rejected_with_its_reason_and_raw_text(line: bytes, reason: str) -> None:
+    data = event() + b"\n" + line + b"\n" + event(itemInSession=2)
+    parsed = parse_events(data, 1)
+    assert parsed.lines_read == 3
+    assert parsed.rows_staged == 2  # good lines of the same file still load
+    [reject] = parsed.rejects
+    assert reject.line_no == 2
+    assert reject.reason.startswith(reason)
+    assert reject.raw == line.decode("utf-8", errors="backslashreplace")
+
+
+def test_empty_and_whitespace_only_files_have_no_records() -> None:
+    for data in (b"", b"   \n\t\n\n", b"\r\n"):
+        parsed = parse_events(data, 1)
+        assert (parsed.lines_read, parsed.rows_staged, parsed.rejects) == (0, 0, [])
+
+
+def test_bom_and_crlf_line_ends_are_tolerated() -> None:
+    data = b"\xef\xbb\xbf" + event() + b"\r\n" + event(itemInSession=2) + b"\r\n"
+    parsed = parse_events(data, 1)
+    assert (parsed.lines_read, parsed.rows_staged) == (2, 2)
+
+
+def test_a_truncated_last_line_is_rejected_and_the_rest_loads() -> None:
+    data = event() + b"\n" + event(itemInSession=2)[:50]
+    parsed = parse_events(data, 1)
+    assert parsed.rows_staged == 1
+    assert parsed.rejects[0].line_no == 2
+
+
+def test_a_huge_line_is_parsed_and_its_raw_text_is_capped() -> None:
+    huge = event(song="x" * 10_000_000)
+    assert rows(parse_events(huge, 1).rows)[0]["song"] == "x" * 10_000_000
+    broken = huge[:-1]
+    [reject] = parse_events(broken, 1).rejects
+    assert len(reject.raw) < MAX_RAW_CHARS + 50
+
+
+def test_duplicated_keys_keep_the_last_value() -> None:
+    line = event()[:-1] + b',"level":"paid"}'
+    [row] = rows(parse_events(line, 1).rows)
+    assert row["level"] == "paid"
+
+
+def test_a_broken_song_file_is_one_reject() -> None:
+    parsed = parse_songs(b'{\n  "song_id": "S1",\n  "artist_id": \n}', 1)
+    assert parsed.lines_read == 1
+    assert parsed.rejects[0].reason.startswith("invalid JSON")
+
+
+def test_song_json_lines_get_a_verdict_each() -> None:
+    data = b'{"song_id": "S1", "artist_id": "A"}\n{"song_id": 5, "artist_id": null}\n'
+    parsed = parse_songs(data, 1)
+    assert parsed.rows_staged == 1
+    assert parsed.rejects[0].reason == "missing required field 'artist_id'"
+
+
+lines = st.one_of(
+    st.builds(event, itemInSession=st.integers(-5, 2_000_000)),
+    st.binary(max_size=60).filter(lambda b: b"\n" not in b),
+    st.text(max_size=60).map(lambda t: t.replace("\n", " ").encode()),
+    st.builds(lambda e, cut: e[:cut], st.builds(event), st.integers(0, 300)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(lines, max_size=20), st.sampled_from([b"\n", b"\r\n"]))
+def test_no_line_is_lost_or_counted_twice(batch: list[bytes], separator: bytes) -> None:
+    parsed = parse_events(separator.join(batch), 3)
+    records = [line for line in batch if line.strip()]
+    assert parsed.lines_read == len(records)
+    assert parsed.rows_staged + len(parsed.rejects) == parsed.lines_read
+    seen = [r["line_no"] for r in rows(parsed.rows)] + [r.line_no for r in parsed.rejects]
+    assert len(seen) == len(set(seen))
+    expected = {n for n, line in enumerate(batch, 1) if line.strip()}
+    assert set(seen) == expected
