@@ -20,7 +20,7 @@ import orjson
 
 from sparkify.backends import Backend
 from sparkify.config import Settings
-from sparkify.errors import SourceError, SparkifyError, TooManyRejects
+from sparkify.errors import SourceError, SparkifyError, TooManyRejects, TransientWarehouseError
 from sparkify.progress import NO_PROGRESS, ProgressFactory
 from sparkify.records import PARSERS, Parsed, Reject
 from sparkify.schema import STAR_TABLES
@@ -28,6 +28,8 @@ from sparkify.sources import Source, SourceFile, filter_by_date, fingerprint, op
 from sparkify.staging import KIND_TABLE
 
 DEFAULT_MAX_ERRORS = 1000
+RUN_ATTEMPTS = 3
+RETRY_DELAY_SECONDS = 0.5
 PARALLEL_PARSE_BYTES = 16 * 1024 * 1024  # below this, worker start-up costs more than it saves
 
 
@@ -123,11 +125,32 @@ def run_etl(
 ) -> RunSummary:
     """Load new and changed files into the warehouse; one transaction for the whole run.
 
-    ``fail_after`` is called with each step's name; tests use it to inject failures.
+    A transient warehouse failure (connection reset, serialization failure) rolls the run
+    back, so it is retried from the start, a bounded number of times. ``fail_after`` is
+    called with each step's name; tests use it to inject failures.
     """
+    inputs = list_inputs(options)
+    for attempt in range(1, RUN_ATTEMPTS + 1):
+        try:
+            return _run_once(backend, options, inputs, progress, fail_after or _no_failure)
+        except TransientWarehouseError:
+            if attempt == RUN_ATTEMPTS:
+                raise
+            time.sleep(RETRY_DELAY_SECONDS * 2**attempt)
+            backend.close()
+            backend.connect(wait_seconds=options.wait_seconds)
+    raise AssertionError("unreachable")
+
+
+def _run_once(
+    backend: Backend,
+    options: EtlOptions,
+    inputs: tuple[Source, list[SourceFile], Source, list[SourceFile]],
+    progress: ProgressFactory,
+    fail_after: Callable[[str], None],
+) -> RunSummary:
     started = time.monotonic()
     started_at = _utc_now()
-    inputs = list_inputs(options)
     run_id = 0
     try:
         with backend.transaction():
@@ -137,7 +160,7 @@ def run_etl(
                 backend.query("SELECT COALESCE(MAX(run_id), 0) + 1 FROM etl_runs").scalar()
             )
             summary = RunSummary(run_id, "succeeded", backend.describe())
-            _load(backend, options, inputs, summary, progress, fail_after or _no_failure)
+            _load(backend, options, inputs, summary, progress, fail_after)
             summary.seconds = time.monotonic() - started
             _record_run(backend, summary, started_at)
     except TooManyRejects:
@@ -252,7 +275,8 @@ def _read_and_parse(
         else None
     )
     try:
-        with progress(f"Reading {len(files):,} {kind} files", total=total_bytes, unit="bytes") as advance:
+        description = f"Reading {len(files):,} {kind} files"
+        with progress(description, total=total_bytes, unit="bytes") as advance:
             pending: list[tuple[SourceFile, str, Any]] = []
             for file, data in source.read_many(files):
                 digest = file.etag or fingerprint(data)

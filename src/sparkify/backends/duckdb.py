@@ -9,7 +9,12 @@ from typing import Any
 import duckdb
 
 from sparkify.backends.base import Backend, Capabilities, Params, Result, bind_style
-from sparkify.errors import ConnectionFailed, RunInProgress
+from sparkify.errors import (
+    ConnectionFailed,
+    RunInProgress,
+    TransientWarehouseError,
+    WarehouseError,
+)
 from sparkify.staging import canonical_select, table_columns
 
 
@@ -60,11 +65,21 @@ class DuckDBBackend(Backend):
         assert self._con is not None
         return self._con
 
+    def _run(self, sql: str, params: Params) -> duckdb.DuckDBPyConnection:
+        try:
+            if not params:  # user SQL may hold ':' in literals; only rewrite what is bound
+                return self.con.execute(sql)
+            return self.con.execute(bind_style(sql, "dollar"), dict(params))
+        except duckdb.TransactionException as exc:
+            raise TransientWarehouseError(f"DuckDB: {exc}") from exc
+        except duckdb.Error as exc:
+            raise WarehouseError(f"DuckDB: {exc}") from exc
+
     def execute(self, sql: str, params: Params = None) -> None:
-        self.con.execute(bind_style(sql, "dollar"), dict(params) if params else None)
+        self._run(sql, params)
 
     def query(self, sql: str, params: Params = None) -> Result:
-        cursor = self.con.execute(bind_style(sql, "dollar"), dict(params) if params else None)
+        cursor = self._run(sql, params)
         columns = [d[0] for d in cursor.description or []]
         return Result(columns, cursor.fetchall())
 
@@ -81,5 +96,4 @@ class DuckDBBackend(Backend):
         return f'INSERT INTO "{table}" ({columns})\n{canonical_select(table)}'
 
     def load_canonical(self, table: str, path: Path) -> int:
-        self.con.execute(self.load_sql(table), {"path": str(path)})
-        return int(self.con.fetchone()[0])  # type: ignore[index]
+        return int(self.query(self.load_sql(table), {"path": str(path)}).scalar())
