@@ -132,5 +132,7 @@ def test_demo_runs_from_an_empty_folder(tmp_path: Path, monkeypatch: pytest.Monk
     assert report["answers"]["top_songs"]
     assert (tmp_path / "sparkify.duckdb").exists()
     assert (tmp_path / "sample" / "song_data").is_dir()
+    assert report["report"] == str(tmp_path / "report.html")
+    assert "<svg" in (tmp_path / "report.html").read_text()
     again = json.loads(run_cli("demo", "--json").stdout)
     assert again["etl"]["files"]["new"] == 0  # the second demo reuses sample and warehouse

@@ -21,8 +21,10 @@ from sparkify.errors import ConfigError
 from sparkify.generate import GenerateOptions, GenerateSummary, generate
 from sparkify.pipeline import EtlOptions, run_etl
 from sparkify.progress import progress_factory
+from sparkify.report import write_report
 
 DEMO_SAMPLE = Path("sample")
+DEMO_REPORT = "report.html"
 DEMO_QUERIES = ("top_songs", "plays_by_hour", "free_vs_paid", "most_active_users")
 
 
@@ -118,7 +120,7 @@ def _generate(out: Path, options: GenerateOptions, quiet: bool) -> GenerateSumma
     help="Where the generated sample lives.",
 )
 def demo_command(options: WarehouseOptions, sample: str) -> None:
-    """Generate a sample (if absent), load it, check it and show a few answers.
+    """Generate a sample (if absent), load it, check it, show a few answers, write report.html.
 
     \b
     Example:
@@ -140,12 +142,14 @@ def demo_command(options: WarehouseOptions, sample: str) -> None:
         summary = run_etl(backend, etl_options, options.progress)
         checks = quality.run_checks(backend)
         answers = {name: analytics.run_query(backend, name, 5) for name in DEMO_QUERIES}
+        report_path = write_report(backend, DEMO_REPORT)
     if options.json:
         echo_json(
             {
                 "etl": summary.as_dict(),
                 "checks": [c.as_dict() for c in checks],
                 "answers": {name: result.as_dicts() for name, result in answers.items()},
+                "report": str(report_path.resolve()),
             }
         )
     else:
@@ -158,6 +162,7 @@ def demo_command(options: WarehouseOptions, sample: str) -> None:
         )
         for name, result in answers.items():
             print_table(result.columns, result.rows, analytics.get_query(name).question)
+        click.echo(f"report: {report_path.resolve()}")
     quality.raise_on_failure(checks)
 
 

@@ -1,0 +1,634 @@
+"""The HTML report: one self-contained file of charts and tables built from the warehouse.
+
+Every number comes from a named query in ``sparkify.analytics`` (the ones ``sparkify query``
+runs) or from ``sparkify.quality``, so the report and the CLI cannot disagree. Charts are drawn
+by matplotlib as inline SVG and the page is a Jinja2 template with autoescaping, so values from
+the data (song titles, file names, reject reasons) always render as text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
+
+from sparkify import analytics, quality
+from sparkify.backends import Backend, Result
+from sparkify.errors import ConfigError
+from sparkify.schema import TABLES
+
+DEFAULT_PATH = Path("report.html")
+HEALTH_LIMIT = 50  # rows of the ledger tables (runs, rejects) shown in the report
+WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+HEATMAP_ORDER = (1, 2, 3, 4, 5, 6, 0)  # Monday first; the time table counts Sunday as 0
+
+# Okabe-Ito colours, distinguishable with every common form of colour blindness, and a grey.
+BLUE, ORANGE, GREEN, VERMILLION, SKY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9"
+GREY = "#BBBBBB"
+_STYLE: dict[str, Any] = {
+    "svg.fonttype": "none",  # text stays text: selectable, escaped, no embedded glyphs
+    "text.parse_math": False,  # a "$" in a song title is not mathtext
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],  # ships with matplotlib: metrics without a download
+    "font.size": 10,
+    "figure.titlesize": 11.5,
+    "figure.titleweight": "bold",
+    "axes.labelcolor": "#444444",
+    "axes.edgecolor": "#B0B0B0",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.axisbelow": True,
+    "axes.grid": True,
+    "axes.grid.axis": "y",
+    "grid.color": "#E6E6E6",
+    "xtick.color": "#555555",
+    "ytick.color": "#555555",
+    "text.color": "#222222",
+    "legend.frameon": False,
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    id: str
+    title: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    query: str | None = None  # the named query behind it, if any
+    note: str = ""
+    wide: bool = False  # spans the whole grid row
+    command: str = ""  # the command that prints the same rows, when not a named query
+
+    @property
+    def source(self) -> str:
+        return self.command or (f"sparkify query {self.query}" if self.query else "")
+
+    @property
+    def numeric(self) -> list[bool]:
+        """Per column: holds numbers (right-aligned), judged by every row, not the first."""
+        return [
+            any(_is_number(row[i]) for row in self.rows)
+            and all(_is_number(row[i]) or row[i] is None for row in self.rows)
+            for i in range(len(self.columns))
+        ]
+
+
+@dataclass(frozen=True)
+class Chart:
+    id: str
+    title: str
+    svg: Markup
+    data: Table  # the numbers behind the chart, shown under it
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Note:
+    id: str
+    title: str
+    paragraphs: list[str]
+
+
+Block = Chart | Table | Note
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str
+    intro: str
+    blocks: list[Block]
+
+
+@dataclass(frozen=True)
+class Card:
+    label: str
+    value: str
+    note: str = ""
+
+
+@dataclass
+class Report:
+    warehouse: str
+    generated_at: dt.datetime
+    first_play: dt.datetime | None
+    last_play: dt.datetime | None
+    cards: list[Card]
+    checks: list[quality.CheckResult]
+    sections: list[Section] = field(default_factory=list)
+
+    @property
+    def charts(self) -> list[Chart]:
+        return [b for s in self.sections for b in s.blocks if isinstance(b, Chart)]
+
+    def outline(self) -> list[dict[str, Any]]:
+        """Sections with their charts, tables and the named queries behind them."""
+        outline = []
+        for section in self.sections:
+            tables = [b for b in section.blocks if isinstance(b, Table)]
+            queries = [b.data.query for b in section.blocks if isinstance(b, Chart)]
+            queries += [t.query for t in tables]
+            outline.append(
+                {
+                    "id": section.id,
+                    "title": section.title,
+                    "charts": [b.id for b in section.blocks if isinstance(b, Chart)],
+                    "tables": [t.id for t in tables],
+                    "queries": sorted({q for q in queries if q}),
+                }
+            )
+        return outline
+
+    def render(self) -> str:
+        return _environment().get_template("report.html.j2").render(report=self)
+
+    def write(self, path: str | os.PathLike[str] = DEFAULT_PATH) -> Path:
+        """Write the HTML atomically (a reader never sees half a file); return the path."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_text(self.render(), encoding="utf-8")
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return target
+
+
+def write_report(
+    backend: Backend,
+    path: str | os.PathLike[str] = DEFAULT_PATH,
+    *,
+    limit: int = analytics.DEFAULT_LIMIT,
+) -> Path:
+    """Build the report from a connected ``backend`` and write it to ``path``."""
+    return build_report(backend, limit=limit).write(path)
+
+
+def build_report(backend: Backend, *, limit: int = analytics.DEFAULT_LIMIT) -> Report:
+    """Run the named queries and quality checks and lay out the report (not yet rendered)."""
+    missing = sorted(set(TABLES) - backend.existing_tables())
+    if missing:
+        raise ConfigError(
+            f"{backend.describe()} has no {', '.join(missing)} table(s): load data first "
+            "(sparkify etl --songs PATH --logs PATH)"
+        )
+    results: dict[str, Result] = {}
+
+    def run(name: str, rows: int = limit) -> Result:
+        if name not in results:
+            results[name] = analytics.run_query(backend, name, rows)
+        return results[name]
+
+    summary = run("summary").as_dicts()[0]
+    matches = run("song_match_rate").as_dicts()[0]
+    report = Report(
+        warehouse=backend.describe(),
+        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        first_play=summary["first_play"],
+        last_play=summary["last_play"],
+        cards=_cards(summary, matches),
+        checks=quality.run_checks(backend),
+    )
+    report.sections = [
+        _activity(run),
+        _catalogue(run, matches),
+        _listeners(run),
+        _health(run, report.checks),
+    ]
+    return report
+
+
+# -- sections -------------------------------------------------------------------------------
+
+
+def _cards(summary: dict[str, Any], matches: dict[str, Any]) -> list[Card]:
+    return [
+        Card("Plays", _number(summary["plays"]), "songs started (NextSong events)"),
+        Card("Listeners", _number(summary["listeners"]), "users with at least one play"),
+        Card("Songs", _number(summary["songs"]), "in the song catalogue"),
+        Card("Artists", _number(summary["artists"]), "in the song catalogue"),
+        Card("Paid share", _percent(summary["paid_pct"]), "of plays by paid subscribers"),
+        Card("Matched plays", _percent(matches["matched_pct"]), "found in the catalogue"),
+    ]
+
+
+def _activity(run: Callable[..., Result]) -> Section:
+    days = run("plays_per_day")
+    return Section(
+        "activity",
+        "Listening activity",
+        "When people listen: plays per day, the daily rhythm and the weekly pattern. "
+        "All times are UTC, as recorded in the event logs.",
+        [
+            _chart("plays_per_day", "Plays per day", _daily_plays, days),
+            _chart(
+                "free_vs_paid_per_day",
+                "Free and paid plays per day",
+                _free_vs_paid,
+                days,
+                "Plays are counted under the level the listener had when the song started.",
+                query="plays_per_day",
+            ),
+            _chart("plays_by_hour", "Plays by hour of day (UTC)", _hourly, run("plays_by_hour")),
+            _chart(
+                "weekday_hour",
+                "Plays by weekday and hour (UTC)",
+                _heatmap,
+                run("weekday_hour"),
+                "Darker cells have fewer plays, brighter cells more.",
+            ),
+        ],
+    )
+
+
+def _catalogue(run: Callable[..., Result], matches: dict[str, Any]) -> Section:
+    top_songs, top_artists, match = run("top_songs"), run("top_artists"), run("song_match_rate")
+    height = max(2.4, 1.1 + 0.27 * max(len(top_songs.rows), len(top_artists.rows)))
+    return Section(
+        "catalogue",
+        "Songs and artists",
+        "Only plays whose title and artist match a song in the catalogue can be attributed "
+        "to a song and an artist, so the rankings below count matched plays.",
+        [
+            _chart("top_songs", _top(top_songs, "songs"), _top_songs, top_songs, height=height),
+            _chart(
+                "top_artists",
+                _top(top_artists, "artists"),
+                _top_artists,
+                top_artists,
+                height=height,
+            ),
+            _chart("song_match_rate", "Plays matched to the catalogue", _match, match, height=2.2),
+            Note("catalogue_coverage", "Why plays go unmatched", _coverage_text(matches)),
+        ],
+    )
+
+
+def _top(result: Result, what: str) -> str:
+    return f"Top {len(result.rows)} {what}" if result.rows else f"Top {what}"
+
+
+def _listeners(run: Callable[..., Result]) -> Section:
+    changes = run("level_changes")
+    days = [row[0] for row in run("plays_per_day").rows]
+    return Section(
+        "listeners",
+        "Listeners and subscriptions",
+        "Who listens, how long a session lasts, and how listeners move between the free and "
+        "the paid level (from the user_levels history).",
+        [
+            _chart(
+                "level_changes",
+                "Upgrades and downgrades per day",
+                lambda fig, result: _level_changes(fig, result, days),
+                changes,
+                "An upgrade is a free -> paid change of level, a downgrade paid -> free.",
+                empty="No upgrades or downgrades in this period",
+            ),
+            _chart("session_lengths", "Songs per session", _sessions, run("session_lengths")),
+            _table("most_active_users", "Most active listeners", run("most_active_users")),
+            _table("free_vs_paid", "Plays by subscription level", run("free_vs_paid")),
+        ],
+    )
+
+
+def _health(run: Callable[..., Result], checks: list[quality.CheckResult]) -> Section:
+    failing = quality.failed(checks)
+    return Section(
+        "health",
+        "Data health",
+        "Where the numbers come from: the last loads, the raw files behind them, records "
+        "that were rejected (and why), and the data-quality checks on the loaded tables.",
+        [
+            _table("recent_runs", "Last ETL runs", run("recent_runs", HEALTH_LIMIT), wide=True),
+            _table("files_loaded", "Files loaded", run("files_loaded")),
+            _rejects(run("rejects_by_file", HEALTH_LIMIT)),
+            Table(
+                "quality_checks",
+                "Quality checks",
+                ["check", "result", "severity", "failing rows", "what it verifies"],
+                [(c.name, _verdict(c), c.severity, c.failing_rows, c.description) for c in checks],
+                note=f"{len(checks) - len(failing)} of {len(checks)} checks without errors.",
+                wide=True,
+                command="sparkify check",
+            ),
+        ],
+    )
+
+
+def _verdict(check: quality.CheckResult) -> str:
+    return "pass" if check.passed else "FAIL" if check.severity == quality.ERROR else "warn"
+
+
+def _table(table_id: str, title: str, result: Result, wide: bool = False) -> Table:
+    return Table(table_id, title, result.columns, result.rows, table_id, wide=wide)
+
+
+def _rejects(result: Result) -> Table:
+    """Rejected records per file; file names relative to the folder they share."""
+    prefix = _shared_folder([str(row[0]) for row in result.rows])
+    rows = [(str(row[0])[len(prefix) :], *row[1:]) for row in result.rows]
+    note = f"Files under {prefix}" if prefix else ""
+    if not rows:
+        note = "No records were rejected."
+    return Table(
+        "rejects_by_file", "Rejected records", result.columns, rows, "rejects_by_file", note
+    )
+
+
+def _shared_folder(urls: list[str]) -> str:
+    """The longest folder (ending in "/") that every URL is under."""
+    shared: list[str] = []
+    for parts in zip(*(url.split("/")[:-1] for url in urls), strict=False):
+        if len(set(parts)) > 1:
+            break
+        shared.append(parts[0])
+    return "/".join(shared) + "/" if shared else ""
+
+
+def _coverage_text(matches: dict[str, Any]) -> list[str]:
+    plays, matched = int(matches["plays"] or 0), int(matches["matched_plays"] or 0)
+    catalogue, played = int(matches["catalogue_songs"]), int(matches["distinct_songs_played"])
+    if not plays:
+        return ["No plays are loaded yet."]
+    text = [
+        f"{_number(matched)} of {_number(plays)} plays ({_percent(matches['matched_pct'])}) "
+        "name a song that is in the catalogue. A play is matched on title and artist name "
+        "(case and surrounding spaces ignored)."
+    ]
+    if played > catalogue or matched < plays:
+        text.append(
+            f"Listeners played {_number(played)} different songs, while the catalogue holds "
+            f"{_number(catalogue)}: the catalogue covers only part of what people play, so "
+            "the unmatched plays are songs that were never loaded into it, not lost data. "
+            "Loading more song files raises the match rate."
+        )
+    return text
+
+
+# -- charts ---------------------------------------------------------------------------------
+
+
+def _chart(
+    chart_id: str,
+    title: str,
+    draw: Callable[[Any, Result], None],
+    result: Result,
+    caption: str = "",
+    *,
+    query: str | None = None,
+    height: float = 3.2,
+    empty: str = "No data loaded yet",
+) -> Chart:
+    """Draw one chart as inline SVG; ``query`` names the analytics query behind it."""
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
+
+    style: Any = {**_STYLE, "svg.hashsalt": chart_id}  # ids stable from run to run
+    with rc_context(style):
+        fig = Figure(figsize=(5.0, height), layout="constrained")
+        fig.suptitle(title, x=0.02, ha="left")
+        ax = fig.add_subplot()
+        if result.rows:
+            draw(fig, result)
+        else:
+            _no_data(ax, empty)
+        buffer = io.StringIO()
+        metadata = {"Creator": None, "Date": None, "Format": None, "Type": None}
+        fig.savefig(buffer, format="svg", metadata=metadata, transparent=True)
+    data = Table(chart_id, title, result.columns, result.rows, query or chart_id)
+    return Chart(chart_id, title, _inline_svg(buffer.getvalue(), chart_id, title), data, caption)
+
+
+def _inline_svg(svg: str, chart_id: str, title: str) -> Markup:
+    """matplotlib's SVG document as an element of the page: no prolog, scales to its box,
+    labelled, and its ids prefixed so that several charts in one page do not clash."""
+    svg = svg[svg.index("<svg") :]  # drop the XML declaration and DOCTYPE
+    end = svg.index(">")
+    root = re.sub(r'\s(?:width|height)="[^"]*"', "", svg[:end])  # keep viewBox: it scales
+    root = root.replace(
+        "<svg", f'<svg class="chart-svg" role="img" aria-label="{escape(title)}" width="100%"', 1
+    )
+
+    def prefix_ids(tag: re.Match[str]) -> str:
+        # Only inside tags: text from the data has its "<" escaped, so it never matches here.
+        return re.sub(r'(\sid="|url\(#|href="#)', rf"\g<1>{chart_id}-", tag.group(0))
+
+    return Markup(root + re.sub(r"<[^<>]+>", prefix_ids, svg[end:]))
+
+
+def _no_data(ax: Any, message: str = "No data loaded yet") -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", color="#666666")
+    ax.set_axis_off()
+
+
+def _axes(fig: Any) -> Any:
+    return fig.axes[0]
+
+
+def _dates(ax: Any) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    locator = AutoDateLocator(minticks=3, maxticks=7)
+    formatter = ConciseDateFormatter(locator)
+    formatter.formats[2] = formatter.zero_formats[2] = "%-d %b"  # days: "5 Nov"
+    formatter.offset_formats[2] = "%Y"
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(formatter)
+    ax.set_xlabel("date (UTC)")
+
+
+def _integer_axis(axis: Any) -> None:
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+
+
+def _daily_plays(fig: Any, result: Result) -> None:
+    ax = _axes(fig)
+    days, plays = [r[0] for r in result.rows], [r[1] for r in result.rows]
+    ax.bar(days, plays, width=0.8, color=BLUE)
+    _dates(ax)
+    ax.set_ylabel("plays per day")
+    _integer_axis(ax.yaxis)
+
+
+def _free_vs_paid(fig: Any, result: Result) -> None:
+    ax = _axes(fig)
+    days = [r[0] for r in result.rows]
+    paid, free = [int(r[3]) for r in result.rows], [int(r[4]) for r in result.rows]
+    ax.bar(days, free, width=0.8, color=ORANGE, label="free")
+    ax.bar(days, paid, width=0.8, bottom=free, color=BLUE, label="paid")
+    _dates(ax)
+    ax.set_ylabel("plays per day")
+    _integer_axis(ax.yaxis)
+    ax.legend(loc="upper left", ncols=2, bbox_to_anchor=(0, 1.0))
+    ax.margins(y=0.15)
+
+
+def _hourly(fig: Any, result: Result) -> None:
+    ax = _axes(fig)
+    counts = dict(result.rows)
+    ax.bar(range(24), [counts.get(h, 0) for h in range(24)], width=0.8, color=BLUE)
+    ax.set_xticks(range(0, 24, 3))
+    ax.set_xlim(-0.7, 23.7)
+    ax.set_xlabel("hour of day (UTC)")
+    ax.set_ylabel("plays")
+    _integer_axis(ax.yaxis)
+
+
+def _heatmap(fig: Any, result: Result) -> None:
+    ax = _axes(fig)
+    grid = [[0] * 24 for _ in HEATMAP_ORDER]
+    for weekday, hour, plays in result.rows:
+        grid[HEATMAP_ORDER.index(int(weekday))][int(hour)] = int(plays)
+    mesh = ax.pcolormesh(grid, cmap="cividis", edgecolors="white", linewidth=0.6)
+    ax.invert_yaxis()
+    ax.set_yticks([i + 0.5 for i in range(7)], [WEEKDAYS[d][:3] for d in HEATMAP_ORDER])
+    ax.set_xticks([h + 0.5 for h in range(0, 24, 3)], [str(h) for h in range(0, 24, 3)])
+    ax.set_xlabel("hour of day (UTC)")
+    ax.grid(False)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    bar = fig.colorbar(mesh, ax=ax, pad=0.02, aspect=15)
+    bar.set_label("plays")
+    bar.outline.set_visible(False)
+    bar.solids.set_rasterized(False)  # vector, not an embedded PNG
+    bar.solids.set_edgecolor("face")  # no hairline seams between the colour steps
+    _integer_axis(bar.ax.yaxis)
+
+
+def _ranking(fig: Any, labels: Sequence[str], plays: Sequence[int], colour: str) -> None:
+    ax = _axes(fig)
+    bars = ax.barh(range(len(plays)), plays, height=0.7, color=colour)
+    ax.set_yticks(range(len(plays)), [_shorten(label) for label in labels])
+    ax.invert_yaxis()
+    ax.bar_label(bars, padding=3, fmt="{:,.0f}", color="#444444")
+    ax.set_xlabel("matched plays")
+    ax.grid(axis="y", visible=False)
+    ax.grid(axis="x", visible=True)
+    ax.margins(x=0.12)
+    _integer_axis(ax.xaxis)
+
+
+def _top_songs(fig: Any, result: Result) -> None:
+    labels = [f"{title or '(untitled)'} · {artist or '?'}" for title, artist, _ in result.rows]
+    _ranking(fig, labels, [int(r[2]) for r in result.rows], BLUE)
+
+
+def _top_artists(fig: Any, result: Result) -> None:
+    _ranking(fig, [r[0] or "?" for r in result.rows], [int(r[1]) for r in result.rows], GREEN)
+
+
+def _match(fig: Any, result: Result) -> None:
+    ax = _axes(fig)
+    row = result.as_dicts()[0]
+    plays, matched = int(row["plays"]), int(row["matched_plays"] or 0)
+    if not plays:
+        _no_data(ax)
+        return
+    share = 100.0 * matched / plays
+    ax.barh([0], [share], height=0.5, color=BLUE, label=f"matched ({matched:,})")
+    ax.barh([0], [100 - share], left=[share], height=0.5, color=GREY, label="not in catalogue")
+    inside = share >= 12  # room for the label on the bar itself
+    x, colour, align = (share / 2, "white", "center") if inside else (share + 1, "#222222", "left")
+    ax.text(x, 0, f"{share:.1f}%", ha=align, va="center", color=colour, weight="bold")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(-0.6, 1.0)
+    ax.set_yticks([])
+    ax.set_xlabel("% of plays")
+    ax.grid(axis="y", visible=False)
+    ax.grid(axis="x", visible=True)
+    ax.legend(loc="upper left", ncols=2)
+
+
+def _level_changes(fig: Any, result: Result, days: list[Any]) -> None:
+    ax = _axes(fig)
+    found = {r[0]: (int(r[1]), int(r[2])) for r in result.rows}
+    every = sorted(set(days) | set(found))
+    ups = [found.get(d, (0, 0))[0] for d in every]
+    downs = [-found.get(d, (0, 0))[1] for d in every]
+    ax.bar(every, ups, width=0.8, color=GREEN, label="upgrades (free -> paid)")
+    ax.bar(every, downs, width=0.8, color=VERMILLION, label="downgrades (paid -> free)")
+    ax.axhline(0, color="#888888", linewidth=0.8)
+    _dates(ax)
+    ax.set_ylabel("users per day")
+    _integer_axis(ax.yaxis)
+    ax.yaxis.set_major_formatter(lambda value, _: f"{abs(value):,.0f}")
+    ax.legend(loc="upper left", ncols=1)
+    top = max([*ups, *(-d for d in downs), 1])
+    ax.set_ylim(-top * 1.2, top * 1.9)
+
+
+def _sessions(fig: Any, result: Result) -> None:
+    ax = _axes(fig)
+    ax.bar([int(r[0]) for r in result.rows], [int(r[1]) for r in result.rows], color=SKY)
+    ax.set_xlabel("songs played in the session")
+    ax.set_ylabel("sessions")
+    _integer_axis(ax.xaxis)
+    _integer_axis(ax.yaxis)
+
+
+def _shorten(text: str, width: int = 34) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+
+def _number(value: Any) -> str:
+    return "—" if value is None else f"{int(value):,}"
+
+
+def _percent(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.1f}%"
+
+
+def _cell(value: Any, column: str = "") -> str:
+    """A value as a table shows it; the template escapes the result."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value) if column.endswith(("_id", "_line")) else f"{value:,}"
+    if isinstance(value, float | Decimal):
+        return f"{float(value):,.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def _day(value: dt.date | None) -> str:
+    return "—" if value is None else f"{value.day} {value:%b %Y}"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("sparkify", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(cell=_cell, day=_day)
+    env.tests["number"] = _is_number
+    env.tests["datetime"] = lambda value: isinstance(value, dt.datetime)
+    return env

@@ -1,0 +1,405 @@
+"""``sparkify report``: one self-contained HTML file, checked as text and in headless Chromium.
+
+The browser tests drive Chromium over the DevTools protocol on a pipe
+(``--remote-debugging-pipe``): no extra packages, and exact console, network and dialog events.
+Screenshots go to ``test-artifacts/`` at the repository root.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import select
+import stat
+import subprocess
+import time
+import webbrowser
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Warehouse, run_cli
+from datasets import DAY_MS, NOV_1, play, song, write_day, write_song
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+HOSTILE_TITLE = "<script>alert(1)</script>"
+HOSTILE_ARTIFACT = "<img src=x onerror=alert(2)>"
+CHARTS = (
+    "plays_per_day",
+    "free_vs_paid_per_day",
+    "plays_by_hour",
+    "weekday_hour",
+    "top_songs",
+    "top_artists",
+    "song_match_rate",
+    "level_changes",
+    "session_lengths",
+)
+TABLES = ("most_active_users", "free_vs_paid", "recent_runs", "files_loaded", "rejects_by_file")
+
+
+# -- a hostile dataset: markup in titles, artist names and a rejected record ----------------
+
+
+def write_hostile_data(root: Path) -> tuple[Path, Path]:
+    """Two songs with markup in their names, played often enough to top the charts, by a
+    listener with markup in their name; and a rejected record with markup in its reason."""
+    catalogue = [
+        song("SOHOSTILE1", HOSTILE_TITLE, "Eve", 200.0),
+        song("SOHOSTILE2", "Money $$$ & <b>bold</b>", HOSTILE_ARTIFACT, 200.0),
+    ]
+    for record in catalogue:
+        write_song(root, record)
+    start = NOV_1 + 4 * DAY_MS + 20 * 3_600_000  # 2018-11-05 20:00 UTC
+    listener = {"level": "paid", "firstName": "<b>Mallory</b>", "length": 200.0}
+    events = [
+        play(start + 60_000 * i, 9001, 8800001, i, song=r["title"], artist=r["artist_name"])
+        | listener
+        for i, r in enumerate(catalogue * 25)
+    ]
+    events.append(events[0] | {"itemInSession": 60, "sessionId": HOSTILE_TITLE})
+    write_day(root, events)
+    return root / "song_data", root / "log_data"
+
+
+def load(warehouse: Warehouse, generated: Path, hostile_root: Path) -> None:
+    result = warehouse.cli(
+        "etl", "--songs", str(generated / "song_data"), "--logs", str(generated / "log_data"), "-q"
+    )
+    assert result.exit_code == 0, result.output
+    songs, logs = write_hostile_data(hostile_root)
+    result = warehouse.cli("etl", "--songs", str(songs), "--logs", str(logs), "-q")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory: pytest.TempPathFactory, generated: Path) -> Path:
+    """The report of the generated dataset plus the hostile one, on DuckDB."""
+    root = tmp_path_factory.mktemp("report")
+    database = str(root / "w.duckdb")
+    warehouse = Warehouse("duckdb", ["--backend", "duckdb", "--database", database])
+    load(warehouse, generated, root / "hostile")
+    out = root / "report.html"
+    result = warehouse.cli("report", "--out", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+# -- the file itself ------------------------------------------------------------------------
+
+
+def test_report_builds_on_every_backend_and_prints_path_and_sections_as_json(
+    warehouse: Warehouse, generated: Path, tmp_path: Path
+) -> None:
+    load(warehouse, generated, tmp_path / "hostile")
+    out = tmp_path / "out" / "report.html"
+    result = warehouse.cli("report", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["path"] == str(out.resolve())
+    assert [s["id"] for s in answer["sections"]] == ["activity", "catalogue", "listeners", "health"]
+    assert sorted(c for s in answer["sections"] for c in s["charts"]) == sorted(CHARTS)
+    assert {t for s in answer["sections"] for t in s["tables"]} >= set(TABLES)
+    html = out.read_text("utf-8")
+    assert html.count("<svg ") == len(CHARTS)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert len(html) < 1_000_000
+
+
+def test_report_escapes_markup_from_the_data(report_file: Path) -> None:
+    html = report_file.read_text("utf-8")
+    assert "<script" not in html.lower()
+    assert "<img" not in html.lower()
+    assert "<b>" not in html
+    # in the SVG labels (matplotlib escapes), in table cells and in reject reasons
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html
+    assert "Money $$$ &amp; &lt;b&gt;bold&lt;/b&gt;" in html  # "$" is not mathtext
+
+
+def test_report_refers_to_nothing_outside_the_file(report_file: Path) -> None:
+    html = report_file.read_text("utf-8")
+    assert "Content-Security-Policy" in html
+    for attribute in re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", html):
+        assert attribute.startswith("#") or attribute == "data:,", attribute
+    assert "@import" not in html and "url(http" not in html and "@font-face" not in html
+    assert "<image" not in html  # no raster images embedded in the charts
+
+
+def test_ids_are_unique_across_the_inlined_charts(report_file: Path) -> None:
+    html = report_file.read_text("utf-8")
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    references = set(re.findall(r'(?:url\(#|href="#)([^")]+)', html))
+    assert references and references <= set(ids)  # clip paths, tick marks, section links
+
+
+def test_report_on_an_empty_warehouse_says_there_is_no_data(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    assert warehouse.cli("create-tables", "-q").exit_code == 0
+    out = tmp_path / "report.html"
+    result = warehouse.cli("report", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"wrote {out} (4 sections, 9 charts) from ")
+    html = out.read_text("utf-8")
+    assert "No plays loaded yet" in html
+    assert html.count("No data loaded yet") == len(CHARTS) - 1
+    assert "No upgrades or downgrades in this period" in html
+
+
+def test_report_without_tables_exits_2_and_says_to_load_first(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    result = warehouse.cli("report", "--out", str(tmp_path / "report.html"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ")
+    assert "load data first (sparkify etl --songs PATH --logs PATH)" in result.stderr
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_report_open_opens_the_file_in_the_default_browser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, *args, **kwargs: opened.append(url))
+    duckdb = ["--backend", "duckdb", "--database", str(tmp_path / "w.duckdb")]
+    assert run_cli("create-tables", *duckdb, "-q").exit_code == 0
+    out = tmp_path / "report.html"
+    result = run_cli("report", *duckdb, "--out", str(out), "--open", "-q")
+    assert result.exit_code == 0, result.output
+    assert opened == [out.resolve().as_uri()]
+
+
+def test_write_report_is_the_library_entry_point(tmp_path: Path) -> None:
+    from sparkify.backends import open_backend
+    from sparkify.config import load_settings
+    from sparkify.report import write_report
+
+    database = str(tmp_path / "w.duckdb")
+    assert run_cli("create-tables", "--backend", "duckdb", "--database", database).exit_code == 0
+    overrides = {("WAREHOUSE", "BACKEND"): "duckdb", ("WAREHOUSE", "PATH"): database}
+    settings = load_settings(overrides=overrides, environ={}, cwd=Path("/nonexistent"))
+    with open_backend(settings) as backend:
+        path = write_report(backend, tmp_path / "nested" / "r.html", limit=3)
+    assert path == tmp_path / "nested" / "r.html"
+    assert path.read_text("utf-8").startswith("<!doctype html>")
+    assert [p.name for p in path.parent.iterdir()] == ["r.html"]  # no temporary file left
+    plain = tmp_path / "plain.txt"
+    plain.write_text("")  # the mode any new file gets here: the report is no more private
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+
+
+# -- in a real browser ----------------------------------------------------------------------
+
+
+@dataclass
+class Visit:
+    """What a page did while loading: console messages, requests, failures, dialogs."""
+
+    session: str
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    loaded: bool = False
+
+
+class Chromium:
+    """Headless Chromium over the DevTools protocol on fds 3 (commands) and 4 (replies)."""
+
+    FLAGS = (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--remote-debugging-pipe",
+    )
+
+    def __init__(self, profile: Path) -> None:
+        commands_read, self._commands = os.pipe()
+        self._replies, replies_write = os.pipe()
+
+        def child_fds() -> None:
+            os.dup2(commands_read, 3)
+            os.dup2(replies_write, 4)
+
+        self.process = subprocess.Popen(
+            [str(CHROMIUM), *self.FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            pass_fds=(3, 4),
+            preexec_fn=child_fds,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(commands_read)
+        os.close(replies_write)
+        self._buffer = b""
+        self._next_id = 0
+        self._visits: dict[str, Visit] = {}
+
+    def call(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        while True:
+            reply = self._receive()
+            if reply.get("id") == message["id"]:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+            self._record(reply)
+
+    def _receive(self, timeout: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while b"\0" not in self._buffer:
+            ready, _, _ = select.select([self._replies], [], [], deadline - time.monotonic())
+            chunk = os.read(self._replies, 1 << 16) if ready else b""
+            if not chunk:
+                raise TimeoutError("Chromium stopped answering")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def _record(self, event: dict) -> None:
+        visit = self._visits.get(event.get("sessionId", ""))
+        method, params = event.get("method"), event.get("params", {})
+        if visit is None:
+            return
+        if method == "Runtime.consoleAPICalled":
+            visit.errors.append(f"console.{params['type']}: {params['args']}")
+        elif method == "Runtime.exceptionThrown":
+            visit.errors.append(f"exception: {params['exceptionDetails']}")
+        elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
+            visit.errors.append(f"log: {params['entry']['text']}")
+        elif method == "Network.requestWillBeSent":
+            visit.requests.append(params["request"]["url"])
+        elif method == "Network.loadingFailed":
+            visit.errors.append(f"request failed: {params['errorText']}")
+        elif method == "Page.javascriptDialogOpening":
+            visit.dialogs.append(params["message"])
+            self.call("Page.handleJavaScriptDialog", {"accept": False}, visit.session)
+        elif method == "Page.loadEventFired":
+            visit.loaded = True
+
+    def visit(self, url: str, width: int, height: int, mobile: bool) -> Visit:
+        """Open ``url`` in a fresh tab at this viewport and wait for the load event."""
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})
+        visit = self._visits.setdefault(session["sessionId"], Visit(session["sessionId"]))
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.call(f"{domain}.enable", session=visit.session)
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}
+        self.call("Emulation.setDeviceMetricsOverride", metrics, visit.session)
+        self.call("Page.navigate", {"url": url}, visit.session)
+        deadline = time.monotonic() + 20
+        while not visit.loaded and time.monotonic() < deadline:
+            self._record(self._receive())
+        assert visit.loaded, f"{url} did not finish loading"
+        return visit
+
+    def evaluate(self, visit: Visit, expression: str) -> Any:
+        result = self.call(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, visit.session
+        )
+        assert "exceptionDetails" not in result, result
+        return result["result"].get("value")
+
+    def screenshot(self, visit: Visit, path: Path) -> Path:
+        shot = self.call(
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True},
+            visit.session,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+            self.process.wait(timeout=10)
+        except (OSError, TimeoutError, RuntimeError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
+        finally:
+            os.close(self._commands)
+            os.close(self._replies)
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium")
+    browser = Chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield browser
+    browser.close()
+
+
+LAPTOP = {"width": 1280, "height": 800, "mobile": False}
+PHONE = {"width": 390, "height": 844, "mobile": True}
+CHART_SIZES = """Object.fromEntries([...document.querySelectorAll('figure.chart')].map(f => {
+  const svg = f.querySelector('svg'); const box = svg.getBoundingClientRect();
+  return [f.dataset.chart, {width: box.width, height: box.height,
+    viewBox: svg.getAttribute('viewBox'), shapes: svg.querySelectorAll('path, use').length,
+    text: svg.textContent, left: Math.round(f.getBoundingClientRect().left)}];
+}))"""
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_report_opens_in_chromium_without_errors_or_requests(
+    chromium: Chromium, report_file: Path, viewport: dict, request: pytest.FixtureRequest
+) -> None:
+    url = report_file.as_uri()
+    visit = chromium.visit(url, **viewport)
+    name = f"report-{request.node.callspec.id}.png"
+    shot = chromium.screenshot(visit, ARTIFACTS / name)
+    print(f"screenshot: {shot}")
+    assert visit.errors == []
+    assert visit.dialogs == []
+    assert visit.requests == [url]  # the file itself, nothing else
+    assert chromium.evaluate(visit, "document.scripts.length") == 0
+    overflow = "document.documentElement.scrollWidth - window.innerWidth"
+    assert chromium.evaluate(visit, overflow) <= 0  # no sideways scrolling
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_every_chart_is_drawn_and_scales_to_the_viewport(
+    chromium: Chromium, report_file: Path, viewport: dict
+) -> None:
+    visit = chromium.visit(report_file.as_uri(), **viewport)
+    charts = chromium.evaluate(visit, CHART_SIZES)
+    assert sorted(charts) == sorted(CHARTS)
+    for name, chart in charts.items():
+        assert chart["viewBox"], name
+        assert 250 <= chart["width"] <= viewport["width"], (name, chart["width"])
+        assert chart["height"] > 120, name
+        assert chart["shapes"] > 10, name  # bars, ticks, cells: not an empty frame
+    columns = {chart["left"] for chart in charts.values()}
+    assert len(columns) == (2 if viewport is LAPTOP else 1)  # the grid collapses on phones
+
+
+def test_hostile_titles_render_as_text_in_charts_and_tables(
+    chromium: Chromium, report_file: Path
+) -> None:
+    visit = chromium.visit(report_file.as_uri(), **LAPTOP)
+    charts = chromium.evaluate(visit, CHART_SIZES)
+    assert HOSTILE_TITLE in charts["top_songs"]["text"]
+    assert HOSTILE_ARTIFACT in charts["top_artists"]["text"]
+    cells = chromium.evaluate(
+        visit, "[...document.querySelectorAll('td')].map(td => td.textContent)"
+    )
+    assert HOSTILE_TITLE in cells
+    assert HOSTILE_ARTIFACT in cells
+    assert any(HOSTILE_TITLE[:20] in cell and "sessionId" in cell for cell in cells)  # reject
+    assert chromium.evaluate(visit, "document.querySelectorAll('img, script, b').length") == 0
+    assert visit.dialogs == []
