@@ -1,0 +1,311 @@
+"""Amazon Redshift: the PostgreSQL backend with Redshift's table design, lock and bulk load.
+
+Only what differs is overridden. Statements come from sql/redshift.sql, then postgres.sql,
+then common.sql. A bulk load uploads the canonical rows the pipeline wrote (gzipped JSON
+lines) under [S3] STAGING_PREFIX, writes a manifest naming exactly that object, and runs
+``COPY ... MANIFEST FORMAT AS JSON 'auto'``, so every backend stages the same rows and
+rejects the same records. A row Redshift still refuses fails the run with the file, line,
+column, value and reason read from ``stl_load_errors`` (``sys_load_error_detail`` on
+Serverless). Without a password, connections use IAM temporary credentials.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import orjson
+import psycopg
+
+from sparkify.backends.base import Capabilities, quote_identifier
+from sparkify.backends.postgres import PostgresBackend
+from sparkify.config import Settings
+from sparkify.errors import ConfigError, RunInProgress, SparkifyError, WarehouseError
+from sparkify.staging import table_columns
+
+_AWS_HOST = re.compile(
+    r"^(?P<name>[a-z0-9-]+)\.[a-z0-9]+\.(?P<region>[a-z]{2}(-[a-z]+)+-\d)"
+    r"\.(?P<kind>redshift|redshift-serverless)\.amazonaws\.com(\.cn)?$"
+)
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^'\\\s]*)?$")
+QUERY_CANCELED = "57014"  # what a statement_timeout raises
+# Columns COPY fills from another key of the same JSON line: the timestamp is the epoch
+# milliseconds of ts, parsed by TIMEFORMAT 'epochmillisecs'.
+COPY_DERIVED = {"staging_events": {"start_time": "ts"}}
+
+
+@dataclass(frozen=True)
+class StagedLoad:
+    """One table's rows uploaded for COPY: the data object and the manifest naming it."""
+
+    table: str
+    local: Path
+    rows: int
+    data_url: str
+    manifest_url: str
+
+
+def _literal(value: str, pattern: re.Pattern[str], what: str) -> str:
+    """A COPY option as a SQL string literal. COPY takes no bind parameters, so the few
+    values it needs are validated against a strict pattern before being quoted."""
+    if not pattern.match(value):
+        raise ConfigError(f"{what} is not valid for a Redshift COPY: {value!r}")
+    return "'" + value + "'"
+
+
+def _split_s3(url: str) -> tuple[str, str]:
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+class RedshiftBackend(PostgresBackend):
+    name = "redshift"
+    capabilities = Capabilities(
+        sql_chain=("redshift", "postgres", "common"),
+        paramstyle="pyformat",
+        server=True,
+        supports_schema=True,
+    )
+    product: ClassVar[str] = "Redshift"
+    url_scheme: ClassVar[str] = "redshift"
+    default_port: ClassVar[int] = 5439
+    credential_seconds: ClassVar[int] = 3600  # IAM temporary credentials (900..3600)
+    lock_floor_seconds: ClassVar[float] = 5.0  # a LOCK needs a moment even when free
+    copy_max_errors: ClassVar[int] = 100_000  # keeps the transaction alive to read errors
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._aws: Any = None
+        self._run_prefix = ""
+        self._uploaded: list[str] = []  # objects of successful loads, removed at close
+
+    # -- connection ---------------------------------------------------------------------
+    @property
+    def aws_host(self) -> re.Match[str] | None:
+        """The cluster or workgroup endpoint, parsed; None for any other host."""
+        host = self.settings.get("CLUSTER", "HOST") or ""
+        dsn = self.settings.get("WAREHOUSE", "DSN")
+        if dsn:
+            try:
+                host = str(psycopg.conninfo.conninfo_to_dict(dsn).get("host") or "")
+            except psycopg.ProgrammingError:
+                return None  # connection_params reports the bad DSN
+        return _AWS_HOST.match(host.lower())
+
+    @property
+    def serverless(self) -> bool:
+        found = self.aws_host
+        return bool(found and found["kind"] == "redshift-serverless")
+
+    def aws(self) -> Any:
+        if self._aws is None:
+            from sparkify.infrastructure import Aws, aws_session
+
+            found = self.aws_host
+            region = found["region"] if found else None
+            endpoint = self.settings.get("S3", "ENDPOINT_URL")
+            self._aws = Aws(aws_session(self.settings), {"s3": endpoint}, region)
+        return self._aws
+
+    def connection_params(self) -> dict[str, Any]:
+        params = super().connection_params()
+        if self.aws_host:
+            params.setdefault("sslmode", "require")
+        return params
+
+    def open_connection(self, params: dict[str, Any]) -> psycopg.Connection[Any]:
+        """Without a password for an AWS endpoint, use IAM temporary credentials."""
+        found = self.aws_host
+        if found and not params.get("password") and not os.environ.get("PGPASSWORD"):
+            params = {**params, **self.iam_credentials(found["name"], params)}
+        return super().open_connection(params)
+
+    def iam_credentials(self, name: str, params: dict[str, Any]) -> dict[str, str]:
+        """GetClusterCredentials (as [CLUSTER] DB_USER) or Serverless GetCredentials."""
+        database = params.get("dbname") or self.settings.get("CLUSTER", "DB_NAME")
+        if self.serverless:
+            found = self.aws().call(
+                "redshift-serverless",
+                "get_credentials",
+                workgroupName=name,
+                dbName=database,
+                durationSeconds=self.credential_seconds,
+            )
+            return {"user": found["dbUser"], "password": found["dbPassword"]}
+        user = params.get("user") or self.settings.require(
+            "CLUSTER", "DB_USER", "the database user to get IAM credentials for"
+        )
+        found = self.aws().call(
+            "redshift",
+            "get_cluster_credentials",
+            DbUser=user,
+            DbName=database,
+            ClusterIdentifier=name,
+            DurationSeconds=self.credential_seconds,
+            AutoCreate=False,
+        )
+        return {"user": found["DbUser"], "password": found["DbPassword"]}
+
+    def close(self) -> None:
+        uploaded, self._uploaded = self._uploaded, []
+        super().close()
+        for url in uploaded:  # staged copies of rows already in the warehouse
+            bucket, key = _split_s3(url)
+            try:
+                self.aws().call("s3", "delete_object", ("NoSuchKey",), Bucket=bucket, Key=key)
+            except SparkifyError:
+                return  # only a leftover copy under STAGING_PREFIX; the data is loaded
+
+    # -- one run at a time ---------------------------------------------------------------
+    def lock_run(self) -> None:
+        """LOCK etl_runs inside the run's transaction, giving up after --wait seconds.
+
+        The timeout is set for this transaction only and restored once the lock is held.
+        """
+        previous = self.query("SELECT current_setting('statement_timeout')").scalar()
+        waiting = max(self.wait_seconds, self.lock_floor_seconds)
+        self.query(
+            "SELECT set_config('statement_timeout', :ms, true)", {"ms": str(int(waiting * 1000))}
+        )
+        try:  # a first run creates etl_runs; a concurrent first run waits on that too
+            for sql in [*self.statements.get("create_etl_runs"), *self.statements.get("lock_run")]:
+                with self.con.cursor() as cursor:
+                    cursor.execute(sql)  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            if exc.sqlstate == QUERY_CANCELED:
+                raise RunInProgress(
+                    f"another run is in progress on {self.describe()}; "
+                    "try again later or pass --wait SECONDS"
+                ) from None
+            raise self.map_error(exc) from exc
+        self.query("SELECT set_config('statement_timeout', :ms, true)", {"ms": str(previous)})
+
+    # -- loading ------------------------------------------------------------------------
+    @classmethod
+    def s3_copy_sql(cls, table: str, manifest_url: str, role_arn: str, region: str) -> str:
+        """COPY of exactly the objects a manifest lists; JSON keys name the columns."""
+        columns = ", ".join(quote_identifier(c) for c in table_columns(table))
+        timeformat = "\nTIMEFORMAT 'epochmillisecs'" if table in COPY_DERIVED else ""
+        return (
+            f"COPY {quote_identifier(table)} ({columns})\n"
+            f"FROM {manifest_url}\nIAM_ROLE {role_arn}\nMANIFEST\n"
+            f"FORMAT AS JSON 'auto'\nGZIP{timeformat}\nREGION {region}\n"
+            f"MAXERROR {cls.copy_max_errors}\nCOMPUPDATE OFF\nSTATUPDATE OFF"
+        )
+
+    @classmethod
+    def load_sql(cls, table: str) -> str:
+        manifest = f"'s3://<STAGING_PREFIX>/<run>/{table}.manifest'"
+        copy = cls.s3_copy_sql(table, manifest, "'<[IAM_ROLE] ARN>'", "'<[AWS] REGION>'")
+        return f"-- upload the rows, gzipped, and a manifest naming exactly that object\n{copy}"
+
+    def copy_options(self) -> tuple[str, str]:
+        """The IAM role and region COPY needs, validated, as SQL literals."""
+        role = self.settings.require(
+            "IAM_ROLE", "ARN", "the role Redshift assumes to read S3; `sparkify aws up` sets it"
+        )
+        region = self.settings.get("AWS", "REGION") or "us-west-2"
+        return (
+            _literal(role, _ROLE_ARN, "[IAM_ROLE] ARN"),
+            _literal(region, _REGION, "[AWS] REGION"),
+        )
+
+    def staging_prefix(self) -> str:
+        """A fresh folder under [S3] STAGING_PREFIX for this connection's loads."""
+        if not self._run_prefix:
+            prefix = self.settings.require(
+                "S3", "STAGING_PREFIX", "an s3:// prefix Redshift can read the loads from"
+            )
+            if not _S3_URL.match(prefix):
+                raise ConfigError(f"[S3] STAGING_PREFIX must be an s3:// URL, got {prefix!r}")
+            self._run_prefix = f"{prefix.rstrip('/')}/{uuid.uuid4().hex}"
+        return self._run_prefix
+
+    def load_canonical(self, table: str, path: Path) -> int:
+        self.copy_options()  # fail on bad settings before uploading anything
+        staged = self.stage(table, path)
+        loaded = self.run_copy(staged)
+        if loaded != staged.rows:
+            raise self.load_failure(staged, loaded)
+        self._uploaded += [staged.data_url, staged.manifest_url]
+        staged.local.unlink(missing_ok=True)
+        return loaded
+
+    def stage(self, table: str, path: Path) -> StagedLoad:
+        """Upload the rows (gzipped JSON lines) and a manifest naming exactly that object."""
+        local = path.with_name(f"{path.name}.{table}.redshift.json.gz")
+        rows = write_copy_input(table, path, local)
+        prefix = self.staging_prefix()
+        data_url = f"{prefix}/{table}.json.gz"
+        manifest_url = f"{prefix}/{table}.manifest"
+        manifest = {
+            "entries": [
+                {
+                    "url": data_url,
+                    "mandatory": True,
+                    "meta": {"content_length": local.stat().st_size},
+                }
+            ]
+        }
+        bucket, key = _split_s3(data_url)
+        with local.open("rb") as body:
+            self.aws().call("s3", "put_object", Bucket=bucket, Key=key, Body=body)
+        bucket, key = _split_s3(manifest_url)
+        self.aws().call("s3", "put_object", Bucket=bucket, Key=key, Body=json.dumps(manifest))
+        return StagedLoad(table, local, rows, data_url, manifest_url)
+
+    def run_copy(self, staged: StagedLoad) -> int:
+        """COPY the manifest's objects; returns the rows Redshift loaded."""
+        role, region = self.copy_options()
+        manifest = _literal(staged.manifest_url, _S3_URL, "the manifest URL")
+        self.execute(self.s3_copy_sql(staged.table, manifest, role, region))
+        return int(self.query("SELECT pg_last_copy_count()").scalar())
+
+    def load_failure(self, staged: StagedLoad, loaded: int) -> WarehouseError:
+        """Why rows were left out: file, line, column, value and reason, per rejected line."""
+        name = "load_errors_serverless" if self.serverless else "load_errors"
+        found = self.query(self.statements.get(name)[0], {"url": staged.data_url})
+        lines = gzip.decompress(staged.local.read_bytes()).splitlines()
+        details = []
+        for file, line, column, value, code, reason in found.rows:
+            source = ""
+            if 0 < int(line) <= len(lines):
+                row = orjson.loads(lines[int(line) - 1])
+                source = f" (source file_id {row.get('file_id')} line {row.get('line_no')})"
+                if value is None:
+                    value = str(row.get(column, ""))
+            shown = (value or "")[:60]
+            details.append(
+                f"{file} line {line}{source}, column {column}, value {shown!r}: {reason} ({code})"
+            )
+        rejected = staged.rows - loaded
+        return WarehouseError(
+            f"Redshift rejected {rejected} of {staged.rows} rows loading {staged.table}; the run "
+            f"was rolled back and {staged.data_url} kept for inspection. "
+            + ("; ".join(details) or "no detail in the load error log")
+        )
+
+
+def write_copy_input(table: str, path: Path, target: Path) -> int:
+    """The canonical JSON lines of ``path``, gzipped, with COPY_DERIVED keys added."""
+    derived = COPY_DERIVED.get(table, {})
+    rows = 0
+    with path.open("rb") as source, gzip.open(target, "wb", compresslevel=5) as sink:
+        for line in source:
+            if not line.strip():
+                continue
+            if derived:
+                row = orjson.loads(line)
+                row.update({column: row.get(key) for column, key in derived.items()})
+                line = orjson.dumps(row) + b"\n"
+            sink.write(line if line.endswith(b"\n") else line + b"\n")
+            rows += 1
+    return rows

@@ -1,0 +1,282 @@
+-- Amazon Redshift overrides of postgres.sql and common.sql: only what differs. The design
+-- behind the keys and widths is in docs/redshift.md.
+--
+-- 1. Tables carry their distribution and sort keys. Widths are explicit: a bare VARCHAR is
+--    256 bytes in Redshift and widths count bytes, not characters; a bare NUMERIC has scale 0,
+--    so measures stay DOUBLE PRECISION. Short codes and ids get 256 bytes, free text 1024.
+--    Primary keys and UNIQUE are informational only (Redshift does not enforce them).
+-- 2. No COLLATE "C": Redshift already compares text byte by byte, as DuckDB does.
+-- 3. Redshift has no U&'' escapes, so the trim set of postgres.sql (U+0020 U+00A0 U+1680
+--    U+2000..U+200A U+202F U+205F U+3000) is written here as the characters themselves;
+--    tests/test_redshift.py checks they are exactly those code points.
+-- 4. No advisory locks: a run holds LOCK etl_runs until it commits (see lock_run).
+-- 5. "raw" is a reserved word in Redshift and is quoted.
+
+-- name: create_etl_runs
+CREATE TABLE IF NOT EXISTS etl_runs (
+    run_id          INTEGER NOT NULL PRIMARY KEY,
+    started_at      TIMESTAMP NOT NULL,
+    finished_at     TIMESTAMP,
+    status          VARCHAR(16) NOT NULL,
+    files_new       INTEGER,
+    files_changed   INTEGER,
+    files_skipped   INTEGER,
+    lines_read      BIGINT,
+    rows_staged     BIGINT,
+    rows_rejected   BIGINT,
+    songplays_rows  BIGINT,
+    users_rows      BIGINT,
+    songs_rows      BIGINT,
+    artists_rows    BIGINT,
+    time_rows       BIGINT,
+    message         VARCHAR(1000)
+)
+DISTSTYLE ALL
+SORTKEY(run_id);
+
+-- name: create_etl_files
+CREATE TABLE IF NOT EXISTS etl_files (
+    file_id         INTEGER NOT NULL PRIMARY KEY,
+    url             VARCHAR(1024) NOT NULL UNIQUE,
+    kind            VARCHAR(8) NOT NULL,
+    size            BIGINT NOT NULL,
+    version         VARCHAR(128) NOT NULL,
+    fingerprint     VARCHAR(128) NOT NULL,
+    first_run_id    INTEGER NOT NULL,
+    last_run_id     INTEGER NOT NULL,
+    lines_read      BIGINT NOT NULL,
+    rows_staged     BIGINT NOT NULL,
+    rows_rejected   BIGINT NOT NULL
+)
+DISTSTYLE ALL
+SORTKEY(file_id);
+
+-- name: create_etl_rejects
+CREATE TABLE IF NOT EXISTS etl_rejects (
+    run_id          INTEGER NOT NULL,
+    file_id         INTEGER NOT NULL,
+    line_no         INTEGER NOT NULL,
+    reason          VARCHAR(1000) NOT NULL,
+    "raw"           VARCHAR(65535)
+)
+DISTSTYLE EVEN
+SORTKEY(run_id);
+
+-- name: create_staging_events
+CREATE TABLE IF NOT EXISTS staging_events (
+    file_id         INTEGER NOT NULL,
+    line_no         INTEGER NOT NULL,
+    artist          VARCHAR(1024),
+    auth            VARCHAR(256),
+    first_name      VARCHAR(256),
+    gender          VARCHAR(256),
+    item_in_session INTEGER NOT NULL,
+    last_name       VARCHAR(256),
+    length          DOUBLE PRECISION,
+    level           VARCHAR(256),
+    location        VARCHAR(1024),
+    method          VARCHAR(256),
+    page            VARCHAR(256) NOT NULL,
+    registration    BIGINT,
+    session_id      BIGINT NOT NULL,
+    song            VARCHAR(1024),
+    status          INTEGER,
+    ts              BIGINT NOT NULL,
+    user_agent      VARCHAR(1024),
+    user_id         BIGINT,
+    start_time      TIMESTAMP NOT NULL
+)
+DISTSTYLE KEY
+DISTKEY(session_id)
+SORTKEY(file_id);
+
+-- name: create_staging_songs
+CREATE TABLE IF NOT EXISTS staging_songs (
+    file_id          INTEGER NOT NULL,
+    line_no          INTEGER NOT NULL,
+    num_songs        INTEGER,
+    artist_id        VARCHAR(256) NOT NULL,
+    artist_latitude  DOUBLE PRECISION,
+    artist_longitude DOUBLE PRECISION,
+    artist_location  VARCHAR(1024),
+    artist_name      VARCHAR(1024),
+    song_id          VARCHAR(256) NOT NULL,
+    title            VARCHAR(1024),
+    duration         DOUBLE PRECISION,
+    year             INTEGER
+)
+DISTSTYLE ALL
+SORTKEY(file_id);
+
+-- name: create_songplays
+CREATE TABLE IF NOT EXISTS songplays (
+    songplay_id     BIGINT NOT NULL PRIMARY KEY,
+    start_time      TIMESTAMP NOT NULL,
+    user_id         BIGINT,
+    level           VARCHAR(256),
+    song_id         VARCHAR(256),
+    artist_id       VARCHAR(256),
+    session_id      BIGINT NOT NULL,
+    item_in_session INTEGER NOT NULL,
+    location        VARCHAR(1024),
+    user_agent      VARCHAR(1024)
+)
+DISTSTYLE KEY
+DISTKEY(user_id)
+SORTKEY(start_time);
+
+-- name: create_users
+CREATE TABLE IF NOT EXISTS users (
+    user_id         BIGINT NOT NULL PRIMARY KEY,
+    first_name      VARCHAR(256),
+    last_name       VARCHAR(256),
+    gender          VARCHAR(256),
+    level           VARCHAR(256)
+)
+DISTSTYLE KEY
+DISTKEY(user_id)
+SORTKEY(level);
+
+-- name: create_user_levels
+CREATE TABLE IF NOT EXISTS user_levels (
+    user_id         BIGINT NOT NULL,
+    level           VARCHAR(256) NOT NULL,
+    valid_from      TIMESTAMP NOT NULL,
+    valid_to        TIMESTAMP,
+    PRIMARY KEY (user_id, valid_from)
+)
+DISTSTYLE KEY
+DISTKEY(user_id)
+COMPOUND SORTKEY(user_id, valid_from);
+
+-- name: create_songs
+CREATE TABLE IF NOT EXISTS songs (
+    song_id         VARCHAR(256) NOT NULL PRIMARY KEY,
+    title           VARCHAR(1024),
+    artist_id       VARCHAR(256) NOT NULL,
+    year            INTEGER,
+    duration        DOUBLE PRECISION
+)
+DISTSTYLE ALL
+SORTKEY(artist_id);
+
+-- name: create_artists
+CREATE TABLE IF NOT EXISTS artists (
+    artist_id       VARCHAR(256) NOT NULL PRIMARY KEY,
+    name            VARCHAR(1024),
+    location        VARCHAR(1024),
+    latitude        DOUBLE PRECISION,
+    longitude       DOUBLE PRECISION
+)
+DISTSTYLE ALL
+SORTKEY(artist_id);
+
+-- name: create_time
+CREATE TABLE IF NOT EXISTS time (
+    start_time      TIMESTAMP NOT NULL PRIMARY KEY,
+    hour            INTEGER NOT NULL,
+    day             INTEGER NOT NULL,
+    week            INTEGER NOT NULL,
+    month           INTEGER NOT NULL,
+    year            INTEGER NOT NULL,
+    weekday         INTEGER NOT NULL
+)
+DISTSTYLE KEY
+DISTKEY(start_time)
+SORTKEY(start_time);
+
+-- name: create_affected
+CREATE TEMPORARY TABLE affected_plays (songplay_id BIGINT NOT NULL);
+CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL);
+CREATE TEMPORARY TABLE affected_songs (song_id VARCHAR(256) NOT NULL);
+CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR(256) NOT NULL);
+CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR(1024), artist_key VARCHAR(1024));
+
+-- name: snapshot_affected
+INSERT INTO affected_plays
+SELECT e.session_id * 1000000 + e.item_in_session
+FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
+WHERE e.page = 'NextSong';
+INSERT INTO affected_users
+SELECT DISTINCT e.user_id
+FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
+WHERE e.user_id IS NOT NULL;
+INSERT INTO affected_songs
+SELECT DISTINCT s.song_id FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
+INSERT INTO affected_artists
+SELECT DISTINCT s.artist_id FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
+INSERT INTO affected_titles
+SELECT DISTINCT
+    LOWER(BTRIM(s.title, '                　')),
+    LOWER(BTRIM(s.artist_name, '                　'))
+FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
+
+-- name: affect_late_songs
+INSERT INTO affected_plays
+SELECT e.session_id * 1000000 + e.item_in_session
+FROM staging_events e
+JOIN affected_titles t
+  ON t.title_key = LOWER(BTRIM(e.song, '                　'))
+ AND t.artist_key = LOWER(BTRIM(e.artist, '                　'))
+WHERE e.page = 'NextSong';
+
+-- name: upsert_songplays
+DELETE FROM songplays WHERE songplay_id IN (SELECT songplay_id FROM affected_plays);
+INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
+                       session_id, item_in_session, location, user_agent)
+SELECT p.songplay_id, p.start_time, p.user_id, p.level, m.song_id, m.artist_id,
+       p.session_id, p.item_in_session, p.location, p.user_agent
+FROM (
+    SELECT e.*, e.session_id * 1000000 + e.item_in_session AS songplay_id,
+           ROW_NUMBER() OVER (
+               PARTITION BY e.session_id, e.item_in_session
+               ORDER BY e.ts DESC, f.url DESC, e.line_no DESC) AS pick
+    FROM staging_events e JOIN etl_files f ON f.file_id = e.file_id
+    WHERE e.page = 'NextSong'
+      AND e.session_id * 1000000 + e.item_in_session IN
+          (SELECT songplay_id FROM affected_plays)
+) p
+LEFT JOIN (
+    SELECT c.songplay_id, c.song_id, c.artist_id,
+           ROW_NUMBER() OVER (
+               PARTITION BY c.songplay_id
+               ORDER BY ABS(c.duration - c.length) ASC NULLS LAST, c.song_id) AS rank
+    FROM (
+        SELECT DISTINCT e.session_id * 1000000 + e.item_in_session AS songplay_id,
+               e.length, s.song_id, s.artist_id, s.duration
+        FROM staging_events e
+        JOIN staging_songs s
+          ON LOWER(BTRIM(s.title, '                　')) = LOWER(BTRIM(e.song, '                　'))
+         AND LOWER(BTRIM(s.artist_name, '                　')) = LOWER(BTRIM(e.artist, '                　'))
+        WHERE e.page = 'NextSong'
+          AND e.session_id * 1000000 + e.item_in_session IN
+              (SELECT songplay_id FROM affected_plays)
+    ) c
+) m ON m.songplay_id = p.songplay_id AND m.rank = 1
+WHERE p.pick = 1;
+
+------------------------------------------------------------------------------------------
+-- Redshift-only statements, run by backends/redshift.py.
+------------------------------------------------------------------------------------------
+
+-- name: lock_run
+-- One run at a time: held until the run's transaction ends. Readers of etl_runs wait too.
+LOCK etl_runs;
+
+-- name: load_errors
+-- Why a COPY left rows out, for the staged object it read (provisioned clusters).
+SELECT TRIM(filename) AS file, line_number, TRIM(colname) AS column_name,
+       TRIM(raw_field_value) AS value, err_code AS code, TRIM(err_reason) AS reason
+FROM stl_load_errors
+WHERE TRIM(filename) = :url
+ORDER BY line_number
+LIMIT 5;
+
+-- name: load_errors_serverless
+-- The same from the SYS view, the only one Redshift Serverless has (no raw value there).
+SELECT TRIM(file_name) AS file, line_number, TRIM(column_name) AS column_name,
+       CAST(NULL AS VARCHAR(1024)) AS value, error_code AS code, TRIM(error_message) AS reason
+FROM sys_load_error_detail
+WHERE TRIM(file_name) = :url
+ORDER BY line_number
+LIMIT 5;

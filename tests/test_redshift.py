@@ -1,0 +1,526 @@
+"""The Redshift backend, without a cluster.
+
+1. Every statement it can emit is rendered offline and parsed with sqlglot's Redshift dialect,
+   then checked against the design: keys, explicit widths and precision, COPY through a
+   manifest with the IAM role, no TRUNCATE, no secrets.
+2. Staging to S3 and IAM credentials run against moto.
+3. Everything but COPY from S3 and the Redshift-only DDL clauses runs live on the PostgreSQL
+   test server: ``RedshiftOnPostgres`` plays COPY by reading the manifest back from moto and
+   loading its rows with PostgreSQL's COPY, enforcing Redshift's byte widths.
+4. With $SPARKIFY_REDSHIFT_TEST_DSN, the same run goes to a real cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import orjson
+import pytest
+import sqlglot
+from conftest import Warehouse, dump, etl, run_cli
+from moto import mock_aws
+from sqlglot import exp
+
+from sparkify.backends import REGISTRY
+from sparkify.backends.redshift import COPY_DERIVED, RedshiftBackend, StagedLoad
+from sparkify.config import load_settings
+from sparkify.errors import ConfigError, RunInProgress
+from sparkify.pipeline import dry_run
+from sparkify.schema import TABLES, Statements
+from sparkify.staging import KIND_TABLE, table_columns
+
+REGION = "us-east-1"
+BUCKET = "sparkify-staging"
+ROLE = "arn:aws:iam::123456789012:role/sparkify-redshift-s3-read"
+PREFIX = f"s3://{BUCKET}/loads"
+SECRET = "Do-Not-Leak-9"
+LIVE_DSN = "SPARKIFY_REDSHIFT_TEST_DSN"
+STAR = ("songplays", "users", "songs", "artists", "time")
+DESIGN = {  # table: (DISTSTYLE, DISTKEY, SORTKEY columns)
+    "songplays": ("KEY", "user_id", ["start_time"]),
+    "users": ("KEY", "user_id", ["level"]),
+    "songs": ("ALL", None, ["artist_id"]),
+    "artists": ("ALL", None, ["artist_id"]),
+    "time": ("KEY", "start_time", ["start_time"]),
+    "user_levels": ("KEY", "user_id", ["user_id", "valid_from"]),
+    "staging_events": ("KEY", "session_id", ["file_id"]),
+    "staging_songs": ("ALL", None, ["file_id"]),
+    "etl_runs": ("ALL", None, ["run_id"]),
+    "etl_files": ("ALL", None, ["file_id"]),
+    "etl_rejects": ("EVEN", None, ["run_id"]),
+}
+
+
+def settings(**extra: str) -> Any:
+    values = {
+        ("WAREHOUSE", "BACKEND"): "redshift",
+        ("CLUSTER", "HOST"): "sparkify.abc123xyz.us-east-1.redshift.amazonaws.com",
+        ("CLUSTER", "DB_USER"): "awsuser",
+        ("CLUSTER", "DB_PASSWORD"): SECRET,
+        ("IAM_ROLE", "ARN"): ROLE,
+        ("S3", "STAGING_PREFIX"): PREFIX,
+        ("AWS", "REGION"): REGION,
+        ("AWS", "SECRET"): SECRET + "-aws",
+        ("AWS", "KEY"): "AKIAEXAMPLE",
+    }
+    for key, value in extra.items():
+        section, name = key.split("__")
+        values[(section.upper(), name.upper())] = value
+    return load_settings(overrides=values, environ={}, cwd=Path("/nonexistent"))
+
+
+def every_statement() -> list[str]:
+    """All the SQL the backend can send: the dry run, its own statements, a rendered COPY."""
+    statements = RedshiftBackend.dialect_statements()
+    found = [sql for _, sqls in dry_run(RedshiftBackend) for sql in sqls if "..." not in sql]
+    found += [sql for name in statements.names() for sql in statements.get(name)]
+    backend = RedshiftBackend(settings())
+    role, region = backend.copy_options()
+    for table in (*KIND_TABLE.values(), "etl_rejects"):
+        manifest = f"'{PREFIX}/run/{table}.manifest'"
+        found.append(RedshiftBackend.s3_copy_sql(table, manifest, role, region))
+    return found
+
+
+def parse(sql: str) -> Any:
+    code = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    return sqlglot.parse_one(code, read="redshift")
+
+
+def create_statements() -> dict[str, exp.Create]:
+    found = {}
+    for sql in RedshiftBackend.dialect_statements().create_tables():
+        tree = parse(sql)
+        assert isinstance(tree, exp.Create)
+        found[tree.this.this.name] = tree
+    return found
+
+
+# -- 1. the SQL, offline --------------------------------------------------------------------
+def test_every_statement_parses_as_redshift() -> None:
+    for sql in every_statement():
+        tree = parse(sql)
+        if isinstance(tree, exp.Command):  # sqlglot keeps LOCK as an opaque command
+            assert tree.sql(dialect="redshift").upper().startswith("LOCK ETL_RUNS"), sql
+        assert tree is not None, sql
+
+
+def test_tables_carry_the_distribution_and_sort_design() -> None:
+    tables = create_statements()
+    assert set(tables) == set(TABLES)
+    for table, (style, distkey, sortkey) in DESIGN.items():
+        props = tables[table].args["properties"]
+        found_style = props.find(exp.DistStyleProperty)
+        found_key = props.find(exp.DistKeyProperty)
+        found_sort = props.find(exp.SortKeyProperty)
+        assert found_style is not None and found_style.this.name.upper() == style, table
+        assert (found_key.this.name if found_key else None) == distkey, table
+        assert found_sort is not None, table
+        assert [c.name for c in found_sort.this] == sortkey, table
+
+
+def test_columns_have_explicit_widths_and_precision() -> None:
+    temporary = [
+        parse(sql) for sql in Statements(("redshift", "postgres", "common")).get("create_affected")
+    ]
+    for table, tree in [*create_statements().items(), *(("temp", t) for t in temporary)]:
+        for column in tree.find_all(exp.ColumnDef):
+            kind = column.args["kind"]
+            if kind.this in (exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR):
+                assert kind.expressions, f"{table}.{column.name} has no explicit width"
+            if kind.this == exp.DataType.Type.DECIMAL:
+                assert len(kind.expressions) == 2, f"{table}.{column.name} needs a scale"
+            assert kind.this != exp.DataType.Type.TEXT, f"{table}.{column.name} is TEXT"
+    widths = {
+        c.name: c.args["kind"].sql()
+        for c in create_statements()["songplays"].find_all(exp.ColumnDef)
+    }
+    assert widths["user_agent"] == "VARCHAR(1024)" and widths["level"] == "VARCHAR(256)"
+
+
+def test_copy_reads_exactly_a_manifest_with_the_role_and_no_secret() -> None:
+    copies = [parse(sql) for sql in every_statement() if sql.lstrip().upper().startswith("COPY")]
+    copies += [parse(s) for s in every_statement() if s.startswith("-- upload") and "COPY" in s]
+    assert len(copies) == 6  # three rendered by the dry run, three with real settings
+    for copy in copies:
+        assert isinstance(copy, exp.Copy)
+        source = copy.args["files"][0].name
+        assert len(copy.args["files"]) == 1 and re.fullmatch(r"s3://[^']+\.manifest", source)
+        credentials = copy.args["credentials"]
+        assert set(credentials.args) == {"iam_role"}  # no keys, no CREDENTIALS string
+        assert credentials.args["iam_role"].name in (ROLE, "<[IAM_ROLE] ARN>")
+        # sqlglot pairs up the bare words of COPY oddly; the words themselves are reliable
+        words = [w.name.upper() for p in copy.args["params"] for w in p.find_all(exp.Var)]
+        assert {"MANIFEST", "JSON", "GZIP", "REGION", "MAXERROR"} <= set(words), words
+        assert "TRUNCATECOLUMNS" not in words and "ACCEPTINVCHARS" not in words
+        formats = {
+            p.this.name: p.args["expression"].name
+            for p in copy.args["params"]
+            if isinstance(p.args.get("expression"), exp.Literal)
+        }
+        table = copy.this.this.name
+        assert formats.get("TIMEFORMAT") == ("epochmillisecs" if table in COPY_DERIVED else None)
+        assert formats["MAXERROR"] == str(RedshiftBackend.copy_max_errors)
+        assert [c.name for c in copy.this.expressions] == table_columns(table)
+
+
+def test_no_truncate_and_no_secrets_anywhere() -> None:
+    for sql in every_statement():
+        assert not parse(sql).find(exp.TruncateTable), sql
+        assert "TRUNCATE" not in sql.upper(), sql
+        assert SECRET not in sql and "AKIAEXAMPLE" not in sql, sql
+    assert ROLE in "\n".join(every_statement())
+
+
+def test_the_trim_set_is_the_same_as_postgresql() -> None:
+    sql_dir = Path(__file__).parents[1] / "src" / "sparkify" / "sql"
+    escaped = re.findall(r"U&'([^']*)'", (sql_dir / "postgres.sql").read_text("utf-8"))
+    expected = {re.sub(r"\\([0-9A-Fa-f]{4})", lambda m: chr(int(m[1], 16)), e) for e in escaped}
+    redshift = (sql_dir / "redshift.sql").read_text("utf-8")
+    found = re.findall(r"BTRIM\([\w.]+, '([^']*)'\)", redshift)
+    assert len(found) == len(escaped) == 8 and set(found) == expected and len(expected) == 1
+    assert "U&'" not in redshift.replace("U&''", "")  # the comment names the syntax
+
+
+def test_sparkify_sql_prints_the_redshift_run() -> None:
+    result = run_cli("sql", "--backend", "redshift")
+    assert result.exit_code == 0, result.stderr
+    assert "DISTKEY(user_id)" in result.stdout and "FORMAT AS JSON 'auto'" in result.stdout
+    assert "pg_advisory" not in result.stdout and "COLLATE" not in result.stdout
+
+
+# -- 2. S3 and IAM, with moto ---------------------------------------------------------------
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "PGPASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        yield s3
+
+
+def objects(s3: Any) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+def test_stage_uploads_the_rows_and_a_manifest_naming_only_them(aws: Any, tmp_path: Path) -> None:
+    canonical = tmp_path / "events.json"
+    rows = [
+        {"file_id": 1, "line_no": n, "ts": 1541105830796 + n, "page": "NextSong"} for n in (1, 2)
+    ]
+    canonical.write_bytes(b"\n".join(orjson.dumps(r) for r in rows) + b"\n")
+    backend = RedshiftBackend(settings(aws__key="", aws__secret=""))
+    staged = backend.stage("staging_events", canonical)
+    assert staged.rows == 2 and staged.manifest_url.startswith(PREFIX + "/")
+    manifest = json.loads(
+        aws.get_object(Bucket=BUCKET, Key=staged.manifest_url[len(f"s3://{BUCKET}/") :])[
+            "Body"
+        ].read()
+    )
+    assert [(e["url"], e["mandatory"]) for e in manifest["entries"]] == [(staged.data_url, True)]
+    body = aws.get_object(Bucket=BUCKET, Key=staged.data_url[len(f"s3://{BUCKET}/") :])[
+        "Body"
+    ].read()
+    lines = [orjson.loads(line) for line in gzip.decompress(body).splitlines()]
+    assert lines == [{**r, "start_time": r["ts"]} for r in rows]
+    assert sorted(objects(aws)) == sorted(
+        u[len(f"s3://{BUCKET}/") :] for u in (staged.data_url, staged.manifest_url)
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"s3__staging_prefix": ""}, "missing [S3] STAGING_PREFIX"),
+        ({"s3__staging_prefix": "/tmp/x"}, "[S3] STAGING_PREFIX must be an s3:// URL"),
+        ({"iam_role__arn": ""}, "missing [IAM_ROLE] ARN"),
+        ({"iam_role__arn": "arn:aws:iam::1:role/x' CREDENTIALS 'y"}, "[IAM_ROLE] ARN is not valid"),
+    ],
+)
+def test_copy_settings_are_checked_before_anything_is_uploaded(
+    aws: Any, tmp_path: Path, override: dict[str, str], message: str
+) -> None:
+    canonical = tmp_path / "songs.json"
+    canonical.write_bytes(b'{"file_id": 1, "line_no": 1}\n')
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        RedshiftBackend(settings(**override)).load_canonical("staging_songs", canonical)
+    assert objects(aws) == []
+
+
+def test_without_a_password_it_connects_with_iam_credentials(aws: Any) -> None:
+    redshift = boto3.client("redshift", region_name=REGION)
+    redshift.create_cluster(
+        ClusterIdentifier="sparkify", NodeType="ra3.large", MasterUsername="awsuser",
+        MasterUserPassword="Passw0rd-x", ClusterType="single-node",
+    )  # fmt: skip
+    backend = RedshiftBackend(settings(cluster__db_password="", aws__key="", aws__secret=""))
+    params = backend.connection_params()
+    assert "password" not in params and params["sslmode"] == "require" and params["port"] == "5439"
+    found = backend.iam_credentials("sparkify", params)
+    assert found["user"] == "IAM:awsuser" and len(found["password"]) == 32
+    assert SECRET not in backend.describe() and backend.describe().startswith("redshift://awsuser@")
+
+
+def test_serverless_endpoints_use_get_credentials(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    asked: list[dict[str, Any]] = []
+
+    def answer(params: dict[str, Any], **kwargs: Any) -> Any:
+        asked.append(json.loads(params["body"]))
+        body = {"dbUser": "IAM:me", "dbPassword": "temporary", "expiration": 0}
+        return AWSResponse("https://aws.invalid", 200, {}, None), body
+
+    host = "sparkify-wg.123456789012.us-east-1.redshift-serverless.amazonaws.com"
+    backend = RedshiftBackend(settings(cluster__host=host, cluster__db_password=""))
+    backend.aws().session.events.register("before-call.redshift-serverless.GetCredentials", answer)
+    assert backend.serverless
+    assert backend.iam_credentials("sparkify-wg", backend.connection_params()) == {
+        "user": "IAM:me",
+        "password": "temporary",
+    }
+    assert asked == [
+        {"workgroupName": "sparkify-wg", "dbName": "sparkify", "durationSeconds": 3600}
+    ]
+
+
+# -- 3. everything else, live on PostgreSQL -------------------------------------------------
+def strip_redshift_clauses(sql: str) -> str:
+    return re.sub(r"\s*\b(DISTSTYLE \w+|DISTKEY\([^)]*\)|(COMPOUND )?SORTKEY\([^)]*\))", "", sql)
+
+
+class RedshiftOnPostgres(RedshiftBackend):
+    """The Redshift backend on PostgreSQL, with COPY from S3 played from the real manifest."""
+
+    lock_floor_seconds = 0.3
+
+    @classmethod
+    def dialect_statements(cls) -> Statements:
+        statements = super().dialect_statements()
+        statements._by_name = {k: strip_redshift_clauses(v) for k, v in statements._by_name.items()}
+        return statements
+
+    def run_copy(self, staged: StagedLoad) -> int:
+        """What COPY ... MANIFEST FORMAT AS JSON 'auto' GZIP does, on PostgreSQL: read the
+        manifest, load its objects, refuse text wider (in bytes) than its column and log the
+        refusal to a stand-in for stl_load_errors."""
+        self.copy_options()
+        s3 = self.aws().client("s3")
+        bucket, key = staged.manifest_url.removeprefix("s3://").split("/", 1)
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        columns = table_columns(staged.table)
+        widths = dict(
+            self.query(
+                "SELECT column_name, character_maximum_length FROM information_schema.columns "
+                "WHERE table_schema = :schema AND table_name = :table",
+                {"schema": self.schema, "table": staged.table},
+            ).rows
+        )
+        self.execute(
+            "CREATE TABLE IF NOT EXISTS stl_load_errors (filename VARCHAR(256), line_number "
+            "BIGINT, colname VARCHAR(127), raw_field_value VARCHAR(1024), err_code INTEGER, "
+            "err_reason VARCHAR(100))"
+        )
+        refused: list[tuple[str, int, str, str, int]] = []
+        loaded, names = 0, ", ".join(f'"{c}"' for c in columns)
+        sql = f'COPY "{staged.table}" ({names}) FROM STDIN'
+        with self.con.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[arg-type]
+            for entry in manifest["entries"]:
+                bucket, key = entry["url"].removeprefix("s3://").split("/", 1)
+                data = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                for number, line in enumerate(data.splitlines(), 1):
+                    row = orjson.loads(line)
+                    wide = [
+                        c for c in columns
+                        if isinstance(row.get(c), str) and widths.get(c)
+                        and len(row[c].encode()) > widths[c]
+                    ]  # fmt: skip
+                    if wide:
+                        refused.append(
+                            (entry["url"], number, wide[0], row[wide[0]], widths[wide[0]])
+                        )
+                        continue
+                    for column in COPY_DERIVED.get(staged.table, {}):
+                        row[column] = dt.datetime(1970, 1, 1) + dt.timedelta(
+                            milliseconds=row[column]
+                        )
+                    copy.write_row([row.get(c) for c in columns])
+                    loaded += 1
+        for url, number, column, value, width in refused:
+            self.log_error(url, number, column, value, width)
+        return loaded
+
+    def log_error(self, url: str, line: int, column: str, value: str, width: int) -> None:
+        self.insert_rows(
+            "stl_load_errors",
+            ("filename", "line_number", "colname", "raw_field_value", "err_code", "err_reason"),
+            [
+                (
+                    url,
+                    line,
+                    column,
+                    value[:1024],
+                    1204,
+                    f"String length exceeds DDL length ({width})",
+                )
+            ],
+        )
+
+
+@pytest.fixture
+def redshift_on_postgres(postgres_dsn: str, aws: Any, monkeypatch: pytest.MonkeyPatch) -> Warehouse:
+    monkeypatch.setitem(REGISTRY, "redshift", f"{__name__}:RedshiftOnPostgres")
+    for key, value in {
+        "S3_STAGING_PREFIX": PREFIX,
+        "IAM_ROLE_ARN": ROLE,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(f"SPARKIFY_{key}", value)
+    schema = f"r_{uuid.uuid4().hex[:12]}"
+    overrides = {
+        ("WAREHOUSE", "BACKEND"): "redshift",
+        ("WAREHOUSE", "DSN"): postgres_dsn,
+        ("WAREHOUSE", "SCHEMA"): schema,
+        ("S3", "STAGING_PREFIX"): PREFIX,
+        ("IAM_ROLE", "ARN"): ROLE,
+        ("AWS", "REGION"): REGION,
+    }
+    cli_args = ["--backend", "redshift", "--dsn", postgres_dsn, "--schema", schema]
+    return Warehouse("redshift", cli_args, overrides)
+
+
+def duckdb_warehouse(tmp_path: Path) -> Warehouse:
+    path = str(tmp_path / "reference.duckdb")
+    return Warehouse(
+        "duckdb",
+        ["--backend", "duckdb", "--database", path],
+        {("WAREHOUSE", "BACKEND"): "duckdb", ("WAREHOUSE", "PATH"): path},
+    )
+
+
+def test_a_redshift_run_gives_the_same_star_schema_as_duckdb(
+    redshift_on_postgres: Warehouse, semantics_data: Path, generated: Path, tmp_path: Path, aws: Any
+) -> None:
+    reference = duckdb_warehouse(tmp_path)
+    for data in (semantics_data, generated):  # a second load on top of the first
+        etl(reference, data)
+        summary = etl(redshift_on_postgres, data)
+        assert dump(redshift_on_postgres) == dump(reference)
+        assert all(check["passed"] for check in summary["checks"])
+    assert objects(aws) == []  # staged copies are removed once loaded
+    rerun = etl(redshift_on_postgres, generated)
+    assert rerun["files"]["new"] == rerun["files"]["changed"] == 0
+
+
+def test_the_public_sample_gives_the_known_figures(
+    redshift_on_postgres: Warehouse, sample_data: Path
+) -> None:
+    summary = etl(redshift_on_postgres, sample_data)
+    tables = {k: v for k, v in summary["tables"].items() if k != "user_levels"}
+    assert tables == {"songplays": 6820, "users": 97, "songs": 71, "artists": 69, "time": 6813}
+    assert redshift_on_postgres.query("SELECT COUNT(*) FROM staging_events") == [(8056,)]
+    assert summary["rows_rejected"] == 0
+
+
+def test_rejected_records_reach_etl_rejects_through_copy(
+    redshift_on_postgres: Warehouse, tmp_path: Path
+) -> None:
+    from sparkify.generate import GenerateOptions, generate
+
+    generate(tmp_path, GenerateOptions(users=10, days=2, songs=20, bad_records=0.05, seed=3))
+    summary = etl(redshift_on_postgres, tmp_path)
+    assert summary["rows_rejected"] > 0
+    rejects = json.loads(redshift_on_postgres.cli("rejects", "--json", "--limit", "1000").stdout)
+    assert len(rejects) == summary["rows_rejected"] and all(r["raw"] for r in rejects)
+
+
+def test_a_row_redshift_refuses_fails_the_run_with_the_reason(
+    redshift_on_postgres: Warehouse, semantics_data: Path, aws: Any
+) -> None:
+    song_file = next((semantics_data / "song_data").rglob("*.json"))
+    record = json.loads(song_file.read_text())
+    record["title"] = "é" * 600  # 600 characters, 1200 bytes: wider than VARCHAR(1024)
+    song_file.write_text(json.dumps(record))
+    result = redshift_on_postgres.cli(
+        "etl",
+        "--songs",
+        str(semantics_data / "song_data"),
+        "--logs",
+        str(semantics_data / "log_data"),
+    )
+    assert result.exit_code == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: Redshift rejected 1 of 5 rows loading staging_songs; the run")
+    assert re.search(
+        r"staging_songs\.json\.gz line \d \(source file_id \d+ line 1\), column title, "
+        r"value 'éééé.*': String length exceeds DDL length \(1024\) \(1204\)",
+        message,
+    ), message
+    assert redshift_on_postgres.query("SELECT COUNT(*) FROM staging_songs") == [(0,)]
+    assert [k for k in objects(aws) if k.endswith("staging_songs.json.gz")]  # kept for a look
+
+
+def test_one_run_at_a_time(redshift_on_postgres: Warehouse) -> None:
+    holder, other = redshift_on_postgres.backend(), redshift_on_postgres.backend()
+    holder.connect()
+    other.connect(wait_seconds=0)
+    try:
+        with holder.transaction():
+            holder.lock_run()
+            with (
+                pytest.raises(RunInProgress, match="another run is in progress"),
+                other.transaction(),
+            ):
+                other.lock_run()
+        with other.transaction():
+            other.lock_run()  # free again once the holder committed
+            timeout = other.query("SELECT current_setting('statement_timeout')").scalar()
+            assert timeout == "0"  # restored after locking
+    finally:
+        holder.close()
+        other.close()
+
+
+# -- 4. a real cluster, when one is offered ------------------------------------------------------
+@pytest.mark.skipif(
+    not os.environ.get(LIVE_DSN),
+    reason=f"{LIVE_DSN} is not set (a Redshift DSN, plus SPARKIFY_S3_STAGING_PREFIX and "
+    "SPARKIFY_IAM_ROLE_ARN, runs this test against a real cluster)",
+)
+def test_a_real_cluster_loads_the_same_star_schema(semantics_data: Path, tmp_path: Path) -> None:
+    missing = [
+        n for n in ("SPARKIFY_S3_STAGING_PREFIX", "SPARKIFY_IAM_ROLE_ARN") if not os.environ.get(n)
+    ]
+    if missing:
+        pytest.skip(f"{LIVE_DSN} is set but {', '.join(missing)} is not")
+    schema = f"sparkify_test_{uuid.uuid4().hex[:8]}"
+    dsn = os.environ[LIVE_DSN]
+    cluster = Warehouse("redshift", ["--backend", "redshift", "--dsn", dsn, "--schema", schema], {
+        ("WAREHOUSE", "BACKEND"): "redshift", ("WAREHOUSE", "DSN"): dsn,
+        ("WAREHOUSE", "SCHEMA"): schema,
+        ("S3", "STAGING_PREFIX"): os.environ["SPARKIFY_S3_STAGING_PREFIX"],
+        ("IAM_ROLE", "ARN"): os.environ["SPARKIFY_IAM_ROLE_ARN"],
+        ("AWS", "REGION"): os.environ.get("SPARKIFY_AWS_REGION", "us-west-2"),
+    })  # fmt: skip
+    reference = duckdb_warehouse(tmp_path)
+    try:
+        etl(reference, semantics_data)
+        etl(cluster, semantics_data)
+        assert dump(cluster) == dump(reference)
+    finally:
+        cluster.query(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
