@@ -137,6 +137,7 @@ def demo_command(options: WarehouseOptions, sample: str) -> None:
     etl_options = EtlOptions(
         songs=settings.require("S3", "SONG_DATA", "song files"),
         logs=settings.require("S3", "LOG_DATA", "event logs"),
+        settings=settings,
     )
     with connected(backend):
         summary = run_etl(backend, etl_options, options.progress)

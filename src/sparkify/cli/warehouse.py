@@ -113,6 +113,7 @@ def etl_command(
         until=_parse_date(until, "--until"),
         max_errors=max_errors,
         wait_seconds=wait,
+        settings=settings,
     )
     backend = options.backend_for(settings)
     with connected(backend, wait_seconds=wait):
