@@ -28,10 +28,9 @@ from conftest import run_cli
 from moto import mock_aws
 
 from sparkify import infrastructure
-from sparkify.cli import aws as aws_cli
 from sparkify.cli import cli
 from sparkify.errors import ConfigError, SparkifyError
-from sparkify.infrastructure import Infrastructure, aws_error
+from sparkify.infrastructure import Infrastructure, aws_error, lifecycle, network
 
 REGION = "us-west-2"
 MODELS = create_loader()
@@ -205,7 +204,7 @@ def moto_world() -> Iterator[None]:
 
 @pytest.fixture
 def aws(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
-    monkeypatch.setattr(aws_cli, "CHECKIP_URL", "http://127.0.0.1:9/")  # never the internet
+    monkeypatch.setattr(network, "CHECKIP_URL", "http://127.0.0.1:9/")  # never the internet
     monkeypatch.setattr(Infrastructure, "poll_seconds", 0.0)
     fake = FakeAws(f"t{uuid.uuid4().hex[:10]}")
     real_session = infrastructure.aws_session
@@ -216,7 +215,7 @@ def aws(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
         fake.hook(made)
         return made
 
-    monkeypatch.setattr(infrastructure, "aws_session", session)
+    monkeypatch.setattr(lifecycle, "aws_session", session)
     return fake
 
 
@@ -313,7 +312,7 @@ def test_up_without_a_password_generates_one_and_prints_it_once(aws: FakeAws, co
     assert result.exit_code == 0, result.stderr
     shown = re.findall(r"master password \(shown once[^:]*: (\S+)", result.stderr)
     assert len(shown) == 1
-    aws_cli.check_password(shown[0])
+    infrastructure.check_password(shown[0])
     assert json.loads(result.stdout)["password_generated"] is True
     assert shown[0] not in result.stdout
     assert shown[0] not in config.read_text()
@@ -573,7 +572,7 @@ def test_config_rewrite_keeps_layout_adds_missing_keys_and_refuses_secrets(tmp_p
     path = tmp_path / "dwh.cfg"
     path.write_text(CONFIG)  # the raw template: {name} placeholders are just text here
     os.chmod(path, 0o600)
-    written = aws_cli.update_config_file(
+    written = infrastructure.update_config_file(
         path,
         {("cluster", "host"): "h.example", ("S3", "NEW_KEY"): "v", ("EXTRA", "K"): "1"},
     )
@@ -585,23 +584,23 @@ def test_config_rewrite_keeps_layout_adds_missing_keys_and_refuses_secrets(tmp_p
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for secret in (("CLUSTER", "DB_PASSWORD"), ("AWS", "SECRET"), ("WAREHOUSE", "DSN")):
         with pytest.raises(SparkifyError, match="refusing to write"):
-            aws_cli.update_config_file(path, {secret: "x"})
+            infrastructure.update_config_file(path, {secret: "x"})
 
 
 def test_passwords_follow_redshift_rules() -> None:
     for _ in range(20):
-        assert aws_cli.check_password(aws_cli.generate_password())
+        assert infrastructure.check_password(infrastructure.generate_password())
     with pytest.raises(ConfigError, match="a digit, only printable ASCII"):
-        aws_cli.check_password("NoDigits/AtAll")
+        infrastructure.check_password("NoDigits/AtAll")
 
 
 def test_resolve_cidr_prefers_the_flag_then_the_discovered_address() -> None:
-    assert aws_cli.resolve_cidr("203.0.113.7", False, lambda: None) == "203.0.113.7/32"
-    assert aws_cli.resolve_cidr(None, False, lambda: "198.51.100.2") == "198.51.100.2/32"
-    assert aws_cli.resolve_cidr(None, False, lambda: "2001:db8::1") == "2001:db8::1/128"
-    assert aws_cli.resolve_cidr(None, True, lambda: None) == "0.0.0.0/0"
+    assert infrastructure.resolve_cidr("203.0.113.7", False, lambda: None) == "203.0.113.7/32"
+    assert infrastructure.resolve_cidr(None, False, lambda: "198.51.100.2") == "198.51.100.2/32"
+    assert infrastructure.resolve_cidr(None, False, lambda: "2001:db8::1") == "2001:db8::1/128"
+    assert infrastructure.resolve_cidr(None, True, lambda: None) == "0.0.0.0/0"
     with pytest.raises(ConfigError, match="--cidr needs an address"):
-        aws_cli.resolve_cidr("not-an-ip", False, lambda: None)
+        infrastructure.resolve_cidr("not-an-ip", False, lambda: None)
 
 
 def test_a_new_role_gets_time_to_reach_redshift(aws: FakeAws, config: Path) -> None:

@@ -2,46 +2,41 @@
 
 The work happens in ``sparkify.infrastructure``; this module gathers what only a person can
 supply (the allowed network, the master password, a confirmation), shows progress and
-costs, and writes the new endpoint back into dwh.cfg with a line-based edit that keeps
-comments, layout and unrelated keys, and never writes a secret.
+costs, and reports what was written back into dwh.cfg.
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import os
-import re
-import secrets
-import string
 import sys
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
 
 from sparkify.cli.common import echo_json, print_table
-from sparkify.config import DEFAULT_CONFIG_FILE, KEYS, TEMPLATE, Settings, load_settings
+from sparkify.config import Settings, load_settings
 from sparkify.errors import ConfigError, SparkifyError
-from sparkify.infrastructure import Infrastructure
-
-# Approximate on-demand prices in USD per node-hour (us-east-1 and us-west-2, 2025). Managed
-# storage, snapshots and data transfer are extra: see https://aws.amazon.com/redshift/pricing/
-NODE_PRICES = {
-    "dc2.large": 0.25,
-    "dc2.8xlarge": 4.80,
-    "ra3.large": 0.543,
-    "ra3.xlplus": 1.086,
-    "ra3.4xlarge": 3.26,
-    "ra3.16xlarge": 13.04,
-}
-RPU_PRICE = 0.375  # Serverless: USD per RPU-hour, billed per second while queries run
-CHECKIP_URL = "https://checkip.amazonaws.com"
-SECRET_KEYS = {(k.section, k.name) for k in KEYS if k.secret}
+from sparkify.infrastructure import (
+    CostRow,
+    Infrastructure,
+    check_password,
+    cluster_cost,
+    cost_rows,
+    deletions,
+    discover_public_ip,
+    forget_endpoints,
+    generate_password,
+    hourly_usd,
+    open_to_everyone,
+    resolve_cidr,
+    serverless_cost,
+    status_report,
+    write_endpoint,
+)
 
 
 @dataclass(frozen=True)
@@ -79,77 +74,6 @@ def aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # -- what a person supplies --------------------------------------------------------------------
-def discover_public_ip(timeout: float = 5.0) -> str | None:
-    """This machine's public address as AWS sees it, or ``None`` without internet access."""
-    try:
-        with urllib.request.urlopen(CHECKIP_URL, timeout=timeout) as response:
-            return str(ipaddress.ip_address(response.read(64).decode().strip()))
-    except (OSError, ValueError):
-        return None
-
-
-def resolve_cidr(cidr: str | None, allow_anywhere: bool, discover: Callable[[], str | None]) -> str:
-    """The network allowed to reach port 5439: the caller's own address by default."""
-    if cidr:
-        try:
-            network = ipaddress.ip_network(cidr.strip(), strict=False)
-        except ValueError:
-            raise ConfigError(
-                f"--cidr needs an address or network like 203.0.113.7/32, got {cidr!r}"
-            ) from None
-        if network.prefixlen == 0 and not allow_anywhere:
-            raise ConfigError(
-                f"--cidr {network} opens port 5439 to the whole internet; "
-                "add --allow-anywhere if you really mean it"
-            )
-        return str(network)
-    if allow_anywhere:
-        return "0.0.0.0/0"
-    address = discover()
-    if address is None:
-        raise ConfigError(
-            "cannot discover your public IP address (checkip.amazonaws.com is unreachable); "
-            "pass --cidr YOUR.PUBLIC.IP/32"
-        )
-    ip = ipaddress.ip_address(address)
-    return f"{ip}/{ip.max_prefixlen}"
-
-
-_FORBIDDEN = set("'\"\\/@ ")
-
-
-def check_password(password: str) -> str:
-    """Redshift's master password rules, checked before AWS sees the password."""
-    problems = []
-    if not 8 <= len(password) <= 64:
-        problems.append("8 to 64 characters")
-    if not (any(c.isupper() for c in password) and any(c.islower() for c in password)):
-        problems.append("an upper- and a lower-case letter")
-    if not any(c.isdigit() for c in password):
-        problems.append("a digit")
-    if any(c in _FORBIDDEN or not 33 <= ord(c) <= 126 for c in password):
-        problems.append("only printable ASCII without quotes, \\, /, @ or spaces")
-    if problems:
-        raise ConfigError("the master password needs " + ", ".join(problems))
-    return password
-
-
-def generate_password(length: int = 24) -> str:
-    alphabet = string.ascii_letters + string.digits + "!#%^*-_=+"
-    while True:
-        password = "".join(secrets.choice(alphabet) for _ in range(length))
-        if _valid(password):
-            return password
-
-
-def _valid(password: str) -> bool:
-    try:
-        check_password(password)
-    except ConfigError:
-        return False
-    return True
-
-
 class PasswordSource:
     """The master password, asked for only when a cluster or namespace is created:
     [CLUSTER] DB_PASSWORD (the environment, preferably), else a prompt on a terminal, else
@@ -192,61 +116,6 @@ class PasswordSource:
             err=True,
         )
         return password
-
-
-# -- dwh.cfg ----------------------------------------------------------------------------------
-_SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
-_ASSIGNMENT = re.compile(r"^(\s*)([^\s#;=:][^=:]*?)\s*([=:])(.*)$")
-
-
-def update_config_file(path: Path, updates: Mapping[tuple[str, str], str]) -> list[str]:
-    """Set keys in place, line by line: comments, order and other keys stay as they are.
-
-    A key missing from its section is added after the section's last line; a missing
-    section is appended. A file that does not exist starts from the template. Returns the
-    keys written. Secret keys are refused.
-    """
-    wanted = {(s.upper(), k.upper()): v for (s, k), v in updates.items()}
-    for ident, value in wanted.items():
-        if ident in SECRET_KEYS or "PASSWORD" in ident[1] or "\n" in value:
-            raise SparkifyError(f"refusing to write [{ident[0]}] {ident[1]} to {path}")
-    text = path.read_text(encoding="utf-8") if path.exists() else TEMPLATE
-    lines = text.splitlines()
-    section, section_end, written = "", dict[str, int](), list[str]()
-    for index, line in enumerate(lines):
-        header = _SECTION.match(line)
-        if header:
-            section = header.group(1).strip().upper()
-            section_end[section] = index
-            continue
-        assignment = _ASSIGNMENT.match(line)
-        found = (section, assignment.group(2).strip().upper()) if assignment else None
-        if assignment and found in wanted:
-            indent, key = assignment.group(1), assignment.group(2).strip()
-            lines[index] = f"{indent}{key} = {wanted.pop((section, key.upper()))}".rstrip()
-            written.append(f"[{section}] {key}")
-        if line.strip() and section:
-            section_end[section] = index
-    missing: dict[str, list[str]] = {}
-    for (section, key), value in wanted.items():
-        missing.setdefault(section, []).append(f"{key} = {value}".rstrip())
-        written.append(f"[{section}] {key}")
-    for section in sorted(missing, key=lambda name: -section_end.get(name, len(lines))):
-        if section in section_end:
-            at = section_end[section] + 1
-            lines[at:at] = missing[section]
-        else:
-            lines += ["", f"[{section}]", *missing[section]]
-    temporary = path.with_name(f".{path.name}.sparkify-tmp")
-    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    if path.exists():
-        os.chmod(temporary, path.stat().st_mode)
-    temporary.replace(path)
-    return written
-
-
-def _config_path(settings: Settings) -> Path:
-    return settings.config_file or Path(DEFAULT_CONFIG_FILE)
 
 
 # -- display ----------------------------------------------------------------------------------
@@ -295,29 +164,6 @@ def reporting(options: AwsOptions) -> Iterator[Reporter]:
     with reporter.console.status("working") as status:
         reporter.status = status
         yield reporter
-
-
-CostRow = tuple[str, str, int, float | None]  # resource, unit, count, USD per hour
-
-
-def cluster_cost(name: str, node_type: str, nodes: int) -> CostRow:
-    price = NODE_PRICES.get(node_type)
-    return (f"cluster {name}", node_type, nodes, None if price is None else round(price * nodes, 3))
-
-
-def serverless_cost(workgroup: str, rpus: int) -> CostRow:
-    return (f"workgroup {workgroup} (while queries run)", "RPU", rpus, round(rpus * RPU_PRICE, 3))
-
-
-def cost_rows(status: Mapping[str, Any]) -> list[CostRow]:
-    """What runs now, from ``Infrastructure.status``."""
-    warehouse = status["warehouse"]
-    if status["kind"] == "serverless" and warehouse["base_capacity_rpu"]:
-        return [serverless_cost(warehouse["name"], int(warehouse["base_capacity_rpu"]))]
-    if status["kind"] == "cluster" and warehouse["exists"]:
-        nodes = int(warehouse["nodes"] or 1)
-        return [cluster_cost(warehouse["name"], warehouse["node_type"], nodes)]
-    return []
 
 
 def print_costs(rows: list[CostRow]) -> None:
@@ -383,7 +229,7 @@ def up_command(
     """
     settings = options.settings()
     network = resolve_cidr(cidr, allow_anywhere, discover_public_ip)
-    if ipaddress.ip_network(network).prefixlen == 0:
+    if open_to_everyone(network):
         click.echo(f"warning: port 5439 will be open to the whole internet ({network})", err=True)
     interactive = sys.stdin.isatty() and not options.json
     configured = settings.get("CLUSTER", "DB_PASSWORD")
@@ -394,25 +240,16 @@ def up_command(
     spec = infra.spec
     costs = [
         serverless_cost(spec.workgroup, spec.base_capacity)
-        if serverless
+        if spec.serverless
         else cluster_cost(spec.identifier, spec.node_type, spec.num_nodes)
     ]
-    updates = {
-        ("CLUSTER", "HOST"): result.host,
-        ("CLUSTER", "DB_PORT"): str(result.port),
-        ("IAM_ROLE", "ARN"): result.role_arn,
-    }
-    for key in ("DB_NAME", "DB_USER"):
-        if settings.source("CLUSTER", key) in ("default", "unset"):
-            updates[("CLUSTER", key)] = getattr(spec, key.lower())
-    path = _config_path(settings)
-    written = update_config_file(path, updates)
+    path, written = write_endpoint(settings, spec, result)
     report = {
         **result.as_dict(),
         "config_file": str(path),
         "config_written": written,
         "password_generated": password.generated,
-        "hourly_usd": sum(usd or 0 for *_, usd in costs),
+        "hourly_usd": hourly_usd(costs),
     }
     if options.json:
         echo_json(report)
@@ -443,22 +280,15 @@ def status_command(options: AwsOptions, serverless: bool) -> None:
     """
     settings = options.settings()
     with reporting(options) as reporter:
-        status = Infrastructure.from_settings(settings, serverless, log=reporter.log).status()
-    host = settings.get("CLUSTER", "HOST") or None
-    warehouse = status["warehouse"]
-    costs = cost_rows(status)
-    status["config"] = {
-        "file": str(settings.config_file or ""),
-        "host": host,
-        "host_is_live": host is not None and host == warehouse["host"],
-    }
-    status["hourly_usd"] = sum(usd or 0 for *_, usd in costs)
+        status = status_report(settings, serverless, reporter.log)
     if options.json:
         echo_json(status)
         return
     print_table(["resource", "name", "state", "detail"], _status_rows(status), status["region"])
+    host = status["config"]["host"]
     if host and not status["config"]["host_is_live"]:
         click.echo(f"note: dwh.cfg HOST {host} is not this running warehouse")
+    costs = cost_rows(status)
     if costs and not options.quiet:
         print_costs(costs)
 
@@ -544,7 +374,7 @@ def down_command(
     with reporting(options) as reporter:
         infra = Infrastructure.from_settings(settings, serverless, log=reporter.log)
         before = infra.status()
-    doomed = _doomed(before)
+    doomed = deletions(before)
     if not doomed:
         options.say("nothing to delete")
         if options.json:
@@ -560,40 +390,11 @@ def down_command(
     with reporting(options) as reporter:
         infra.log = reporter.log
         infra.down(final_snapshot, timeout, reporter.tick)
-    written = _forget_endpoints(settings, before)
+    written = forget_endpoints(settings, before)
     if options.json:
         echo_json({"deleted": doomed, "config_written": written})
     else:
         options.say("everything sparkify created is gone")
-
-
-def _doomed(status: dict[str, Any]) -> list[str]:
-    """What ``down`` will delete: what exists and carries the sparkify tag."""
-    warehouse, doomed = status["warehouse"], []
-    if warehouse["exists"] and warehouse["created_by_sparkify"]:
-        if status["kind"] == "serverless":
-            doomed.append(
-                f"Serverless workgroup {warehouse['name']} and namespace {warehouse['namespace']}"
-            )
-        else:
-            doomed.append(f"cluster {warehouse['name']}")
-    for kind, found in (("security group", status["security_group"]), ("IAM role", status["role"])):
-        if found["exists"] and found["created_by_sparkify"]:
-            doomed.append(f"{kind} {found['name']}")
-    return doomed
-
-
-def _forget_endpoints(settings: Settings, before: dict[str, Any]) -> list[str]:
-    """Blank HOST and ARN in dwh.cfg when they point at what was just deleted."""
-    if settings.config_file is None:
-        return []
-    updates = {}
-    host = before["warehouse"]["host"]
-    if host and settings.get("CLUSTER", "HOST") == host:
-        updates[("CLUSTER", "HOST")] = ""
-    if before["role"]["arn"] and settings.get("IAM_ROLE", "ARN") == before["role"]["arn"]:
-        updates[("IAM_ROLE", "ARN")] = ""
-    return update_config_file(settings.config_file, updates) if updates else []
 
 
 COMMANDS = (aws_group,)
