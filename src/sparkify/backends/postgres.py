@@ -1,0 +1,474 @@
+"""PostgreSQL through psycopg 3: tables in a configurable schema, bulk loads by COPY.
+
+The canonical rows are turned into CSV by an in-memory DuckDB and streamed in chunks into
+``COPY ... FROM STDIN``; every transform is set-based SQL run by the server. The steps a
+Redshift backend changes are separate methods: connection parameters, opening a
+connection, schema handling, error mapping, the run lock and the COPY stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import select
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import psycopg
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from sparkify.backends.base import (
+    Backend,
+    Capabilities,
+    Params,
+    Result,
+    bind_style,
+    quote_identifier,
+)
+from sparkify.config import Settings
+from sparkify.errors import (
+    ConfigError,
+    ConnectionFailed,
+    RunInProgress,
+    SparkifyError,
+    TransientWarehouseError,
+    WarehouseError,
+)
+from sparkify.staging import CANONICAL, canonical_select, table_columns
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no named pipes to resize
+    fcntl = None  # type: ignore[assignment]
+F_SETPIPE_SZ = 1031  # Linux; elsewhere the resize is skipped
+
+# SQLSTATEs after which the same work may succeed if tried again.
+TRANSIENT_CLASSES = frozenset({"08"})  # connection exceptions
+TRANSIENT_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now
+        "53300",  # too_many_connections
+    }
+)
+
+
+def is_transient(sqlstate: str | None) -> bool:
+    return sqlstate is not None and (
+        sqlstate in TRANSIENT_SQLSTATES or sqlstate[:2] in TRANSIENT_CLASSES
+    )
+
+
+def map_driver_error(exc: psycopg.Error, product: str = "PostgreSQL") -> WarehouseError:
+    """The one place a driver error becomes a sparkify error, decided by SQLSTATE.
+
+    An ``OperationalError`` without a SQLSTATE means the connection broke before the
+    server answered, which is transient too.
+    """
+    diag = exc.diag
+    sqlstate = exc.sqlstate or diag.sqlstate
+    transient = is_transient(sqlstate) or (
+        sqlstate is None and isinstance(exc, psycopg.OperationalError)
+    )
+    message = diag.message_primary or " ".join(str(exc).split()) or type(exc).__name__
+    text = f"{product} error {sqlstate or '(no SQLSTATE)'}: {message}"
+    if diag.message_detail:
+        text += f" ({diag.message_detail})"
+    if diag.context:
+        text += f" [{diag.context.strip().splitlines()[-1]}]"
+    if transient:
+        return TransientWarehouseError(text + " (transient: trying again may succeed)")
+    return WarehouseError(text)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a connection goes, for messages: everything but the password."""
+
+    host: str
+    port: str
+    database: str
+    user: str
+
+    def __str__(self) -> str:
+        return f"host {self.host}, port {self.port}, database {self.database}, user {self.user}"
+
+
+class PostgresBackend(Backend):
+    name = "postgres"
+    capabilities = Capabilities(
+        sql_chain=("postgres", "common"),
+        paramstyle="pyformat",
+        server=True,
+        supports_schema=True,
+    )
+    product: ClassVar[str] = "PostgreSQL"
+    url_scheme: ClassVar[str] = "postgresql"
+    default_port: ClassVar[int] = 5432
+    connect_attempts: ClassVar[int] = 3  # tries for a server that cannot be reached
+    connect_backoff: ClassVar[float] = 0.25  # seconds before the 2nd try, doubled after
+    connect_timeout: ClassVar[int] = 10  # seconds per try
+    lock_poll_seconds: ClassVar[float] = 0.2
+    copy_chunk_bytes: ClassVar[int] = 1 << 20
+    # Columns the transforms filter, join or group on; statistics of the other columns of
+    # a large staging table cost two thirds of the ANALYZE and change no plan.
+    analyze_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "staging_events": ("file_id", "page", "user_id", "session_id", "item_in_session", "level"),
+    }
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.schema = settings.get("WAREHOUSE", "SCHEMA") or "public"
+        self.wait_seconds = 0.0
+        self._con: psycopg.Connection[Any] | None = None
+
+    # -- connection ---------------------------------------------------------------------
+    def connection_params(self) -> dict[str, Any]:
+        """libpq parameters from --dsn / [WAREHOUSE] DSN, else from [CLUSTER].
+
+        A password missing here may still come from PGPASSWORD or ~/.pgpass (libpq).
+        """
+        dsn = self.settings.get("WAREHOUSE", "DSN")
+        if dsn:
+            try:
+                params: dict[str, Any] = conninfo_to_dict(dsn)
+            except psycopg.ProgrammingError as exc:
+                reason = str(exc).replace(dsn, "<dsn>")
+                raise ConfigError(f"invalid DSN: {reason}") from None
+        else:
+            why = f"the {self.product} server; or pass --dsn"
+            params = {
+                "host": self.settings.require("CLUSTER", "HOST", why),
+                "port": self.settings.get("CLUSTER", "DB_PORT") or str(self.default_port),
+                "dbname": self.settings.get("CLUSTER", "DB_NAME"),
+                "user": self.settings.get("CLUSTER", "DB_USER"),
+            }
+        password = self.settings.get("CLUSTER", "DB_PASSWORD")
+        if password and not params.get("password"):
+            params["password"] = password
+        params.setdefault("connect_timeout", str(self.connect_timeout))
+        params.setdefault("application_name", "sparkify")
+        params["client_encoding"] = "UTF8"
+        return {k: v for k, v in params.items() if v not in (None, "")}
+
+    def target(self, params: dict[str, Any]) -> Target:
+        """The effective host, port, database and user, with libpq's defaults filled in."""
+        defaults = {
+            opt.keyword.decode(): opt.val.decode() for opt in pq.Conninfo.get_defaults() if opt.val
+        }
+        user = params.get("user") or defaults.get("user", "")
+        return Target(
+            host=params.get("host") or defaults.get("host", "localhost"),
+            port=str(params.get("port") or defaults.get("port", self.default_port)),
+            database=params.get("dbname") or defaults.get("dbname", user),
+            user=user,
+        )
+
+    def describe(self) -> str:
+        try:
+            where = self.target(self.connection_params())
+        except SparkifyError:
+            return f"{self.name} (schema {self.schema})"
+        return (
+            f"{self.url_scheme}://{where.user}@{where.host}:{where.port}/{where.database}"
+            f" (schema {self.schema})"
+        )
+
+    def open_connection(self, params: dict[str, Any]) -> psycopg.Connection[Any]:
+        """One connection attempt, in autocommit mode: transactions are explicit."""
+        return psycopg.connect(**params, autocommit=True)
+
+    def connect(self, wait_seconds: float = 0.0) -> None:
+        self.wait_seconds = wait_seconds
+        params = self.connection_params()
+        for attempt in range(1, self.connect_attempts + 1):
+            try:
+                self._con = self.open_connection(params)
+                break
+            except psycopg.Error as exc:
+                if attempt == self.connect_attempts or not self.worth_retrying(exc, params):
+                    raise self.connect_failure(exc, params) from None
+                time.sleep(self.connect_backoff * 2 ** (attempt - 1))
+        try:
+            self.use_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    def worth_retrying(self, exc: psycopg.Error, params: dict[str, Any]) -> bool:
+        """libpq reports no SQLSTATE for a failed connection, so ask the server's state:
+        retry when it did not answer or is starting up / shutting down, not when it
+        answered and refused (credentials, unknown database or role)."""
+        pgconn = exc.pgconn
+        if pgconn is not None and (pgconn.needs_password or pgconn.used_password):
+            return False
+        probe = make_conninfo(**{**params, "connect_timeout": "2"})
+        return pq.PGconn.ping(probe.encode()) in (pq.Ping.NO_RESPONSE, pq.Ping.REJECT)
+
+    def connect_failure(self, exc: psycopg.Error, params: dict[str, Any]) -> SparkifyError:
+        where = self.target(params)
+        if exc.pgconn is not None and exc.pgconn.needs_password:
+            return ConfigError(
+                f"{self.product} ({where}) asks for a password and none is set: set "
+                "SPARKIFY_CLUSTER_DB_PASSWORD or PGPASSWORD, or add it to ~/.pgpass"
+            )
+        lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
+        reason = "; ".join([lines[0].split(" failed: ")[-1], *lines[1:]] if lines else [])
+        return ConnectionFailed(
+            _scrub(f"cannot connect to {self.product} ({where}): {reason}", params)
+        )
+
+    def use_schema(self) -> None:
+        """Create the configured schema if missing and make it the only one searched.
+
+        Existence is checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege
+        even when the schema is there, and a second run may create it at the same moment.
+        """
+        if not self.schema_exists():
+            try:
+                self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(self.schema)}")
+            except WarehouseError:
+                if not self.schema_exists():
+                    raise
+        self.execute(
+            "SELECT set_config('search_path', :path, false)",
+            {"path": quote_identifier(self.schema)},
+        )
+
+    def schema_exists(self) -> bool:
+        found = self.query(
+            "SELECT COUNT(*) FROM pg_namespace WHERE nspname = :schema", {"schema": self.schema}
+        )
+        return bool(found.scalar())
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    @property
+    def con(self) -> psycopg.Connection[Any]:
+        if self._con is None:
+            self.connect(self.wait_seconds)
+        assert self._con is not None
+        return self._con
+
+    # -- statements ---------------------------------------------------------------------
+    def map_error(self, exc: psycopg.Error) -> WarehouseError:
+        return map_driver_error(exc, self.product)
+
+    def _cursor(self, sql: str, params: Params) -> psycopg.Cursor[Any]:
+        cursor = self.con.cursor()
+        try:
+            if params:
+                cursor.execute(bind_style(sql, "pyformat"), dict(params))
+            else:
+                cursor.execute(sql)  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            raise self.map_error(exc) from exc
+        return cursor
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        self._cursor(sql, params).close()
+
+    def query(self, sql: str, params: Params = None) -> Result:
+        with self._cursor(sql, params) as cursor:
+            if cursor.description is None:
+                return Result([], [])
+            try:
+                rows = cursor.fetchall()
+            except psycopg.Error as exc:
+                raise self.map_error(exc) from exc
+            return Result([d.name for d in cursor.description], rows)
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """A few rows, values bound; sent in one pipelined batch, not a round trip each."""
+        if not rows:
+            return
+        names = ", ".join(quote_identifier(c) for c in columns)
+        marks = ", ".join(["%s"] * len(columns))
+        sql = f"INSERT INTO {quote_identifier(table)} ({names}) VALUES ({marks})"
+        try:
+            with self.con.cursor() as cursor:
+                cursor.executemany(sql, [tuple(row) for row in rows])  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            raise self.map_error(exc) from exc
+
+    def existing_tables(self) -> set[str]:
+        result = self.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema",
+            {"schema": self.schema},
+        )
+        return {row[0] for row in result.rows}
+
+    def rollback(self) -> None:
+        """A broken connection has lost its transaction already: nothing to roll back."""
+        if self._con is None or self._con.closed or self._con.broken:
+            return
+        self.execute("ROLLBACK")
+
+    # -- one run at a time ---------------------------------------------------------------
+    def lock_key(self) -> int:
+        """A stable 64-bit advisory-lock key for the schema (locks are per database)."""
+        digest = hashlib.blake2b(f"sparkify:{self.schema}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+    def lock_run(self) -> None:
+        deadline = time.monotonic() + self.wait_seconds
+        key = {"key": self.lock_key()}
+        while not self.query("SELECT pg_try_advisory_xact_lock(:key)", key).scalar():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RunInProgress(
+                    f"another run is in progress on {self.describe()}; "
+                    "try again later or pass --wait SECONDS"
+                )
+            time.sleep(min(self.lock_poll_seconds, remaining))
+
+    # -- loading ------------------------------------------------------------------------
+    @classmethod
+    def copy_sql(cls, table: str) -> str:
+        columns = ", ".join(quote_identifier(c) for c in table_columns(table))
+        return f"COPY {quote_identifier(table)} ({columns}) FROM STDIN (FORMAT csv)"
+
+    @classmethod
+    def csv_sql(cls, table: str) -> str:
+        """DuckDB: the canonical rows of ``table`` as CSV. NULL is written as nothing and
+        every text value quoted, so an empty string stays an empty string."""
+        read, _ = CANONICAL[table]
+        text = ", ".join(quote_identifier(c) for c, kind in read.items() if kind == "VARCHAR")
+        quote = f", FORCE_QUOTE ({text})" if text else ""
+        return f"COPY ({canonical_select(table)}) TO $csv (FORMAT csv, HEADER false{quote})"
+
+    @classmethod
+    def load_sql(cls, table: str) -> str:
+        return (
+            f"-- CSV rows made by DuckDB from the canonical file: {cls.csv_sql(table)}\n"
+            f"{cls.copy_sql(table)}"
+        )
+
+    def load_canonical(self, table: str, path: Path) -> int:
+        """DuckDB turns the canonical rows into CSV inside a named pipe while COPY reads
+        it: the two overlap, and the rows are never all in memory or on disk at once."""
+        import duckdb
+
+        sql = self.csv_sql(table)
+        with duckdb.connect(":memory:") as converter:
+            converter.execute("SET enable_progress_bar = false")
+            converter.execute("SET preserve_insertion_order = false")
+
+            def convert(csv: str) -> None:
+                converter.execute(sql, {"path": str(path), "csv": csv})
+
+            try:
+                with CsvPipe(convert, converter.interrupt, self.copy_chunk_bytes) as pipe:
+                    rows = self.copy_stream(table, pipe.chunks())
+            except duckdb.Error as exc:
+                raise WarehouseError(f"cannot turn the rows for {table} into CSV: {exc}") from exc
+        self.after_load(table)
+        return rows
+
+    def copy_stream(self, table: str, chunks: Iterable[bytes]) -> int:
+        """COPY CSV chunks into ``table``; returns the rows loaded."""
+        try:
+            with self.con.cursor() as cursor:
+                with cursor.copy(self.copy_sql(table)) as copy:
+                    for chunk in chunks:
+                        copy.write(chunk)
+                return cursor.rowcount
+        except psycopg.Error as exc:
+            raise self.map_error(exc) from exc
+
+    def after_load(self, table: str) -> None:
+        """Refresh the planner's statistics, or the transforms that join the staged rows
+        next are planned for an empty table (nested loops over 10^5 rows: minutes)."""
+        columns = ", ".join(quote_identifier(c) for c in self.analyze_columns.get(table, ()))
+        self.execute(f"ANALYZE {quote_identifier(table)}" + (f" ({columns})" if columns else ""))
+
+
+class CsvPipe:
+    """A named pipe that a writer function fills from a thread while ``chunks()`` reads it.
+
+    The pipe is opened read-write and non-blocking, so neither side's ``open`` waits for
+    the other and a writer that fails early cannot leave the reader hanging. When the
+    reader stops early (COPY refused a row), ``interrupt`` stops the writer and the pipe
+    is drained until it has finished.
+    """
+
+    def __init__(
+        self, write: Callable[[str], None], interrupt: Callable[[], None], chunk_bytes: int
+    ) -> None:
+        self._write = write
+        self._interrupt = interrupt
+        self._chunk_bytes = chunk_bytes
+        self._dir = ""
+        self._path = ""
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._fd = -1
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> CsvPipe:
+        self._dir = tempfile.mkdtemp(prefix="sparkify-copy-")
+        self._path = os.path.join(self._dir, "rows.csv")
+        try:
+            os.mkfifo(self._path, 0o600)
+            self._fd = os.open(self._path, os.O_RDWR | os.O_NONBLOCK)
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
+        if fcntl is not None:
+            with contextlib.suppress(OSError):  # a bigger pipe means fewer wake-ups
+                fcntl.fcntl(self._fd, F_SETPIPE_SZ, self._chunk_bytes)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._write(self._path)
+        except BaseException as exc:
+            self.error = exc
+
+    def chunks(self) -> Iterator[bytes]:
+        """What the writer writes, in chunks, until it has finished and the pipe is empty;
+        then the writer's error, if it failed."""
+        while True:
+            finished = not self._thread.is_alive()  # before reading: nothing can follow
+            try:
+                chunk = os.read(self._fd, self._chunk_bytes)
+            except BlockingIOError:
+                if not finished:
+                    select.select([self._fd], [], [], 0.05)
+                    continue
+                if self.error is not None:
+                    raise self.error from None
+                return
+            yield chunk
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread.is_alive():
+            self._interrupt()
+            deadline = time.monotonic() + 30
+            while self._thread.is_alive() and time.monotonic() < deadline:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._fd, self._chunk_bytes)  # unblock a writer on a full pipe
+                self._thread.join(0.01)
+        os.close(self._fd)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _scrub(text: str, params: dict[str, Any]) -> str:
+    """Belt and braces: a password never reaches a message, even if a driver echoed it."""
+    password = params.get("password")
+    return text.replace(password, "***") if password else text

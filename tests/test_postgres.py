@@ -1,0 +1,530 @@
+"""The PostgreSQL backend on a real server: connections, secrets, schemas, the run lock,
+COPY fidelity, error classification, and row-for-row parity with DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from conftest import STAR_ORDER, Warehouse, dump, etl, run_cli
+from datasets import NOV_1, play, song, write_day, write_song
+from postgres_server import PASSWORD_ROLE, free_port
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from sparkify.backends import open_backend
+from sparkify.backends.postgres import PostgresBackend, map_driver_error
+from sparkify.config import load_settings
+from sparkify.errors import (
+    EXIT_USAGE,
+    ConnectionFailed,
+    TransientWarehouseError,
+    WarehouseError,
+)
+from sparkify.pipeline import ensure_tables
+
+PASSWORD = "Corr3ct-Horse-Battery"
+
+
+def pg_warehouse(dsn: str, schema: str | None = None) -> Warehouse:
+    schema = schema or f"t_{uuid.uuid4().hex[:12]}"
+    return Warehouse(
+        "postgres",
+        ["--backend", "postgres", "--dsn", dsn, "--schema", schema],
+        {
+            ("WAREHOUSE", "BACKEND"): "postgres",
+            ("WAREHOUSE", "DSN"): dsn,
+            ("WAREHOUSE", "SCHEMA"): schema,
+        },
+    )
+
+
+def duck_warehouse(tmp_path: Path) -> Warehouse:
+    path = str(tmp_path / f"w-{uuid.uuid4().hex[:8]}.duckdb")
+    return Warehouse(
+        "duckdb",
+        ["--backend", "duckdb", "--database", path],
+        {("WAREHOUSE", "BACKEND"): "duckdb", ("WAREHOUSE", "PATH"): path},
+    )
+
+
+def with_dsn(dsn: str, **changes: str) -> str:
+    return make_conninfo(dsn, **changes)
+
+
+def dsn_parts(dsn: str) -> dict[str, str]:
+    return {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
+
+
+@pytest.fixture
+def pg(postgres_dsn: str) -> Warehouse:
+    return pg_warehouse(postgres_dsn)
+
+
+@pytest.fixture(scope="module")
+def password_dsn(postgres_dsn: str) -> str:
+    """A DSN (without the password) for a role the server makes log in with a password."""
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [PASSWORD_ROLE])
+        verb = "ALTER" if exists.fetchone() else "CREATE"
+        admin.execute(f"{verb} ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
+        database = sql.Identifier(dsn_parts(postgres_dsn)["dbname"])
+        admin.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                database, sql.Identifier(PASSWORD_ROLE)
+            )
+        )
+    dsn = with_dsn(postgres_dsn, user=PASSWORD_ROLE)
+    try:
+        psycopg.connect(dsn, password="not-the-password").close()
+    except psycopg.OperationalError:
+        return dsn
+    pytest.skip("this server lets the role in without a password (pg_hba trust)")
+
+
+def no_password_env(tmp_path: Path) -> dict[str, Any]:
+    """An environment in which libpq finds no password of its own."""
+    return {"PGPASSWORD": None, "PGPASSFILE": str(tmp_path / "no-pgpass")}
+
+
+def cli_output(result: Any) -> str:
+    return result.stdout + result.stderr
+
+
+def write_cfg(tmp_path: Path, **cluster: str) -> Path:
+    path = tmp_path / "dwh.cfg"
+    lines = ["[WAREHOUSE]", "BACKEND = postgres", "[CLUSTER]"]
+    lines += [f"{key.upper()} = {value}" for key, value in cluster.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def cluster_cfg(tmp_path: Path, dsn: str) -> Path:
+    parts = dsn_parts(dsn)
+    return write_cfg(
+        tmp_path,
+        host=parts["host"],
+        db_port=parts["port"],
+        db_name=parts["dbname"],
+        db_user=parts["user"],
+    )
+
+
+# -- connecting ---------------------------------------------------------------------------
+def test_unreachable_server_names_host_port_database_and_user(postgres_dsn: str) -> None:
+    port = free_port()
+    dsn = with_dsn(postgres_dsn, port=str(port))
+    result = run_cli("create-tables", "--backend", "postgres", "--dsn", dsn)
+    assert result.exit_code == EXIT_USAGE
+    parts = dsn_parts(postgres_dsn)
+    assert result.stderr.startswith("error: cannot connect to PostgreSQL (")
+    expected = (
+        f"host {parts['host']}, port {port}, database {parts['dbname']}, user {parts['user']}"
+    )
+    assert expected in result.stderr
+
+
+def test_unreachable_server_is_retried_but_a_refusal_is_not(postgres_dsn: str) -> None:
+    class Counting(PostgresBackend):
+        connect_backoff = 0.0
+        attempts = 0
+
+        def open_connection(self, params: dict[str, Any]) -> psycopg.Connection[Any]:
+            type(self).attempts += 1
+            return super().open_connection(params)
+
+    for dsn, expected in (
+        (with_dsn(postgres_dsn, port=str(free_port())), Counting.connect_attempts),
+        (with_dsn(postgres_dsn, dbname="no_such_database"), 1),
+    ):
+        Counting.attempts = 0
+        backend = Counting(pg_warehouse(dsn).settings())
+        with pytest.raises(ConnectionFailed):
+            backend.connect()
+        assert Counting.attempts == expected
+
+
+def test_missing_database_is_named(postgres_dsn: str) -> None:
+    dsn = with_dsn(postgres_dsn, dbname="no_such_database")
+    result = run_cli("check", "--backend", "postgres", "--dsn", dsn)
+    assert result.exit_code == EXIT_USAGE
+    assert "database no_such_database" in result.stderr
+    assert 'database "no_such_database" does not exist' in result.stderr
+
+
+def test_missing_host_is_a_config_error(tmp_path: Path) -> None:
+    env: dict[str, Any] = {"SPARKIFY_CLUSTER_HOST": None, "SPARKIFY_WAREHOUSE_DSN": None}
+    result = run_cli(
+        "check", "--backend", "postgres", "--config", str(write_cfg(tmp_path)), env=env
+    )
+    assert result.exit_code == EXIT_USAGE
+    assert "missing [CLUSTER] HOST" in result.stderr
+
+
+def test_wrong_password_fails_without_showing_it(password_dsn: str, tmp_path: Path) -> None:
+    wrong = "Wr0ng-Secret-Value"
+    env = {**no_password_env(tmp_path), "SPARKIFY_CLUSTER_DB_PASSWORD": wrong}
+    result = run_cli("create-tables", "--config", str(cluster_cfg(tmp_path, password_dsn)), env=env)
+    assert result.exit_code == EXIT_USAGE
+    assert f"user {PASSWORD_ROLE}" in result.stderr
+    assert "password authentication failed" in result.stderr
+    assert wrong not in cli_output(result)
+    in_dsn = run_cli(
+        "create-tables", "--backend", "postgres", "--dsn", with_dsn(password_dsn, password=wrong)
+    )
+    assert in_dsn.exit_code == EXIT_USAGE
+    assert wrong not in cli_output(in_dsn)
+
+
+def test_password_from_environment_or_pgpass_connects_and_is_never_printed(
+    password_dsn: str, tmp_path: Path
+) -> None:
+    cfg = str(cluster_cfg(tmp_path, password_dsn))
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    parts = dsn_parts(password_dsn)
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"{parts['host']}:{parts['port']}:*:{PASSWORD_ROLE}:{PASSWORD}\n")
+    pgpass.chmod(0o600)
+    for env in (
+        {**no_password_env(tmp_path), "SPARKIFY_CLUSTER_DB_PASSWORD": PASSWORD},
+        {**no_password_env(tmp_path), "PGPASSWORD": PASSWORD},
+        {**no_password_env(tmp_path), "PGPASSFILE": str(pgpass)},
+    ):
+        result = run_cli("create-tables", "--config", cfg, "--schema", schema, env=env)
+        assert result.exit_code == 0, result.stderr
+        assert PASSWORD not in cli_output(result)
+        for shown in (
+            run_cli("config", "--config", cfg, env=env),
+            run_cli("config", "--config", cfg, "--json", env=env),
+        ):
+            assert shown.exit_code == 0
+            assert PASSWORD not in cli_output(shown)
+    dsn = with_dsn(password_dsn, password=PASSWORD)
+    shown = run_cli("config", "--backend", "postgres", "--dsn", dsn, "--json")
+    assert PASSWORD not in cli_output(shown)
+    assert PASSWORD not in PostgresBackend(pg_warehouse(dsn).settings()).describe()
+
+
+def test_missing_password_is_a_config_error(password_dsn: str, tmp_path: Path) -> None:
+    result = run_cli(
+        "create-tables",
+        "--backend",
+        "postgres",
+        "--dsn",
+        password_dsn,
+        env=no_password_env(tmp_path),
+    )
+    assert result.exit_code == EXIT_USAGE
+    assert "asks for a password and none is set" in result.stderr
+    assert f"user {PASSWORD_ROLE}" in result.stderr
+
+
+# -- schema ---------------------------------------------------------------------------------
+def test_tables_land_in_the_named_schema_even_one_needing_quotes(
+    postgres_dsn: str, generated: Path
+) -> None:
+    schema = f'Odd "Schema" {uuid.uuid4().hex[:6]}'
+    warehouse = pg_warehouse(postgres_dsn, schema)
+    summary = etl(warehouse, generated, "--no-checks")
+    with psycopg.connect(postgres_dsn) as con:
+        tables = con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema]
+        ).fetchall()
+        plays = con.execute(
+            sql.SQL("SELECT COUNT(*) FROM {}.songplays").format(sql.Identifier(schema))
+        ).fetchone()
+    assert {t for (t,) in tables} >= {*STAR_ORDER, "etl_files", "staging_events"}
+    assert plays == (summary["tables"]["songplays"],)
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        assert backend.existing_tables() == {t for (t,) in tables}
+    finally:
+        backend.close()
+    other = pg_warehouse(postgres_dsn).backend()
+    other.connect()
+    try:
+        assert other.existing_tables() == set()
+    finally:
+        other.close()
+
+
+# -- one run at a time -----------------------------------------------------------------------
+@pytest.fixture
+def lock_holder(pg: Warehouse) -> Iterator[PostgresBackend]:
+    holder = pg.backend()
+    assert isinstance(holder, PostgresBackend)
+    holder.connect()
+    holder.execute("BEGIN")
+    holder.lock_run()
+    yield holder
+    holder.close()
+
+
+def test_a_second_run_fails_while_the_first_holds_the_lock(
+    pg: Warehouse, lock_holder: PostgresBackend, generated: Path
+) -> None:
+    logs = str(generated / "log_data")
+    result = pg.cli("etl", "--songs", str(generated / "song_data"), "--logs", logs)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: another run is in progress on postgresql://")
+
+
+def test_with_wait_a_second_run_waits_for_the_first(
+    pg: Warehouse, lock_holder: PostgresBackend, generated: Path
+) -> None:
+    release = threading.Timer(0.6, lock_holder.execute, ["COMMIT"])
+    started = time.monotonic()
+    release.start()
+    try:
+        summary = etl(pg, generated, "--wait", "20", "--no-checks")
+    finally:
+        release.join()
+    assert time.monotonic() - started >= 0.5
+    assert summary["status"] == "succeeded"
+
+
+# -- COPY fidelity ---------------------------------------------------------------------------
+TRICKY_TEXT = ['a,b "quoted"', "line\nbreak\r\n", "back\\slash \\N", "\\.", "Ça ΣΟΦΙΑ 日本\t"]
+
+
+def canonical_events(path: Path) -> Path:
+    base = {
+        "auth": "Logged In",
+        "item_in_session": 0,
+        "page": "NextSong",
+        "session_id": 1,
+        "registration": 1540919166796,
+    }
+    rows = [
+        {
+            **base,
+            "line_no": 1,
+            "ts": 1541106106796,
+            "artist": "",
+            "song": None,
+            "length": 0.1 + 0.2,
+        },
+        {**base, "line_no": 2, "ts": 1541106106000, "artist": None, "song": "", "length": 1e-300},
+        *(
+            {**base, "line_no": 3 + i, "ts": NOV_1 + i, "artist": text, "song": text}
+            for i, text in enumerate(TRICKY_TEXT)
+        ),
+    ]
+    path.write_bytes(b"".join(orjson.dumps({"file_id": 1, **row}) + b"\n" for row in rows))
+    return path
+
+
+def staged(warehouse: Warehouse, canonical: Path) -> list[tuple]:
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        ensure_tables(backend)
+        assert backend.load_canonical("staging_events", canonical) == 2 + len(TRICKY_TEXT)
+        return backend.query("SELECT * FROM staging_events ORDER BY line_no").rows
+    finally:
+        backend.close()
+
+
+def test_copy_keeps_null_apart_from_empty_text_and_milliseconds(
+    pg: Warehouse, tmp_path: Path
+) -> None:
+    canonical = canonical_events(tmp_path / "events.json")
+    rows = staged(pg, canonical)
+    by_line = {row[1]: row for row in rows}
+    artist, song, length, start_time = 2, 15, 8, 20
+    assert (by_line[1][artist], by_line[1][song]) == ("", None)
+    assert (by_line[2][artist], by_line[2][song]) == (None, "")
+    assert by_line[1][start_time] == dt.datetime(2018, 11, 1, 21, 1, 46, 796000)
+    assert by_line[1][length] == 0.1 + 0.2
+    assert [by_line[3 + i][artist] for i in range(len(TRICKY_TEXT))] == TRICKY_TEXT
+    assert rows == staged(duck_warehouse(tmp_path), canonical)
+
+
+def test_a_row_postgres_refuses_fails_the_load(pg: Warehouse, tmp_path: Path) -> None:
+    canonical = tmp_path / "events.json"
+    row = {"file_id": 1, "item_in_session": 0, "page": "NextSong", "session_id": 1, "ts": NOV_1}
+    lines = [{**row, "line_no": n, "song": "x"} for n in range(1, 4)]
+    lines[1]["song"] = "NUL \u0000 byte"  # DuckDB keeps it; PostgreSQL text cannot
+    canonical.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    backend = pg.backend()
+    backend.connect()
+    try:
+        ensure_tables(backend)
+        with pytest.raises(WarehouseError, match="22021") as raised, backend.transaction():
+            backend.load_canonical("staging_events", canonical)
+        assert not isinstance(raised.value, TransientWarehouseError)
+        assert "COPY staging_events" in str(raised.value)
+        assert backend.query("SELECT COUNT(*) FROM staging_events").rows == [(0,)]
+    finally:
+        backend.close()
+
+
+def test_a_copy_that_stops_early_stops_the_converter(pg: Warehouse, tmp_path: Path) -> None:
+    class StopsEarly(PostgresBackend):
+        def copy_stream(self, table: str, chunks: Iterable[bytes]) -> int:
+            next(iter(chunks))
+            raise WarehouseError("the server went away")
+
+    canonical = tmp_path / "events.json"
+    row = {"file_id": 1, "item_in_session": 0, "page": "NextSong", "session_id": 1, "ts": NOV_1}
+    with canonical.open("wb") as out:  # far more than the pipe holds
+        out.writelines(
+            orjson.dumps({**row, "line_no": n, "song": "x" * 300}) + b"\n" for n in range(100_000)
+        )
+    threads = threading.active_count()
+    backend = StopsEarly(pg.settings())
+    backend.connect()
+    try:
+        with pytest.raises(WarehouseError, match="the server went away"):
+            backend.load_canonical("staging_events", canonical)
+    finally:
+        backend.close()
+    assert threading.active_count() == threads
+
+
+def test_a_converter_failure_aborts_the_copy(pg: Warehouse, tmp_path: Path) -> None:
+    canonical = tmp_path / "events.json"
+    canonical.write_bytes(b'{"file_id": 1, "line_no": 1, "ts": "not a number"}\n')
+    backend = pg.backend()
+    backend.connect()
+    try:
+        ensure_tables(backend)
+        with pytest.raises(WarehouseError, match="cannot turn the rows for staging_events"):
+            backend.load_canonical("staging_events", canonical)
+        assert backend.query("SELECT COUNT(*) FROM staging_events").rows == [(0,)]
+    finally:
+        backend.close()
+
+
+# -- errors ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("sqlstate", "transient"),
+    [
+        ("08000", True),  # connection_exception
+        ("08006", True),  # connection_failure
+        ("40001", True),  # serialization_failure
+        ("40P01", True),  # deadlock_detected
+        ("57P01", True),  # admin_shutdown
+        ("57P03", True),  # cannot_connect_now
+        ("53300", True),  # too_many_connections
+        ("22P02", False),  # invalid_text_representation
+        ("23505", False),  # unique_violation
+        ("42P01", False),  # undefined_table
+        ("28P01", False),  # invalid_password
+        ("57014", False),  # query_canceled
+    ],
+)
+def test_driver_errors_are_classified_by_sqlstate(sqlstate: str, transient: bool) -> None:
+    error = psycopg.errors.lookup(sqlstate)("the server's words")
+    mapped = map_driver_error(error)
+    assert isinstance(mapped, WarehouseError)
+    assert isinstance(mapped, TransientWarehouseError) is transient
+    assert sqlstate in str(mapped)
+    assert "the server's words" in str(mapped)
+
+
+def test_a_broken_connection_without_sqlstate_is_transient() -> None:
+    assert isinstance(map_driver_error(psycopg.OperationalError("gone")), TransientWarehouseError)
+    assert not isinstance(
+        map_driver_error(psycopg.ProgrammingError("bad use")), TransientWarehouseError
+    )
+
+
+def test_statement_errors_carry_sqlstate_and_message(pg: Warehouse) -> None:
+    result = pg.cli("query", "--sql", "SELECT * FROM no_such_table")
+    assert result.exit_code == 1
+    assert "42P01" in result.stderr
+    assert 'relation "no_such_table" does not exist' in result.stderr
+
+
+def test_a_killed_connection_is_a_transient_error(pg: Warehouse, postgres_dsn: str) -> None:
+    backend = pg.backend()
+    backend.connect()
+    try:
+        pid = backend.query("SELECT pg_backend_pid()").scalar()
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        with pytest.raises(TransientWarehouseError):
+            backend.query("SELECT 1")
+        backend.rollback()  # nothing to roll back on a dead connection, and no new error
+    finally:
+        backend.close()
+
+
+def test_sql_prints_the_copy_statements() -> None:
+    result = run_cli("sql", "--backend", "postgres")
+    assert result.exit_code == 0
+    assert 'COPY "staging_events" ("file_id", "line_no",' in result.stdout
+    assert "FROM STDIN (FORMAT csv);" in result.stdout
+
+
+# -- parity with DuckDB ----------------------------------------------------------------------
+@pytest.fixture
+def unicode_data(tmp_path: Path) -> Path:
+    """Titles and names that only match after Unicode-aware LOWER and TRIM."""
+    root = tmp_path / "unicode"
+    titles = [
+        ("SO1", "Ça Plane Pour Moi", "Plastic Bertrand", "\u00a0ÇA PLANE POUR MOI ", "PLASTIC"),
+        ("SO2", "ΣΟΦΙΑ", "Ελένη", "σοφια\u3000", "ελένη"),
+        ("SO3", "İstanbul", "Ünal", "ISTANBUL", "ünal"),
+        ("SO4", "Tab", "Band", "tab\t", "band"),
+    ]
+    events = []
+    for i, (song_id, title, artist, played, played_artist) in enumerate(titles):
+        write_song(root, song(song_id, title, artist, 100.0 + i))
+        played_artist = artist.upper() if played_artist == "PLASTIC" else played_artist
+        events.append(play(NOV_1 + i * 1001, 1, 1, i, song=played, artist=played_artist))
+    write_day(root, events)
+    return root
+
+
+def assert_same_rows(table: str, expected: list[tuple], actual: list[tuple]) -> None:
+    assert len(actual) == len(expected), table
+    for want, got in zip(expected, actual, strict=True):
+        for a, b in zip(want, got, strict=True):
+            if isinstance(a, float) and isinstance(b, float):
+                assert math.isclose(a, b, rel_tol=0, abs_tol=1e-9), (table, want, got)
+            else:
+                assert a == b, (table, want, got)
+
+
+@pytest.mark.parametrize("dataset", ["generated", "sample_data", "unicode_data"])
+def test_postgres_and_duckdb_build_identical_star_tables(
+    dataset: str, request: pytest.FixtureRequest, postgres_dsn: str, tmp_path: Path
+) -> None:
+    data: Path = request.getfixturevalue(dataset)
+    duck, pg = duck_warehouse(tmp_path), pg_warehouse(postgres_dsn)
+    expected_summary, actual_summary = etl(duck, data), etl(pg, data)
+    assert actual_summary["tables"] == expected_summary["tables"]
+    expected, actual = dump(duck), dump(pg)
+    for table in STAR_ORDER:
+        assert_same_rows(table, expected[table], actual[table])
+    assert sum(1 for row in actual["songplays"] if row[4] is not None) > 0
+
+
+def test_unicode_titles_match_like_duckdb(postgres_dsn: str, unicode_data: Path) -> None:
+    pg = pg_warehouse(postgres_dsn)
+    etl(pg, unicode_data)
+    assert pg.query("SELECT song_id FROM songplays ORDER BY songplay_id") == [
+        ("SO1",),
+        ("SO2",),
+        ("SO3",),  # U+0130 lowercases to a plain i in both engines
+        (None,),  # a tab is not trimmed by DuckDB either
+    ]
+
+
+def test_settings_choose_cluster_values_and_default_schema(tmp_path: Path) -> None:
+    cfg = write_cfg(tmp_path, host="db.example", db_name="dwh", db_user="etl", db_port="6543")
+    backend = open_backend(load_settings(cfg, environ={}))
+    assert isinstance(backend, PostgresBackend)
+    assert backend.describe() == "postgresql://etl@db.example:6543/dwh (schema public)"
