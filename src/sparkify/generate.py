@@ -62,7 +62,7 @@ _MAX_SESSION_EVENTS = 20_000  # longer sessions are cut (never happens in practi
 _ITEM_STRS = [str(i) for i in range(_MAX_SESSION_EVENTS)]  # itemInSession values
 _PAID_SHARE, _PAID_ACTIVITY = 0.35, 2.0  # initial paid users listen more
 # Relative activity by local hour of day (peak 1.0).
-_DIURNAL = (0.25, 0.15, 0.1, 0.08, 0.08, 0.12, 0.25, 0.45, 0.6, 0.7, 0.75, 0.8)
+_DIURNAL: tuple[float, ...] = (0.25, 0.15, 0.1, 0.08, 0.08, 0.12, 0.25, 0.45, 0.6, 0.7, 0.75, 0.8)
 _DIURNAL += (0.85, 0.85, 0.85, 0.85, 0.9, 0.95, 1.0, 1.0, 0.95, 0.8, 0.6, 0.4)
 _DIURNAL_MEAN = sum(_DIURNAL) / 24
 
@@ -103,8 +103,8 @@ def _distribution(page: tuple[str, int], paid: int) -> tuple[list[float], list[i
     if rest > 1e-9:
         total = sum(w[paid] for w in wl.BASE_WEIGHTS.values())
         for name, w in wl.BASE_WEIGHTS.items():
-            key = END if name is None else _PID[name, IN]
-            probs[key] = probs.get(key, 0.0) + rest * w[paid] / total
+            target = END if name is None else _PID[name, IN]
+            probs[target] = probs.get(target, 0.0) + rest * w[paid] / total
     targets = [k for k, p in probs.items() if p > 0]
     cum = list(accumulate(probs[k] for k in targets))
     cum[-1] = math.inf
@@ -259,15 +259,18 @@ class _Catalogue:
     def _new_artist(self) -> tuple[str, str]:
         r = self.rng
         name = wl.artist_name(r)
+        place: str
+        lat: float | None
+        lon: float | None
         place, lat, lon = wl.pick(r, wl.ARTIST_PLACES) if r.random() < 0.5 else ("", None, None)
         if lat is not None and r.random() < 0.2:
             lat = lon = None
         aid = self._new_id("AR", _ALNUM, ("1187B", "1187F", "1187FB"))
-        lat, lon = (
+        lat_json, lon_json = (
             "null" if x is None else repr(round(x + r.uniform(-0.05, 0.05), 5)) for x in (lat, lon)
         )
         song_part = (
-            f'"artist_id": "{aid}", "artist_latitude": {lat}, "artist_longitude": {lon}, '
+            f'"artist_id": "{aid}", "artist_latitude": {lat_json}, "artist_longitude": {lon_json}, '
             f'"artist_location": {_json_str(place)}, "artist_name": {_json_str(name)}'
         )
         return song_part, f'{{"artist":{_js(name)},"auth":'
