@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ DEFAULT_MAX_ERRORS = 1000
 RUN_ATTEMPTS = 3
 RETRY_DELAY_SECONDS = 0.5
 PARALLEL_PARSE_BYTES = 16 * 1024 * 1024  # below this, worker start-up costs more than it saves
+READ_BATCH_BYTES = 256 * 1024 * 1024  # read ahead at most this much (bounds memory)
 
 
 @dataclass(frozen=True)
@@ -275,10 +277,12 @@ def _read_and_parse(
         else None
     )
     try:
-        description = f"Reading {len(files):,} {kind} files"
+        description = f"Reading {kind} ({len(files):,} files)"
         with progress(description, total=total_bytes, unit="bytes") as advance:
-            pending: list[tuple[SourceFile, str, Any]] = []
-            for file, data in source.read_many(files):
+            # A few files in flight, not all: memory stays bounded whatever the data size.
+            window = 2 * workers if pool is not None else 0
+            pending: deque[tuple[SourceFile, str, Any]] = deque()
+            for file, data in _read_in_batches(source, files):
                 digest = file.etag or fingerprint(data)
                 old = known.get(file.url)
                 if old and digest == old.fingerprint:
@@ -288,16 +292,41 @@ def _read_and_parse(
                 else:
                     parsed = parse(data, file_ids[file.url])
                 pending.append((file, digest, parsed))
-                if pool is None:
-                    advance(file.size)
-            for file, digest, parsed in pending:
-                if pool is not None:
-                    parsed = parsed if isinstance(parsed, Parsed) else parsed.result()
-                    advance(file.size)
-                yield file, digest, parsed
+                while len(pending) > window:
+                    yield from _finish(pending.popleft(), advance)
+            while pending:
+                yield from _finish(pending.popleft(), advance)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+def _read_in_batches(source: Source, files: list[SourceFile]) -> Iterator[tuple[SourceFile, bytes]]:
+    """``source.read_many`` over batches of about READ_BATCH_BYTES: a source may read its
+    whole list ahead (a thread pool's ``map`` does), which for 10M events is gigabytes."""
+    batch: list[SourceFile] = []
+    size = 0
+    for file in files:
+        if batch and size + file.size > READ_BATCH_BYTES:
+            yield from source.read_many(batch)
+            batch, size = [], 0
+        batch.append(file)
+        size += file.size
+    if batch:
+        yield from source.read_many(batch)
+
+
+def _finish(
+    item: tuple[SourceFile, str, Any], advance: Callable[[int], None]
+) -> Iterator[tuple[SourceFile, str, Parsed]]:
+    """Yield one file's result; once the caller asks for the next file, the rows it was
+    given have been written out, so they are released (their count is kept)."""
+    file, digest, parsed = item
+    if not isinstance(parsed, Parsed):
+        parsed = parsed.result()
+    advance(file.size)
+    yield file, digest, parsed
+    parsed.release()
 
 
 def _first_rejects(loads: list[FileLoad], limit: int = 5) -> list[str]:

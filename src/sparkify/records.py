@@ -9,6 +9,7 @@ in worker processes.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,7 +90,18 @@ def _ranged(low: int, high: int) -> Callable[[Any], int | None]:
             raise FieldError(f"out of range [{low}, {high}]: {result}")
         return result
 
+    _SHORTCUTS[convert] = (int, low, high)
     return convert
+
+
+# A value of exactly this type within [low, high] is returned unchanged by the converter, so
+# convert_record may keep it without calling the converter (the common case). Anything else
+# goes through the converter, which decides and words the error.
+_SHORTCUTS: dict[Callable[[Any], Any], tuple[type, float | None, float | None]] = {
+    _text: (str, None, None),
+    _integer: (int, -INT64, INT64),
+    _number: (float, -sys.float_info.max, sys.float_info.max),  # finite floats only
+}
 
 
 def _json_type(value: Any) -> str:
@@ -164,10 +176,16 @@ class Parsed:
     lines_read: int = 0
     rows: list[bytes] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    released: int = 0  # rows already written out and dropped from ``rows``
 
     @property
     def rows_staged(self) -> int:
-        return len(self.rows)
+        return self.released + len(self.rows)
+
+    def release(self) -> None:
+        """Drop the rows once they are written out, keeping their count (bounds memory)."""
+        self.released += len(self.rows)
+        self.rows = []
 
 
 def _raw_text(line: bytes) -> str:
@@ -179,16 +197,38 @@ def convert_record(record: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
     """Typed staging row for one decoded JSON value; raises FieldError with the reason."""
     if not isinstance(record, dict):
         raise FieldError(f"expected a JSON object, got {_json_type(record)}")
+    cached = _PLANS.get(id(fields))
+    plan = cached[1] if cached and cached[0] is fields else _plan(fields)
     row: dict[str, Any] = {}
-    for spec in fields:
-        value = record.get(spec.key)
-        if value is None and spec.required:
-            raise FieldError(f"missing required field '{spec.key}'")
-        try:
-            row[spec.column] = spec.convert(value)
-        except FieldError as exc:
-            raise FieldError(f"field '{spec.key}': {exc}") from None
+    get = record.get
+    for key, column, convert, required, fast, low, high in plan:
+        value = get(key)
+        if value is None:
+            if required:
+                raise FieldError(f"missing required field '{key}'")
+            row[column] = None  # every converter maps a missing value or null to None
+        elif type(value) is fast and (low is None or low <= value <= high):
+            row[column] = value
+        else:
+            try:
+                row[column] = convert(value)
+            except FieldError as exc:
+                raise FieldError(f"field '{key}': {exc}") from None
     return row
+
+
+_Plan = tuple[tuple[str, str, Callable[[Any], Any], bool, Any, Any, Any], ...]
+_PLANS: dict[int, tuple[tuple[Field, ...], _Plan]] = {}
+
+
+def _plan(fields: tuple[Field, ...]) -> _Plan:
+    """The fields as flat tuples with their shortcut, built once per fields table."""
+    plan = tuple(
+        (f.key, f.column, f.convert, f.required, *_SHORTCUTS.get(f.convert, (None, None, None)))
+        for f in fields
+    )
+    _PLANS[id(fields)] = (fields, plan)
+    return plan
 
 
 def parse_record(line: bytes, fields: tuple[Field, ...]) -> dict[str, Any]:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from sparkify.backends.base import Backend, Capabilities, Params, Result, bind_style
+from sparkify.backends.base import (
+    Backend,
+    Capabilities,
+    Params,
+    Result,
+    bind_style,
+    quote_identifier,
+)
 from sparkify.errors import (
     ConnectionFailed,
     RunInProgress,
@@ -94,6 +102,19 @@ class DuckDBBackend(Backend):
     def load_sql(cls, table: str) -> str:
         columns = ", ".join(f'"{c}"' for c in table_columns(table))
         return f'INSERT INTO "{table}" ({columns})\n{canonical_select(table)}'
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """All rows in one statement, each column bound as one list and unnested.
+
+        A single-row INSERT costs DuckDB about 2 ms, so the ledger rows of 15,000 song files
+        took 30 s one by one; as lists they take a fraction of a second.
+        """
+        if not rows:
+            return
+        names = ", ".join(quote_identifier(c) for c in columns)
+        lists = ", ".join(f"UNNEST(:p{i})" for i in range(len(columns)))
+        values = {f"p{i}": list(column) for i, column in enumerate(zip(*rows, strict=True))}
+        self.execute(f"INSERT INTO {quote_identifier(table)} ({names}) SELECT {lists}", values)
 
     def load_canonical(self, table: str, path: Path) -> int:
         return int(self.query(self.load_sql(table), {"path": str(path)}).scalar())

@@ -1,0 +1,249 @@
+"""Measurements against servers started for the run: PostgreSQL, and S3 (moto).
+
+Each section skips itself, with the reason printed, when what it needs is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import scales as t
+from measure_local import Dataset, duckdb_settings
+from proc import ChildFailed, ChildTimedOut, run_child
+from report import Figure, ScaleResult
+
+from sparkify.records import parse_events
+from sparkify.staging import table_columns
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+
+
+class Skip(Exception):
+    """A section cannot run here; the message says why."""
+
+
+def _import_test_helper(name: str) -> Any:
+    """A helper module from tests/ (shared with the test suite's server fixtures)."""
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    try:
+        return __import__(name)
+    except ImportError as exc:
+        raise Skip(f"cannot import tests/{name}.py: {exc}") from None
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway server, started the way tests/postgres_server.py starts it; yields a DSN."""
+    if importlib.util.find_spec("sparkify.backends.postgres") is None:
+        raise Skip("the PostgreSQL backend (sparkify.backends.postgres) is not there yet")
+    helper = _import_test_helper("postgres_server")
+    external = os.environ.get(helper.DSN_ENV)
+    if external:
+        yield external
+        return
+    bindir = helper.find_bindir()
+    if bindir is None:
+        raise Skip(helper.INSTALL_HINT)
+    try:
+        server = helper.ThrowawayServer(bindir)
+    except BaseException as exc:  # pytest.skip() raises an Exception-free "Skipped"
+        raise Skip(str(exc)) from None
+    try:
+        server.init()
+        server.start()
+        helper._create_database(server.dsn("postgres"), "sparkify_bench")
+        yield server.dsn("sparkify_bench")
+    finally:
+        server.stop()
+
+
+def _canonical_rows(ds: Dataset, limit: int) -> list[tuple[Any, ...]]:
+    """Typed staging rows, as the classic loader would insert them (parsing not timed)."""
+    columns = table_columns("staging_events")
+    rows: list[tuple[Any, ...]] = []
+    for file_id, path in enumerate(ds.load_files, start=1):
+        for raw in parse_events(Path(path).read_bytes(), file_id).rows:
+            record = orjson.loads(raw)
+            record["start_time"] = dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=record["ts"])
+            rows.append(tuple(record[c] for c in columns))
+            if len(rows) == limit:
+                return rows
+    return rows
+
+
+def _row_by_row(dsn: str, rows: list[tuple[Any, ...]]) -> dict[str, float]:
+    """The classic approach: one INSERT per row (execute, then executemany), one transaction."""
+    import psycopg
+
+    columns = table_columns("staging_events")
+    insert = (
+        f"INSERT INTO rowwise.staging_events ({', '.join(columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )
+    timings = {}
+    with psycopg.connect(dsn) as con:
+        con.execute("DROP SCHEMA IF EXISTS rowwise CASCADE")
+        con.execute("CREATE SCHEMA rowwise")
+        con.execute("CREATE TABLE rowwise.staging_events (LIKE bench.staging_events)")
+        con.commit()
+        for how in ("execute", "executemany"):
+            con.execute("TRUNCATE rowwise.staging_events")
+            con.commit()
+            started = time.perf_counter()
+            with con.cursor() as cursor:
+                if how == "execute":
+                    for row in rows:
+                        cursor.execute(insert, row)
+                else:
+                    cursor.executemany(insert, rows)
+            con.commit()
+            timings[how] = time.perf_counter() - started
+    return timings
+
+
+def postgres(ds: Dataset, result: ScaleResult, timeout: float) -> None:
+    """Full load into PostgreSQL next to row-by-row INSERTs of a subset, in the same run.
+
+    A load that takes longer than ``timeout`` is stopped and reported as a miss: its rate is
+    then an upper bound.
+    """
+    if ds.events > t.POSTGRES_MAX_EVENTS:
+        raise Skip(f"the PostgreSQL section runs up to {t.POSTGRES_MAX_EVENTS:,} events")
+    with postgres_server() as dsn:
+        settings = {
+            "WAREHOUSE.BACKEND": "postgres",
+            "WAREHOUSE.DSN": dsn,
+            "WAREHOUSE.SCHEMA": "bench",
+        }
+        spec = {
+            "settings": settings,
+            "songs": ds.songs,
+            "logs": ds.logs,
+            "until": ds.until.isoformat(),
+            "checks": True,
+        }
+        try:
+            load = run_child("etl", spec, timeout=timeout)
+        except ChildTimedOut as exc:
+            load = {"seconds": exc.seconds, "timed_out": True}
+        rows = _canonical_rows(ds, t.ROW_BY_ROW_ROWS)
+        timings = _row_by_row(dsn, rows)
+    rate = ds.events / load["seconds"]
+    per_row = len(rows) / timings["execute"]
+    result.details["postgres"] = {"etl": load, "row_by_row": {"rows": len(rows), **timings}}
+    judged = ds.events >= 900_000
+    result.add(
+        Figure(
+            "postgres",
+            f"full load of {ds.events:,} events (+ checks)",
+            rate,
+            "events/s",
+            baseline=f"row-by-row INSERT, {len(rows):,} rows: {per_row:,.0f} rows/s",
+            ratio=rate / per_row,
+            ratio_label="faster",
+            target=f">= {t.POSTGRES_EVENTS_PER_S:,} events/s and "
+            f">= {t.POSTGRES_MIN_SPEEDUP:.0f}x (at 1M)",
+            met=(rate >= t.POSTGRES_EVENTS_PER_S and rate / per_row >= t.POSTGRES_MIN_SPEEDUP)
+            if judged or load.get("timed_out")
+            else None,
+            note=f"executemany: {len(rows) / timings['executemany']:,.0f} rows/s; "
+            + (
+                f"STOPPED after {timeout:.0f} s (rate is an upper bound)"
+                if load.get("timed_out")
+                else f"load {load['seconds']:.2f} s"
+            ),
+        )
+    )
+
+
+def s3(ds: Dataset, scale: t.Scale, work: Path, result: ScaleResult) -> None:
+    """The same subset loaded from an S3 server (moto, loopback) and from local files."""
+    if importlib.util.find_spec("sparkify.objectstore") is None:
+        raise Skip("sparkify.objectstore is not there yet (S3 sources)")
+    try:
+        import boto3
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        raise Skip(f"moto server is not installed ({exc.name})") from None
+    subset = _local_subset(ds, scale, work / "s3-subset")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        key, secret, region = "AKIABENCHMARK0000001", "benchmark-secret", "us-east-1"
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            region_name=region,
+        )
+        client.create_bucket(Bucket="bench")
+        for path in sorted(subset.rglob("*.json")):
+            client.upload_file(str(path), "bench", str(path.relative_to(subset)))
+        remote = {  # the source reads its settings and the AWS chain from the environment
+            "SPARKIFY_S3_ENDPOINT_URL": endpoint,
+            "SPARKIFY_AWS_REGION": region,
+            "AWS_ACCESS_KEY_ID": key,
+            "AWS_SECRET_ACCESS_KEY": secret,
+        }
+        runs = {}
+        for name, root, extra in (("local", str(subset), {}), ("s3", "s3://bench", remote)):
+            database = work / f"s3-{name}.duckdb"
+            database.unlink(missing_ok=True)
+            spec = {
+                "settings": duckdb_settings(database),
+                "songs": f"{root}/song_data",
+                "logs": f"{root}/log_data",
+            }
+            try:
+                runs[name] = run_child("etl", spec, env=extra)
+            except ChildFailed as exc:  # the object store is still being written
+                last = str(exc).strip().splitlines()[-1]
+                message = f"the {name} run failed, so the object store does not work yet: {last}"
+                raise Skip(message) from None
+    finally:
+        server.stop()
+    lines = runs["local"]["summary"]["lines_read"]
+    if runs["s3"]["summary"]["lines_read"] != lines:
+        raise RuntimeError("the S3 run read a different number of lines than the local run")
+    result.details["s3"] = runs
+    result.add(
+        Figure(
+            "s3",
+            f"{scale.s3_days} days + {scale.s3_songs} song files from S3 (moto, loopback)",
+            runs["s3"]["seconds"],
+            "s",
+            baseline=f"local files {runs['local']['seconds']:.3f} s",
+            ratio=runs["s3"]["seconds"] / runs["local"]["seconds"],
+            note=f"{lines:,} lines",
+        )
+    )
+
+
+def _local_subset(ds: Dataset, scale: t.Scale, root: Path) -> Path:
+    shutil.rmtree(root, ignore_errors=True)
+    logs = root / "log_data"
+    logs.mkdir(parents=True)
+    for day in ds.load_files[: scale.s3_days]:
+        shutil.copy(day, logs / Path(day).name)
+    songs = sorted(Path(ds.songs).rglob("*.json"))[: scale.s3_songs]
+    for path in songs:
+        target = root / "song_data" / path.relative_to(ds.songs)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    return root
