@@ -62,6 +62,13 @@ def test_star_schema_semantics(warehouse: Warehouse, semantics_data: Path) -> No
     ]
 
 
+def test_titles_match_across_case_and_unicode_spaces(warehouse: Warehouse, tmp_path: Path) -> None:
+    write_song(tmp_path, song("SO1", "\u00a0Ça Va Straße ", "Beyoncé", 100.0))
+    write_day(tmp_path, [play(NOV_1, 1, 1, 0, song="ÇA VA STRASSE", artist="BEYONCÉ\u3000")])
+    etl(warehouse, tmp_path)
+    assert warehouse.query("SELECT song_id FROM songplays") == [("SO1",)]
+
+
 def test_artists_prefer_records_with_a_location(warehouse: Warehouse, tmp_path: Path) -> None:
     write_song(tmp_path, song("SO1", "A", "Artist", 1.0, artist_id="ARX", artist_location=""))
     write_song(tmp_path, song("SO2", "B", "Artist", 1.0, artist_id="ARX", artist_location="Oslo"))

@@ -88,6 +88,7 @@ NASTY_EVENT_LINES = [
     (event(userId="abc"), "field 'userId': expected an integer, got 'abc'"),
     (event().replace(b"246.30812", b"NaN"), "invalid JSON"),
     (event().replace(b"Kaylee", b"Kay\xff\xfelee"), "invalid UTF-8 at byte"),
+    (event(song="a\x00b"), "field 'song': text contains a NUL character"),
 ]
 
 

@@ -181,16 +181,6 @@ def test_no_truncate_and_no_secrets_anywhere() -> None:
     assert ROLE in "\n".join(every_statement())
 
 
-def test_the_trim_set_is_the_same_as_postgresql() -> None:
-    sql_dir = Path(__file__).parents[1] / "src" / "sparkify" / "sql"
-    escaped = re.findall(r"U&'([^']*)'", (sql_dir / "postgres.sql").read_text("utf-8"))
-    expected = {re.sub(r"\\([0-9A-Fa-f]{4})", lambda m: chr(int(m[1], 16)), e) for e in escaped}
-    redshift = (sql_dir / "redshift.sql").read_text("utf-8")
-    found = re.findall(r"BTRIM\([\w.]+, '([^']*)'\)", redshift)
-    assert len(found) == len(escaped) == 8 and set(found) == expected and len(expected) == 1
-    assert "U&'" not in redshift.replace("U&''", "")  # the comment names the syntax
-
-
 def test_sparkify_sql_prints_the_redshift_run() -> None:
     result = run_cli("sql", "--backend", "redshift")
     assert result.exit_code == 0, result.stderr

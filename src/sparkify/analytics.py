@@ -112,7 +112,7 @@ ORDER BY t.weekday, t.hour""",
        ROUND(100.0 * SUM(CASE WHEN p.song_id IS NOT NULL THEN 1 ELSE 0 END)
              / NULLIF(COUNT(*), 0), 2) AS matched_pct,
        (SELECT COUNT(*) FROM songs) AS catalogue_songs,
-       (SELECT COUNT(DISTINCT LOWER(TRIM(e.song)) || '|' || LOWER(TRIM(e.artist)))
+       (SELECT COUNT(DISTINCT e.song_key || '|' || e.artist_key)
         FROM staging_events e WHERE e.page = 'NextSong') AS distinct_songs_played
 FROM songplays p""",
     ),

@@ -78,9 +78,10 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "ledger_matches_staging",
         "rows staged per file in the ledger = rows in the staging tables",
-        "SELECT COUNT(*) FROM etl_files f WHERE f.rows_staged <> "
-        "(SELECT COUNT(*) FROM staging_events e WHERE e.file_id = f.file_id) + "
-        "(SELECT COUNT(*) FROM staging_songs s WHERE s.file_id = f.file_id)",
+        "SELECT COUNT(*) FROM etl_files f LEFT JOIN (SELECT file_id, COUNT(*) AS n FROM "
+        "(SELECT file_id FROM staging_events UNION ALL SELECT file_id FROM staging_songs) rows "
+        "GROUP BY file_id) staged ON staged.file_id = f.file_id "
+        "WHERE f.rows_staged <> COALESCE(staged.n, 0)",
     ),
     Check(
         "rejects_match_ledger",

@@ -241,7 +241,39 @@ def parse_record(line: bytes, fields: tuple[Field, ...]) -> dict[str, Any]:
         record = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise FieldError(f"invalid JSON: {exc}") from None
-    return convert_record(record, fields)
+    row = convert_record(record, fields)
+    if b"\\u0000" in line:  # rare: only then look for the field that holds it
+        reject_nul_characters(row, fields)
+    return row
+
+
+def reject_nul_characters(row: dict[str, Any], fields: tuple[Field, ...]) -> None:
+    """NUL cannot be stored in PostgreSQL text; refuse it on every backend alike."""
+    for spec in fields:
+        value = row[spec.column]
+        if isinstance(value, str) and "\x00" in value:
+            raise FieldError(f"field '{spec.key}': text contains a NUL character")
+
+
+def match_key(text: str | None) -> str | None:
+    """How song titles and artist names are compared: trimmed and case-folded."""
+    return None if text is None else text.strip().casefold()
+
+
+# Staged beside the text they normalize, so every backend matches plays to songs by plain
+# equality, whatever its collation or TRIM semantics: (source column, key column).
+MATCH_KEYS = {
+    "events": (("song", "song_key"), ("artist", "artist_key")),
+    "songs": (("title", "title_key"), ("artist_name", "artist_key")),
+}
+
+
+def _staged_row(kind: str, row: dict[str, Any], file_id: int, line_no: int) -> bytes:
+    for source, key in MATCH_KEYS[kind]:
+        row[key] = match_key(row[source])
+    row["file_id"] = file_id
+    row["line_no"] = line_no
+    return orjson.dumps(row)
 
 
 def parse_events(data: bytes, file_id: int) -> Parsed:
@@ -259,9 +291,7 @@ def parse_events(data: bytes, file_id: int) -> Parsed:
         except FieldError as exc:
             result.rejects.append(Reject(line_no, str(exc), _raw_text(line)))
             continue
-        row["file_id"] = file_id
-        row["line_no"] = line_no
-        result.rows.append(orjson.dumps(row))
+        result.rows.append(_staged_row("events", row, file_id, line_no))
     return result
 
 
@@ -292,13 +322,12 @@ def parse_songs(data: bytes, file_id: int) -> Parsed:
                 row = parse_record(chunk, SONG_FIELDS)
             else:
                 row = convert_record(chunk, SONG_FIELDS)
+                reject_nul_characters(row, SONG_FIELDS)
         except FieldError as exc:
             raw = chunk if isinstance(chunk, bytes) else body
             result.rejects.append(Reject(line_no, str(exc), _raw_text(raw)))
             continue
-        row["file_id"] = file_id
-        row["line_no"] = line_no
-        result.rows.append(orjson.dumps(row))
+        result.rows.append(_staged_row("songs", row, file_id, line_no))
     return result
 
 

@@ -7,7 +7,7 @@ backend inserts from it directly; server backends let DuckDB turn it into CSV fo
 
 from __future__ import annotations
 
-from sparkify.records import FIELDS
+from sparkify.records import FIELDS, MATCH_KEYS
 
 REJECT_COLUMNS = {
     "run_id": "INTEGER",
@@ -21,6 +21,7 @@ REJECT_COLUMNS = {
 def _staging_columns(kind: str) -> dict[str, str]:
     columns = {"file_id": "INTEGER", "line_no": "INTEGER"}
     columns.update({spec.column: spec.sql_type for spec in FIELDS[kind]})
+    columns.update({key: "VARCHAR" for _, key in MATCH_KEYS[kind]})
     return columns
 
 

@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS staging_events (
     ts              BIGINT NOT NULL,
     user_agent      VARCHAR,
     user_id         BIGINT,
+    song_key        VARCHAR,
+    artist_key      VARCHAR,
     start_time      TIMESTAMP NOT NULL
 );
 
@@ -88,7 +90,9 @@ CREATE TABLE IF NOT EXISTS staging_songs (
     song_id          VARCHAR NOT NULL,
     title            VARCHAR,
     duration         DOUBLE PRECISION,
-    year             INTEGER
+    year             INTEGER,
+    title_key        VARCHAR,
+    artist_key       VARCHAR
 );
 
 -- name: create_songplays
@@ -193,7 +197,7 @@ SELECT DISTINCT s.song_id FROM staging_songs s JOIN run_files r ON r.file_id = s
 INSERT INTO affected_artists
 SELECT DISTINCT s.artist_id FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
 INSERT INTO affected_titles
-SELECT DISTINCT LOWER(TRIM(s.title)), LOWER(TRIM(s.artist_name))
+SELECT DISTINCT s.title_key, s.artist_key
 FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
 
 -- name: delete_staged_rows
@@ -206,46 +210,44 @@ DELETE FROM etl_rejects WHERE file_id IN (SELECT file_id FROM run_files);
 INSERT INTO affected_plays
 SELECT e.session_id * 1000000 + e.item_in_session
 FROM staging_events e
-JOIN affected_titles t
-  ON t.title_key = LOWER(TRIM(e.song)) AND t.artist_key = LOWER(TRIM(e.artist))
+JOIN affected_titles t ON t.title_key = e.song_key AND t.artist_key = e.artist_key
 WHERE e.page = 'NextSong';
 
+-- name: analyze_run_tables
+-- Planner statistics for the run's temporary tables: nothing to do on DuckDB.
+
 -- name: upsert_songplays
+-- For each affected natural key: the latest copy of the event, and the catalogue entry with
+-- the same title and artist name (match keys: trimmed, case-folded) whose duration is closest
+-- to the played length, then the lowest song_id. No match: the play is kept, song unknown.
 DELETE FROM songplays WHERE songplay_id IN (SELECT songplay_id FROM affected_plays);
 INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent)
-SELECT p.songplay_id, p.start_time, p.user_id, p.level, m.song_id, m.artist_id,
-       p.session_id, p.item_in_session, p.location, p.user_agent
+SELECT songplay_id, start_time, user_id, level, song_id, artist_id,
+       session_id, item_in_session, location, user_agent
 FROM (
-    SELECT e.*, e.session_id * 1000000 + e.item_in_session AS songplay_id,
+    SELECT p.songplay_id, p.start_time, p.user_id, p.level, s.song_id, s.artist_id,
+           p.session_id, p.item_in_session, p.location, p.user_agent,
            ROW_NUMBER() OVER (
-               PARTITION BY e.session_id, e.item_in_session
-               ORDER BY e.ts DESC, f.url DESC, e.line_no DESC) AS pick
-    FROM staging_events e JOIN etl_files f ON f.file_id = e.file_id
-    WHERE e.page = 'NextSong'
-      AND e.session_id * 1000000 + e.item_in_session IN
-          (SELECT songplay_id FROM affected_plays)
-) p
-LEFT JOIN (
-    -- The catalogue entry with the same title and artist name (case-insensitive, trimmed)
-    -- whose duration is closest to the played length, then the lowest song_id.
-    SELECT c.songplay_id, c.song_id, c.artist_id,
-           ROW_NUMBER() OVER (
-               PARTITION BY c.songplay_id
-               ORDER BY ABS(c.duration - c.length) ASC NULLS LAST, c.song_id) AS rank
+               PARTITION BY p.songplay_id
+               ORDER BY ABS(s.duration - p.length) ASC NULLS LAST, s.song_id, s.artist_id
+           ) AS rank
     FROM (
-        SELECT DISTINCT e.session_id * 1000000 + e.item_in_session AS songplay_id,
-               e.length, s.song_id, s.artist_id, s.duration
-        FROM staging_events e
-        JOIN staging_songs s
-          ON LOWER(TRIM(s.title)) = LOWER(TRIM(e.song))
-         AND LOWER(TRIM(s.artist_name)) = LOWER(TRIM(e.artist))
+        SELECT e.session_id * 1000000 + e.item_in_session AS songplay_id, e.start_time,
+               e.user_id, e.level, e.session_id, e.item_in_session, e.location,
+               e.user_agent, e.length, e.song_key, e.artist_key,
+               ROW_NUMBER() OVER (
+                   PARTITION BY e.session_id, e.item_in_session
+                   ORDER BY e.ts DESC, f.url DESC, e.line_no DESC) AS pick
+        FROM staging_events e JOIN etl_files f ON f.file_id = e.file_id
         WHERE e.page = 'NextSong'
           AND e.session_id * 1000000 + e.item_in_session IN
               (SELECT songplay_id FROM affected_plays)
-    ) c
-) m ON m.songplay_id = p.songplay_id AND m.rank = 1
-WHERE p.pick = 1;
+    ) p
+    LEFT JOIN staging_songs s ON s.title_key = p.song_key AND s.artist_key = p.artist_key
+    WHERE p.pick = 1
+) ranked
+WHERE rank = 1;
 
 -- name: upsert_users
 -- Attributes and level come from each user's latest event.
@@ -256,8 +258,9 @@ FROM (
     SELECT e.user_id, e.first_name, e.last_name, e.gender, e.level,
            ROW_NUMBER() OVER (
                PARTITION BY e.user_id
-               ORDER BY e.ts DESC, e.session_id DESC, e.item_in_session DESC) AS pick
-    FROM staging_events e
+               ORDER BY e.ts DESC, e.session_id DESC, e.item_in_session DESC,
+                        f.url DESC, e.line_no DESC) AS pick
+    FROM staging_events e JOIN etl_files f ON f.file_id = e.file_id
     WHERE e.user_id IN (SELECT user_id FROM affected_users)
 ) latest
 WHERE pick = 1;

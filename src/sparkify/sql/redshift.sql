@@ -6,9 +6,8 @@
 --    so measures stay DOUBLE PRECISION. Short codes and ids get 256 bytes, free text 1024.
 --    Primary keys and UNIQUE are informational only (Redshift does not enforce them).
 -- 2. No COLLATE "C": Redshift already compares text byte by byte, as DuckDB does.
--- 3. Redshift has no U&'' escapes, so the trim set of postgres.sql (U+0020 U+00A0 U+1680
---    U+2000..U+200A U+202F U+205F U+3000) is written here as the characters themselves;
---    tests/test_redshift.py checks they are exactly those code points.
+-- 3. Match keys (case-folded titles and artist names) get twice their source's width:
+--    case folding can lengthen text (ß -> ss).
 -- 4. No advisory locks: a run holds LOCK etl_runs until it commits (see lock_run).
 -- 5. "raw" is a reserved word in Redshift and is quoted.
 
@@ -84,6 +83,8 @@ CREATE TABLE IF NOT EXISTS staging_events (
     ts              BIGINT NOT NULL,
     user_agent      VARCHAR(1024),
     user_id         BIGINT,
+    song_key        VARCHAR(2048),
+    artist_key      VARCHAR(2048),
     start_time      TIMESTAMP NOT NULL
 )
 DISTSTYLE KEY
@@ -103,7 +104,9 @@ CREATE TABLE IF NOT EXISTS staging_songs (
     song_id          VARCHAR(256) NOT NULL,
     title            VARCHAR(1024),
     duration         DOUBLE PRECISION,
-    year             INTEGER
+    year             INTEGER,
+    title_key        VARCHAR(2048),
+    artist_key       VARCHAR(2048)
 )
 DISTSTYLE ALL
 SORTKEY(file_id);
@@ -190,70 +193,7 @@ CREATE TEMPORARY TABLE affected_plays (songplay_id BIGINT NOT NULL);
 CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL);
 CREATE TEMPORARY TABLE affected_songs (song_id VARCHAR(256) NOT NULL);
 CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR(256) NOT NULL);
-CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR(1024), artist_key VARCHAR(1024));
-
--- name: snapshot_affected
-INSERT INTO affected_plays
-SELECT e.session_id * 1000000 + e.item_in_session
-FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
-WHERE e.page = 'NextSong';
-INSERT INTO affected_users
-SELECT DISTINCT e.user_id
-FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
-WHERE e.user_id IS NOT NULL;
-INSERT INTO affected_songs
-SELECT DISTINCT s.song_id FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
-INSERT INTO affected_artists
-SELECT DISTINCT s.artist_id FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
-INSERT INTO affected_titles
-SELECT DISTINCT
-    LOWER(BTRIM(s.title, '                　')),
-    LOWER(BTRIM(s.artist_name, '                　'))
-FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
-
--- name: affect_late_songs
-INSERT INTO affected_plays
-SELECT e.session_id * 1000000 + e.item_in_session
-FROM staging_events e
-JOIN affected_titles t
-  ON t.title_key = LOWER(BTRIM(e.song, '                　'))
- AND t.artist_key = LOWER(BTRIM(e.artist, '                　'))
-WHERE e.page = 'NextSong';
-
--- name: upsert_songplays
-DELETE FROM songplays WHERE songplay_id IN (SELECT songplay_id FROM affected_plays);
-INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
-                       session_id, item_in_session, location, user_agent)
-SELECT p.songplay_id, p.start_time, p.user_id, p.level, m.song_id, m.artist_id,
-       p.session_id, p.item_in_session, p.location, p.user_agent
-FROM (
-    SELECT e.*, e.session_id * 1000000 + e.item_in_session AS songplay_id,
-           ROW_NUMBER() OVER (
-               PARTITION BY e.session_id, e.item_in_session
-               ORDER BY e.ts DESC, f.url DESC, e.line_no DESC) AS pick
-    FROM staging_events e JOIN etl_files f ON f.file_id = e.file_id
-    WHERE e.page = 'NextSong'
-      AND e.session_id * 1000000 + e.item_in_session IN
-          (SELECT songplay_id FROM affected_plays)
-) p
-LEFT JOIN (
-    SELECT c.songplay_id, c.song_id, c.artist_id,
-           ROW_NUMBER() OVER (
-               PARTITION BY c.songplay_id
-               ORDER BY ABS(c.duration - c.length) ASC NULLS LAST, c.song_id) AS rank
-    FROM (
-        SELECT DISTINCT e.session_id * 1000000 + e.item_in_session AS songplay_id,
-               e.length, s.song_id, s.artist_id, s.duration
-        FROM staging_events e
-        JOIN staging_songs s
-          ON LOWER(BTRIM(s.title, '                　')) = LOWER(BTRIM(e.song, '                　'))
-         AND LOWER(BTRIM(s.artist_name, '                　')) = LOWER(BTRIM(e.artist, '                　'))
-        WHERE e.page = 'NextSong'
-          AND e.session_id * 1000000 + e.item_in_session IN
-              (SELECT songplay_id FROM affected_plays)
-    ) c
-) m ON m.songplay_id = p.songplay_id AND m.rank = 1
-WHERE p.pick = 1;
+CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR(2048), artist_key VARCHAR(2048));
 
 ------------------------------------------------------------------------------------------
 -- Redshift-only statements, run by backends/redshift.py.
