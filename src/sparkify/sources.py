@@ -71,11 +71,15 @@ class LocalSource(Source):
     def list_files(self) -> list[SourceFile]:
         if not self.root.exists():
             raise SourceError(f"no such file or directory: {self.location}")
-        paths = [self.root] if self.root.is_file() else list(_walk_json(self.root))
-        files = []
-        for path in paths:
-            stat = path.stat()
-            files.append(SourceFile(str(path.resolve()), stat.st_size, str(stat.st_mtime_ns)))
+        root = self.root.resolve()  # once: a realpath per file costs more than the listing
+        if root.is_file():
+            stat = root.stat()
+            return [SourceFile(str(root), stat.st_size, str(stat.st_mtime_ns))]
+        files = [
+            SourceFile(entry.path, stat.st_size, str(stat.st_mtime_ns))
+            for entry in _walk_json(str(root))
+            for stat in (entry.stat(),)
+        ]
         files.sort(key=lambda f: f.url)
         return files
 
@@ -92,15 +96,15 @@ class LocalSource(Source):
             yield from zip(files, pool.map(self.read, files), strict=True)
 
 
-def _walk_json(root: Path) -> Iterator[Path]:
+def _walk_json(root: str) -> Iterator[os.DirEntry[str]]:
     stack = [root]
     while stack:
         with os.scandir(stack.pop()) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=True):
-                    stack.append(Path(entry.path))
+                    stack.append(entry.path)
                 elif entry.name.endswith(".json"):
-                    yield Path(entry.path)
+                    yield entry
 
 
 def is_local(location: str) -> bool:
