@@ -246,11 +246,16 @@ def _load(
                 + "\n  ".join(summary.first_rejects)
             )
         fail_after("parse")
-        _stage(backend, loads, writers, rejects_writer, fail_after)
+        if loads:
+            _stage(backend, loads, writers, rejects_writer, fail_after)
+        else:  # nothing new: every star row is already a function of unchanged staging
+            for writer in (*writers.values(), rejects_writer):
+                writer.close()
     # The ledger goes first: the transforms read each staged row's file URL from it.
     _update_ledger(backend, loads, version_updates, summary.run_id)
     fail_after("ledger")
-    _transform(backend, fail_after)
+    if loads:
+        _transform(backend, fail_after)
     summary.tables = table_counts(backend)
 
 
