@@ -77,6 +77,15 @@ def test_query_errors(warehouse: Warehouse) -> None:
     assert warehouse.cli("query").exit_code == 2
 
 
+def test_reading_an_empty_warehouse_says_to_load_first(warehouse: Warehouse) -> None:
+    for command in (["query", "top_songs"], ["check"], ["report", "--out", "/dev/null"]):
+        result = warehouse.cli(*command)
+        assert result.exit_code == 2, command
+        assert result.stderr.endswith(
+            " has no sparkify tables yet: load data first (sparkify etl --songs PATH --logs PATH)\n"
+        )
+
+
 def test_query_list_names_every_question() -> None:
     listed = json.loads(run_cli("query", "--list", "--json").stdout)
     assert [q["name"] for q in listed] == [q.name for q in QUERIES]

@@ -21,10 +21,16 @@ import orjson
 
 from sparkify.backends import Backend
 from sparkify.config import Settings
-from sparkify.errors import SourceError, SparkifyError, TooManyRejects, TransientWarehouseError
+from sparkify.errors import (
+    ConfigError,
+    SourceError,
+    SparkifyError,
+    TooManyRejects,
+    TransientWarehouseError,
+)
 from sparkify.progress import NO_PROGRESS, ProgressFactory
 from sparkify.records import PARSERS, Parsed, Reject
-from sparkify.schema import STAR_TABLES
+from sparkify.schema import STAR_TABLES, TABLES
 from sparkify.sources import Source, SourceFile, filter_by_date, fingerprint, open_source
 from sparkify.staging import KIND_TABLE
 
@@ -107,6 +113,17 @@ def ensure_tables(backend: Backend, drop: bool = False) -> None:
         backend.run("drop_tables")
     for sql in backend.statements.create_tables():
         backend.execute(sql)
+
+
+def require_tables(backend: Backend) -> None:
+    """For commands that read the warehouse: one clear error when it was never loaded."""
+    missing = sorted(set(TABLES) - backend.existing_tables())
+    if missing:
+        what = "sparkify tables" if len(missing) == len(TABLES) else ", ".join(missing)
+        raise ConfigError(
+            f"{backend.describe()} has no {what} yet: load data first "
+            "(sparkify etl --songs PATH --logs PATH)"
+        )
 
 
 def list_inputs(options: EtlOptions) -> tuple[Source, list[SourceFile], Source, list[SourceFile]]:

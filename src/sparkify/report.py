@@ -21,8 +21,7 @@ from markupsafe import Markup
 
 from sparkify import analytics, charts, quality
 from sparkify.backends import Backend, Result
-from sparkify.errors import ConfigError
-from sparkify.schema import TABLES
+from sparkify.pipeline import require_tables
 
 DEFAULT_PATH = Path("report.html")
 HEALTH_LIMIT = 50  # rows of the ledger tables (runs, rejects) shown in the report
@@ -148,12 +147,7 @@ def write_report(
 
 def build_report(backend: Backend, *, limit: int = analytics.DEFAULT_LIMIT) -> Report:
     """Run the named queries and quality checks and lay out the report (not yet rendered)."""
-    missing = sorted(set(TABLES) - backend.existing_tables())
-    if missing:
-        raise ConfigError(
-            f"{backend.describe()} has no {', '.join(missing)} table(s): load data first "
-            "(sparkify etl --songs PATH --logs PATH)"
-        )
+    require_tables(backend)
     results: dict[str, Result] = {}
 
     def run(name: str, rows: int = limit) -> Result:

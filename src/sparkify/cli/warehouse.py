@@ -25,6 +25,7 @@ from sparkify.pipeline import (
     RunSummary,
     dry_run,
     ensure_tables,
+    require_tables,
     run_etl,
 )
 
@@ -162,6 +163,7 @@ def check_command(options: WarehouseOptions) -> None:
     """
     backend = options.backend_for()
     with connected(backend):
+        require_tables(backend)
         results = quality.run_checks(backend)
     if options.json:
         echo_json([r.as_dict() for r in results])
@@ -243,6 +245,7 @@ def query_command(
     backend = options.backend_for()
     with connected(backend):
         if name:
+            require_tables(backend)
             result = analytics.run_query(backend, name, limit)
         else:
             result = backend.query(sql_text or "")
