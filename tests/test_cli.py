@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import pytest
 from conftest import Warehouse, etl, run_cli
+from datasets import NOV_1, play, song, write_day, write_song
 
 from sparkify import __version__
 from sparkify.analytics import QUERIES
@@ -145,3 +146,38 @@ def test_demo_runs_from_an_empty_folder(tmp_path: Path, monkeypatch: pytest.Monk
     assert "<svg" in (tmp_path / "report.html").read_text()
     again = json.loads(run_cli("demo", "--json").stdout)
     assert again["etl"]["files"]["new"] == 0  # the second demo reuses sample and warehouse
+
+
+def test_a_path_that_cannot_be_used_is_one_line_with_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    result = run_cli("init", "--path", str(blocker / "dwh.cfg"))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {blocker / 'dwh.cfg'}: Not a directory\n"
+
+
+def test_schema_is_refused_where_there_are_no_schemas(tmp_path: Path) -> None:
+    result = run_cli(
+        "query", "top_songs", "--database", str(tmp_path / "w.duckdb"), "--schema", "x"
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --schema applies to server backends")
+
+
+def test_an_invalid_dsn_does_not_echo_any_part_of_it() -> None:
+    result = run_cli(
+        "create-tables", "--backend", "postgres", "--dsn", "postgresql://bob:s3cr%zz@db/x"
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: invalid DSN: expected postgresql://user@host:port/db or key=value pairs\n"
+    )
+
+
+def test_folder_links_are_followed_without_looping(warehouse: Warehouse, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_song(data, song("SO1", "A", "B", 1.0))
+    write_day(data, [play(NOV_1, 1, 1, 0)])
+    (data / "song_data" / "A" / "again").symlink_to(data / "song_data")
+    summary = etl(warehouse, data)
+    assert summary["files"]["new"] == 2

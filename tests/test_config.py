@@ -145,3 +145,11 @@ def test_init_writes_a_template_that_loads(tmp_path: Path, monkeypatch: pytest.M
     assert again.exit_code == 2
     assert again.stderr == "error: dwh.cfg already exists; use --force to overwrite it\n"
     assert run_cli("init", "--force").exit_code == 0
+
+
+def test_passwords_in_dsn_parameters_are_masked() -> None:
+    assert mask("postgresql://bob@db/sp?password=hunter2&sslmode=require") == (
+        "postgresql://bob@db/sp?password=***&sslmode=require"
+    )
+    assert mask("host=db password='hunter 2' user=bob") == "host=db password=*** user=bob"
+    assert mask("postgresql://bob:pw@db/sp?password=x") == "postgresql://bob:***@db/sp?password=***"

@@ -279,3 +279,10 @@ def test_a_deleted_source_folder_is_not_a_silent_success(
         "etl", "--songs", str(data / "song_data"), "--logs", str(data / "log_data")
     )
     assert result.exit_code == 2
+
+
+def test_failure_messages_fit_a_byte_width() -> None:
+    from sparkify.pipeline import _fit
+
+    assert _fit("é" * 600, 1000) == "é" * 500
+    assert _fit("é" * 600, 999) == "é" * 499  # never half a character

@@ -9,6 +9,7 @@ from __future__ import annotations
 import configparser
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ KEYS: tuple[Key, ...] = (
     Key("IAM_ROLE", "NAME", "sparkify-redshift-s3-read", help="role created by aws up"),
     Key("S3", "LOG_DATA", "sample/log_data", help="event logs: local path, file:// or s3:// URL"),
     Key("S3", "SONG_DATA", "sample/song_data", help="song files: local path or URL"),
-    Key("S3", "LOG_JSONPATH", help="JSONPaths file for Redshift COPY of the events"),
+    Key("S3", "LOG_JSONPATH", help="classic setting; `aws up` lets the role read its bucket"),
     Key("S3", "ENDPOINT_URL", help="S3-compatible endpoint (MinIO, Ceph); AWS when unset"),
     Key("S3", "ANONYMOUS", "false", help="true: read public buckets without credentials"),
     Key("S3", "STAGING_PREFIX", help="s3:// prefix where Redshift loads stage local files"),
@@ -118,6 +119,10 @@ def mask(value: str | None) -> str | None:
     """Hide a secret but show that it is set."""
     if not value:
         return value
+    if re.search(r"(?i)password=", value):  # libpq key=value or ?password= in a URL
+        value = re.sub(r"(?i)(password=)('[^']*'|[^&\s]*)", r"\1***", value)
+        if "://" not in value or "@" not in value:
+            return value
     if "://" in value and "@" in value:  # a DSN: mask only the password part
         scheme, rest = value.split("://", 1)
         userinfo, host = rest.rsplit("@", 1)
@@ -251,8 +256,8 @@ ARN =
 # Raw data: local paths, file:// or s3:// URLs
 LOG_DATA = sample/log_data
 SONG_DATA = sample/song_data
-# JSONPaths file for Redshift COPY of the events (s3:// URL)
-# LOG_JSONPATH = s3://udacity-dend/log_json_path.json
+# Where Redshift COPY stages the validated rows (s3:// prefix; redshift backend only)
+# STAGING_PREFIX = s3://my-bucket/sparkify-staging/
 # S3-compatible endpoint (MinIO, Ceph); leave unset for AWS
 # ENDPOINT_URL = http://127.0.0.1:9000
 

@@ -54,6 +54,11 @@ class EtlOptions:
     settings: Settings | None = field(default=None, compare=False, repr=False)
 
 
+def _fit(text: str, max_bytes: int) -> str:
+    """Cut to a column width counted in bytes (Redshift counts VARCHAR widths in bytes)."""
+    return text.encode()[:max_bytes].decode("utf-8", errors="ignore")
+
+
 @dataclass
 class KnownFile:
     file_id: int
@@ -546,7 +551,7 @@ def _record_failure(backend: Backend, run_id: int, started_at: dt.datetime, mess
             backend.insert_rows(
                 "etl_runs",
                 ("run_id", "started_at", "finished_at", "status", "message"),
-                [(run_id, started_at, _utc_now(), "failed", message[:1000])],
+                [(run_id, started_at, _utc_now(), "failed", _fit(message, 1000))],
             )
     except Exception:
         return

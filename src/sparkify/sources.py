@@ -97,14 +97,24 @@ class LocalSource(Source):
 
 
 def _walk_json(root: str) -> Iterator[os.DirEntry[str]]:
+    """``.json`` files below ``root``, following folder links but never into a loop."""
     stack = [root]
+    seen = {_identity(root)}
     while stack:
         with os.scandir(stack.pop()) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=True):
-                    stack.append(entry.path)
+                    identity = _identity(entry.path)
+                    if identity not in seen:
+                        seen.add(identity)
+                        stack.append(entry.path)
                 elif entry.name.endswith(".json"):
                     yield entry
+
+
+def _identity(folder: str) -> tuple[int, int]:
+    stat = os.stat(folder)
+    return stat.st_dev, stat.st_ino
 
 
 def is_local(location: str) -> bool:

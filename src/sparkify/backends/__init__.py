@@ -34,7 +34,13 @@ def backend_class(name: str) -> type[Backend]:
 
 def open_backend(settings: Settings) -> Backend:
     """The configured backend, not yet connected."""
-    return backend_class(settings.backend)(settings)
+    cls = backend_class(settings.backend)
+    if settings.source("WAREHOUSE", "SCHEMA") == "flag" and not cls.capabilities.supports_schema:
+        raise ConfigError(
+            f"--schema applies to server backends; {settings.backend} keeps its tables in "
+            "the database file (--database)"
+        )
+    return cls(settings)
 
 
 __all__ = ["REGISTRY", "Backend", "Capabilities", "Result", "backend_class", "open_backend"]

@@ -26,7 +26,6 @@ class Capabilities:
 
     sql_chain: tuple[str, ...]  # dialect files, most specific first
     paramstyle: Literal["dollar", "pyformat"]  # how :name parameters are bound
-    server: bool  # connects to a server (needs --dsn or [CLUSTER])
     supports_schema: bool  # tables live in a configurable schema
 
 
@@ -103,9 +102,6 @@ class Backend(ABC):
         for sql in self.statements.get(name):
             self.execute(sql, params)
 
-    def table_exists(self, table: str) -> bool:
-        return table in self.existing_tables()
-
     @abstractmethod
     def existing_tables(self) -> set[str]: ...
 
@@ -132,12 +128,6 @@ class Backend(ABC):
     def load_canonical(self, table: str, path: Path) -> int:
         """Bulk-load a file of canonical JSON lines (see ``sparkify.staging``) into ``table``."""
 
+    @abstractmethod
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
-        """Insert a few rows (ledger bookkeeping), values bound as parameters."""
-        if not rows:
-            return
-        names = ", ".join(quote_identifier(c) for c in columns)
-        marks = ", ".join(f":p{i}" for i in range(len(columns)))
-        sql = f"INSERT INTO {quote_identifier(table)} ({names}) VALUES ({marks})"
-        for row in rows:
-            self.execute(sql, {f"p{i}": value for i, value in enumerate(row)})
+        """Insert bookkeeping rows (ledger, run record) in bulk, values bound as parameters."""

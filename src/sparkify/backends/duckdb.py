@@ -31,7 +31,6 @@ class DuckDBBackend(Backend):
     capabilities = Capabilities(
         sql_chain=("duckdb", "common"),
         paramstyle="dollar",
-        server=False,
         supports_schema=False,
     )
 
@@ -77,7 +76,7 @@ class DuckDBBackend(Backend):
         try:
             if not params:  # user SQL may hold ':' in literals; only rewrite what is bound
                 return self.con.execute(sql)
-            return self.con.execute(bind_style(sql, "dollar"), dict(params))
+            return self.con.execute(bind_style(sql, self.capabilities.paramstyle), dict(params))
         except duckdb.TransactionException as exc:
             raise TransientWarehouseError(f"DuckDB: {exc}") from exc
         except duckdb.Error as exc:

@@ -111,7 +111,6 @@ class PostgresBackend(Backend):
     capabilities = Capabilities(
         sql_chain=("postgres", "common"),
         paramstyle="pyformat",
-        server=True,
         supports_schema=True,
     )
     product: ClassVar[str] = "PostgreSQL"
@@ -144,9 +143,10 @@ class PostgresBackend(Backend):
         if dsn:
             try:
                 params: dict[str, Any] = conninfo_to_dict(dsn)
-            except psycopg.ProgrammingError as exc:
-                reason = str(exc).replace(dsn, "<dsn>")
-                raise ConfigError(f"invalid DSN: {reason}") from None
+            except psycopg.ProgrammingError:  # libpq's reason may quote part of a password
+                raise ConfigError(
+                    "invalid DSN: expected postgresql://user@host:port/db or key=value pairs"
+                ) from None
         else:
             why = f"the {self.product} server; or pass --dsn"
             params = {
@@ -273,7 +273,7 @@ class PostgresBackend(Backend):
         cursor = self.con.cursor()
         try:
             if params:
-                cursor.execute(bind_style(sql, "pyformat"), dict(params))
+                cursor.execute(bind_style(sql, self.capabilities.paramstyle), dict(params))
             else:
                 cursor.execute(sql)  # type: ignore[arg-type]
         except psycopg.Error as exc:

@@ -71,7 +71,6 @@ class RedshiftBackend(PostgresBackend):
     capabilities = Capabilities(
         sql_chain=("redshift", "postgres", "common"),
         paramstyle="pyformat",
-        server=True,
         supports_schema=True,
     )
     product: ClassVar[str] = "Redshift"

@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from sparkify import __version__
-from sparkify.cli.common import handle_errors
-from sparkify.errors import SparkifyError
+from sparkify.cli.common import fail, handle_errors
+from sparkify.errors import EXIT_USAGE, SparkifyError
 
 
 class SparkifyGroup(click.Group):
@@ -24,6 +24,9 @@ class SparkifyGroup(click.Group):
             return super().invoke(ctx)
         except SparkifyError as error:
             handle_errors(error)
+        except OSError as error:  # a path the user gave: not a folder, no permission, ...
+            where = f"{error.filename}: " if error.filename else ""
+            fail(f"{where}{error.strerror or error}", EXIT_USAGE)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

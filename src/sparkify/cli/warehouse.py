@@ -194,7 +194,7 @@ def rejects_command(options: WarehouseOptions, run_id: int | None, limit: int) -
         params["run_id"] = run_id
     backend = options.backend_for()
     with connected(backend):
-        ensure_tables(backend)
+        require_tables(backend)
         result = backend.query(sql, params)
     if options.json:
         echo_json(result.as_dicts())
