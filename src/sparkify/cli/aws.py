@@ -188,6 +188,18 @@ def aws_group() -> None:
     """
 
 
+def timeout_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--timeout SECONDS`` (30 minutes by default) with a command's own help text."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        default=1800,
+        show_default=True,
+        metavar="SECONDS",
+        help=help_text,
+    )
+
+
 @aws_group.command("up")
 @aws_options
 @click.option("--cidr", metavar="NETWORK", help="Who may reach port 5439 (default: your IP/32).")
@@ -200,14 +212,7 @@ def aws_group() -> None:
     show_default=True,
     help="Serverless base capacity in RPUs.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    default=1800,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for the warehouse to become available.",
-)
+@timeout_option("How long to wait for the warehouse to become available.")
 def up_command(
     options: AwsOptions,
     cidr: str | None,
@@ -349,14 +354,7 @@ def _status_rows(status: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 @SERVERLESS
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--final-snapshot", metavar="NAME", help="Keep a final snapshot named NAME.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    default=1800,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for the deletions to finish.",
-)
+@timeout_option("How long to wait for the deletions to finish.")
 def down_command(
     options: AwsOptions, serverless: bool, yes: bool, final_snapshot: str | None, timeout: float
 ) -> None:

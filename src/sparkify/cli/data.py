@@ -21,10 +21,9 @@ from sparkify.errors import ConfigError
 from sparkify.generate import GenerateOptions, GenerateSummary, generate
 from sparkify.pipeline import EtlOptions, run_etl
 from sparkify.progress import progress_factory
-from sparkify.report import write_report
+from sparkify.report import DEFAULT_PATH, write_report
 
 DEMO_SAMPLE = Path("sample")
-DEMO_REPORT = "report.html"
 DEMO_QUERIES = ("top_songs", "plays_by_hour", "free_vs_paid", "most_active_users")
 
 
@@ -143,7 +142,7 @@ def demo_command(options: WarehouseOptions, sample: str) -> None:
         summary = run_etl(backend, etl_options, options.progress)
         checks = quality.run_checks(backend)
         answers = {name: analytics.run_query(backend, name, 5) for name in DEMO_QUERIES}
-        report_path = write_report(backend, DEMO_REPORT)
+        report_path = write_report(backend, DEFAULT_PATH)
     if options.json:
         echo_json(
             {
