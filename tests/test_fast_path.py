@@ -1,10 +1,12 @@
-"""The fast path of record conversion gives exactly what the field converters give.
+"""The fast paths of record conversion give exactly what the field converters give.
 
-``convert_record`` keeps a value without calling its field's converter when the value already
-has the converter's result type and range (a str for text, an in-range int for integers, a
-finite float for numbers). These tests compare it with the plain rule (call every field's
-converter) on the nasty inputs of test_records.py and on generated values: same canonical
-bytes for accepted records, same reason for rejected ones.
+``FastPath`` (msgspec) decodes a whole line in C and declines what it does not accept whole;
+where it accepts, its staged row must be byte for byte what the plain path (orjson, then every
+field's converter) stages. Inside the plain path, ``convert_record`` keeps a value without
+calling its field's converter when the value already has the converter's result type and
+range (a str for text, an in-range int for integers, a finite float for numbers). These tests
+compare both with the plain rule on the nasty inputs of test_records.py and on generated
+values: same canonical bytes for accepted records, same reason for rejected ones.
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ from test_records import GOOD_EVENT, NASTY_EVENT_LINES, event
 
 from sparkify.records import (
     EVENT_FIELDS,
+    FAST_PATHS,
     INT64,
     SONG_FIELDS,
     Field,
     FieldError,
+    Reject,
     convert_record,
+    parse_events,
     parse_record,
+    plain_stage_line,
+    stage_line,
 )
 
 
@@ -155,3 +162,100 @@ def test_the_good_event_takes_the_fast_path_and_is_typed() -> None:
     assert row["registration"] == 1540344794796 and type(row["registration"]) is int
     assert row["user_id"] == 8
     assert type(row["length"]) is float
+
+
+# -- the msgspec fast path, line by line --------------------------------------------------
+
+
+def assert_same_line(kind: str, line: bytes) -> None:
+    """Where the fast path stages a line, the plain path stages the same bytes."""
+    fast = FAST_PATHS[kind].staged_row(line, 7, 3)
+    plain = plain_stage_line(kind, line, 7, 3)
+    if fast is not None:
+        assert fast == plain, (line, plain)
+    assert stage_line(kind, line, 7, 3) == plain
+
+
+@pytest.mark.parametrize(("line", "reason"), NASTY_EVENT_LINES)
+def test_nasty_lines_are_staged_or_rejected_alike_by_both_paths(line: bytes, reason: str) -> None:
+    assert_same_line("events", line)
+    assert isinstance(plain_stage_line("events", line, 7, 3), Reject)
+
+
+RAW_TOKENS = [
+    b"null",
+    b"true",
+    b"0",
+    b"-0",
+    b"1.0",
+    b"1e3",
+    b"1E+2",
+    b"-1.5e-3",
+    b"5e-324",
+    b"1e400",
+    b"9223372036854775807",
+    b"9223372036854775808",
+    b"18446744073709551615",
+    b"18446744073709551616",
+    b"123456789012345678901234567890",
+    b"-9223372036854775809",
+    b'""',
+    b'" 12 "',
+    b'"1e3"',
+    b'"12.0"',
+    b'"\\u00e9t\\u00e9"',
+    b'"\\ud83c\\udfb5"',
+    b'"\\ud800"',
+    b'"a\\u0000b"',
+    b'"tab\\there"',
+    b'"\xc3\xa9"',
+    b'"\xff"',
+    b"[]",
+    b"{}",
+]
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([f.key for f in EVENT_FIELDS]), st.sampled_from(RAW_TOKENS)),
+        max_size=4,
+    ),
+    st.booleans(),
+)
+def test_raw_json_tokens_get_the_same_verdict_on_both_paths(
+    changes: list[tuple[str, bytes]], prepend: bool
+) -> None:
+    """Tokens written as raw JSON text: integers beyond 64 bits, exponents, escapes, lone
+    surrogates, invalid UTF-8; a key given twice (the last one wins on both paths)."""
+    extra = b"".join(b'"' + key.encode() + b'": ' + token + b"," for key, token in changes)
+    base = event()
+    line = b"{" + extra + base[1:] if prepend else base[:-1] + b"," + extra[:-1] + b"}"
+    assert_same_line("events", line if extra else base)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from([f.key for f in EVENT_FIELDS]), json_values))
+def test_generated_event_lines_get_the_same_verdict_on_both_paths(changes: dict) -> None:
+    assert_same_line("events", orjson.dumps({**GOOD_EVENT, **changes}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([f.key for f in SONG_FIELDS]), json_values))
+def test_generated_song_lines_get_the_same_verdict_on_both_paths(changes: dict) -> None:
+    assert_same_line("songs", orjson.dumps({"song_id": "S1", "artist_id": "A1", **changes}))
+
+
+def test_the_usual_shapes_take_the_fast_path() -> None:
+    """userId as text (empty for visitors), registration as a float: the raw data's shapes."""
+    for line in (event(), event(userId=""), event(userId=8, registration=None, song=None)):
+        assert FAST_PATHS["events"].staged_row(line, 1, 1) is not None
+    song = b'{\n  "song_id": "S1", "artist_id": "A1", "year": 0, "duration": 218.9\n}'
+    assert FAST_PATHS["songs"].staged_row(song, 1, 1) is not None
+
+
+def test_a_file_mixing_both_paths_keeps_line_order_and_numbers() -> None:
+    lines = [event(), event(userId=" 8 "), b"broken", event(song=3)]
+    parsed = parse_events(b"\n".join(lines), 5)
+    assert [orjson.loads(r)["line_no"] for r in parsed.rows] == [1, 2, 4]
+    assert [r.line_no for r in parsed.rejects] == [3]

@@ -329,7 +329,7 @@ def staged(warehouse: Warehouse, canonical: Path) -> list[tuple]:
     backend.connect()
     try:
         ensure_tables(backend)
-        assert backend.load_canonical("staging_events", canonical) == 2 + len(TRICKY_TEXT)
+        assert backend.load_canonical("staging_events", [canonical]) == 2 + len(TRICKY_TEXT)
         return backend.query("SELECT * FROM staging_events ORDER BY line_no").rows
     finally:
         backend.close()
@@ -361,7 +361,7 @@ def test_a_row_postgres_refuses_fails_the_load(pg: Warehouse, tmp_path: Path) ->
     try:
         ensure_tables(backend)
         with pytest.raises(WarehouseError, match="22021") as raised, backend.transaction():
-            backend.load_canonical("staging_events", canonical)
+            backend.load_canonical("staging_events", [canonical])
         assert not isinstance(raised.value, TransientWarehouseError)
         assert "COPY staging_events" in str(raised.value)
         assert backend.query("SELECT COUNT(*) FROM staging_events").rows == [(0,)]
@@ -386,7 +386,7 @@ def test_a_copy_that_stops_early_stops_the_converter(pg: Warehouse, tmp_path: Pa
     backend.connect()
     try:
         with pytest.raises(WarehouseError, match="the server went away"):
-            backend.load_canonical("staging_events", canonical)
+            backend.load_canonical("staging_events", [canonical])
     finally:
         backend.close()
     assert threading.active_count() == threads
@@ -400,7 +400,7 @@ def test_a_converter_failure_aborts_the_copy(pg: Warehouse, tmp_path: Path) -> N
     try:
         ensure_tables(backend)
         with pytest.raises(WarehouseError, match="cannot turn the rows for staging_events"):
-            backend.load_canonical("staging_events", canonical)
+            backend.load_canonical("staging_events", [canonical])
         assert backend.query("SELECT COUNT(*) FROM staging_events").rows == [(0,)]
     finally:
         backend.close()

@@ -213,7 +213,7 @@ def test_stage_uploads_the_rows_and_a_manifest_naming_only_them(aws: Any, tmp_pa
     ]
     canonical.write_bytes(b"\n".join(orjson.dumps(r) for r in rows) + b"\n")
     backend = RedshiftBackend(settings(aws__key="", aws__secret=""))
-    staged = backend.stage("staging_events", canonical)
+    staged = backend.stage("staging_events", [canonical])
     assert staged.rows == 2 and staged.manifest_url.startswith(PREFIX + "/")
     manifest = json.loads(
         aws.get_object(Bucket=BUCKET, Key=staged.manifest_url[len(f"s3://{BUCKET}/") :])[
@@ -246,7 +246,7 @@ def test_copy_settings_are_checked_before_anything_is_uploaded(
     canonical = tmp_path / "songs.json"
     canonical.write_bytes(b'{"file_id": 1, "line_no": 1}\n')
     with pytest.raises(ConfigError, match=re.escape(message)):
-        RedshiftBackend(settings(**override)).load_canonical("staging_songs", canonical)
+        RedshiftBackend(settings(**override)).load_canonical("staging_songs", [canonical])
     assert objects(aws) == []
 
 

@@ -7,12 +7,9 @@ one transaction or not at all. A failed run is then recorded on its own, after t
 from __future__ import annotations
 
 import datetime as dt
-import os
 import tempfile
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,17 +25,15 @@ from sparkify.errors import (
     TooManyRejects,
     TransientWarehouseError,
 )
+from sparkify.parsing import FileParse, Parser
 from sparkify.progress import NO_PROGRESS, ProgressFactory
-from sparkify.records import PARSERS, Parsed, Reject
 from sparkify.schema import STAR_TABLES, TABLES
-from sparkify.sources import Source, SourceFile, filter_by_date, fingerprint, open_source
+from sparkify.sources import Source, SourceFile, filter_by_date, open_source
 from sparkify.staging import KIND_TABLE
 
 DEFAULT_MAX_ERRORS = 1000
 RUN_ATTEMPTS = 3
 RETRY_DELAY_SECONDS = 0.5
-PARALLEL_PARSE_BYTES = 16 * 1024 * 1024  # below this, worker start-up costs more than it saves
-READ_BATCH_BYTES = 256 * 1024 * 1024  # read ahead at most this much (bounds memory)
 
 
 @dataclass(frozen=True)
@@ -74,8 +69,7 @@ class FileLoad:
     file: SourceFile
     kind: str
     file_id: int
-    fingerprint: str
-    parsed: Parsed
+    parsed: FileParse
 
 
 @dataclass
@@ -219,9 +213,7 @@ def _load(
     next_id = max((k.file_id for k in known.values()), default=0) + 1
     loads: list[FileLoad] = []
     version_updates: list[tuple[str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="sparkify-") as tmp:
-        writers = {kind: CanonicalWriter(Path(tmp) / f"{kind}.json") for kind in KIND_TABLE}
-        rejects_writer = CanonicalWriter(Path(tmp) / "rejects.json")
+    with tempfile.TemporaryDirectory(prefix="sparkify-") as tmp, Parser(Path(tmp)) as parser:
         for kind, source, files in (
             ("songs", song_source, song_files),
             ("events", log_source, event_files),
@@ -241,21 +233,20 @@ def _load(
                         file_ids[file.url] = old.file_id
                     else:
                         file_ids[file.url], next_id = next_id, next_id + 1
-            read = _read_and_parse(source, kind, todo, file_ids, known, progress)
-            for file, digest, parsed in read:
-                old = known.get(file.url)
-                if old and digest == old.fingerprint:
-                    summary.files_skipped += 1  # touched, same content
-                    version_updates.append((file.version, file.url))
-                    continue
-                if old:
-                    summary.files_changed += 1
-                else:
-                    summary.files_new += 1
-                load = FileLoad(file, kind, file_ids[file.url], digest, parsed)
-                loads.append(load)
-                writers[kind].write_rows(parsed.rows)
-                rejects_writer.write_rejects(summary.run_id, load.file_id, parsed.rejects)
+            loaded = {url: known[url].fingerprint for url in file_ids if url in known}
+            description = f"Reading {kind} ({len(todo):,} files)"
+            total = sum(f.size for f in todo)
+            with progress(description, total=total, unit="bytes") as advance:
+                for file, parsed in parser.parse(source, kind, todo, file_ids, loaded, advance):
+                    if parsed.unchanged:
+                        summary.files_skipped += 1  # touched, same content
+                        version_updates.append((file.version, file.url))
+                        continue
+                    if file.url in known:
+                        summary.files_changed += 1
+                    else:
+                        summary.files_new += 1
+                    loads.append(FileLoad(file, kind, file_ids[file.url], parsed))
         for load in loads:
             summary.lines_read += load.parsed.lines_read
             summary.rows_staged += load.parsed.rows_staged
@@ -268,11 +259,8 @@ def _load(
                 + "\n  ".join(summary.first_rejects)
             )
         fail_after("parse")
-        if loads:
-            _stage(backend, loads, writers, rejects_writer, fail_after)
-        else:  # nothing new: every star row is already a function of unchanged staging
-            for writer in (*writers.values(), rejects_writer):
-                writer.close()
+        if loads:  # else nothing new: every star row is already a function of unchanged staging
+            _stage(backend, loads, Path(tmp), summary.run_id, fail_after)
     # The ledger goes first: the transforms read each staged row's file URL from it.
     _update_ledger(backend, loads, version_updates, summary.run_id)
     fail_after("ledger")
@@ -286,76 +274,6 @@ def _ledger(backend: Backend) -> dict[str, KnownFile]:
     return {row[0]: KnownFile(row[1], row[2], row[3], row[4]) for row in result.rows}
 
 
-def _read_and_parse(
-    source: Source,
-    kind: str,
-    files: list[SourceFile],
-    file_ids: dict[str, int],
-    known: dict[str, KnownFile],
-    progress: ProgressFactory,
-) -> Iterator[tuple[SourceFile, str, Parsed]]:
-    """Read each file, fingerprint it and parse it unless its content is already loaded."""
-    parse = PARSERS[kind]
-    total_bytes = sum(f.size for f in files)
-    workers = os.cpu_count() or 1
-    pool = (
-        ProcessPoolExecutor(max_workers=workers)
-        if workers > 1 and total_bytes >= PARALLEL_PARSE_BYTES
-        else None
-    )
-    try:
-        description = f"Reading {kind} ({len(files):,} files)"
-        with progress(description, total=total_bytes, unit="bytes") as advance:
-            # A few files in flight, not all: memory stays bounded whatever the data size.
-            window = 2 * workers if pool is not None else 0
-            pending: deque[tuple[SourceFile, str, Any]] = deque()
-            for file, data in _read_in_batches(source, files):
-                digest = file.etag or fingerprint(data)
-                old = known.get(file.url)
-                if old and digest == old.fingerprint:
-                    parsed: Any = Parsed()
-                elif pool is not None:
-                    parsed = pool.submit(parse, data, file_ids[file.url])
-                else:
-                    parsed = parse(data, file_ids[file.url])
-                pending.append((file, digest, parsed))
-                while len(pending) > window:
-                    yield from _finish(pending.popleft(), advance)
-            while pending:
-                yield from _finish(pending.popleft(), advance)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-
-
-def _read_in_batches(source: Source, files: list[SourceFile]) -> Iterator[tuple[SourceFile, bytes]]:
-    """``source.read_many`` over batches of about READ_BATCH_BYTES: a source may read its
-    whole list ahead (a thread pool's ``map`` does), which for 10M events is gigabytes."""
-    batch: list[SourceFile] = []
-    size = 0
-    for file in files:
-        if batch and size + file.size > READ_BATCH_BYTES:
-            yield from source.read_many(batch)
-            batch, size = [], 0
-        batch.append(file)
-        size += file.size
-    if batch:
-        yield from source.read_many(batch)
-
-
-def _finish(
-    item: tuple[SourceFile, str, Any], advance: Callable[[int], None]
-) -> Iterator[tuple[SourceFile, str, Parsed]]:
-    """Yield one file's result; once the caller asks for the next file, the rows it was
-    given have been written out, so they are released (their count is kept)."""
-    file, digest, parsed = item
-    if not isinstance(parsed, Parsed):
-        parsed = parsed.result()
-    advance(file.size)
-    yield file, digest, parsed
-    parsed.release()
-
-
 def _first_rejects(loads: list[FileLoad], limit: int = 5) -> list[str]:
     found = []
     for load in loads:
@@ -366,43 +284,29 @@ def _first_rejects(loads: list[FileLoad], limit: int = 5) -> list[str]:
     return found
 
 
-class CanonicalWriter:
-    """Appends canonical JSON lines for one table to a temporary file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows = 0
-        self._handle = path.open("wb")
-
-    def write_rows(self, rows: list[bytes]) -> None:
-        if not rows:
-            return
-        self._handle.write(b"\n".join(rows))
-        self._handle.write(b"\n")
-        self.rows += len(rows)
-
-    def write_rejects(self, run_id: int, file_id: int, rejects: list[Reject]) -> None:
-        for reject in rejects:
-            row = {
-                "run_id": run_id,
-                "file_id": file_id,
-                "line_no": reject.line_no,
-                "reason": reject.reason,
-                "raw": reject.raw,
-            }
-            self._handle.write(orjson.dumps(row) + b"\n")
-            self.rows += 1
-
-    def close(self) -> Path:
-        self._handle.close()
-        return self.path
+def _write_rejects(path: Path, run_id: int, loads: list[FileLoad]) -> int:
+    """The run's rejects as canonical JSON lines for etl_rejects; returns how many."""
+    count = 0
+    with path.open("wb") as out:
+        for load in loads:
+            for reject in load.parsed.rejects:
+                row = {
+                    "run_id": run_id,
+                    "file_id": load.file_id,
+                    "line_no": reject.line_no,
+                    "reason": reject.reason,
+                    "raw": reject.raw,
+                }
+                out.write(orjson.dumps(row) + b"\n")
+                count += 1
+    return count
 
 
 def _stage(
     backend: Backend,
     loads: list[FileLoad],
-    writers: dict[str, CanonicalWriter],
-    rejects: CanonicalWriter,
+    scratch: Path,
+    run_id: int,
     fail_after: Callable[[str], None],
 ) -> None:
     for step in PREPARE_STEPS:
@@ -411,13 +315,13 @@ def _stage(
     backend.insert_rows("run_files", ("file_id", "kind"), run_files)
     for step in SNAPSHOT_AND_CLEAR_STEPS:
         backend.run(step)
-    for kind, writer in writers.items():
-        path = writer.close()
-        if writer.rows:
-            backend.load_canonical(KIND_TABLE[kind], path)
-    path = rejects.close()
-    if rejects.rows:
-        backend.load_canonical("etl_rejects", path)
+    for kind, table in KIND_TABLE.items():
+        parts = [p for load in loads if load.kind == kind and (p := load.parsed.part)]
+        if parts:
+            backend.load_canonical(table, list(dict.fromkeys(parts)))
+    rejects = scratch / "rejects.json"
+    if _write_rejects(rejects, run_id, loads):
+        backend.load_canonical("etl_rejects", [rejects])
     fail_after("stage")
     backend.run("snapshot_affected")
 
@@ -479,7 +383,7 @@ def _update_ledger(
                 load.kind,
                 load.file.size,
                 load.file.version,
-                load.fingerprint,
+                load.parsed.fingerprint,
                 first_runs.get(load.file_id, run_id),
                 run_id,
                 load.parsed.lines_read,

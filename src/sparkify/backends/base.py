@@ -125,8 +125,8 @@ class Backend(ABC):
 
     # -- loading ------------------------------------------------------------------------
     @abstractmethod
-    def load_canonical(self, table: str, path: Path) -> int:
-        """Bulk-load a file of canonical JSON lines (see ``sparkify.staging``) into ``table``."""
+    def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
+        """Bulk-load files of canonical JSON lines (see ``sparkify.staging``) into ``table``."""
 
     @abstractmethod
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:

@@ -115,5 +115,5 @@ class DuckDBBackend(Backend):
         values = {f"p{i}": list(column) for i, column in enumerate(zip(*rows, strict=True))}
         self.execute(f"INSERT INTO {quote_identifier(table)} ({names}) SELECT {lists}", values)
 
-    def load_canonical(self, table: str, path: Path) -> int:
-        return int(self.query(self.load_sql(table), {"path": str(path)}).scalar())
+    def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
+        return int(self.query(self.load_sql(table), {"path": [str(p) for p in paths]}).scalar())

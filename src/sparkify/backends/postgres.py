@@ -359,7 +359,7 @@ class PostgresBackend(Backend):
             f"{cls.copy_sql(table)}"
         )
 
-    def load_canonical(self, table: str, path: Path) -> int:
+    def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
         """DuckDB turns the canonical rows into CSV inside a named pipe while COPY reads
         it: the two overlap, and the rows are never all in memory or on disk at once."""
         import duckdb
@@ -370,7 +370,7 @@ class PostgresBackend(Backend):
             converter.execute("SET preserve_insertion_order = false")
 
             def convert(csv: str) -> None:
-                converter.execute(sql, {"path": str(path), "csv": csv})
+                converter.execute(sql, {"path": [str(p) for p in paths], "csv": csv})
 
             try:
                 with CsvPipe(convert, converter.interrupt, self.copy_chunk_bytes) as pipe:

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -228,9 +229,9 @@ class RedshiftBackend(PostgresBackend):
             self._run_prefix = f"{prefix.rstrip('/')}/{uuid.uuid4().hex}"
         return self._run_prefix
 
-    def load_canonical(self, table: str, path: Path) -> int:
+    def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
         self.copy_options()  # fail on bad settings before uploading anything
-        staged = self.stage(table, path)
+        staged = self.stage(table, paths)
         loaded = self.run_copy(staged)
         if loaded != staged.rows:
             raise self.load_failure(staged, loaded)
@@ -238,10 +239,10 @@ class RedshiftBackend(PostgresBackend):
         staged.local.unlink(missing_ok=True)
         return loaded
 
-    def stage(self, table: str, path: Path) -> StagedLoad:
+    def stage(self, table: str, paths: Sequence[Path]) -> StagedLoad:
         """Upload the rows (gzipped JSON lines) and a manifest naming exactly that object."""
-        local = path.with_name(f"{path.name}.{table}.redshift.json.gz")
-        rows = write_copy_input(table, path, local)
+        local = paths[0].with_name(f"{paths[0].name}.{table}.redshift.json.gz")
+        rows = write_copy_input(table, paths, local)
         prefix = self.staging_prefix()
         data_url = f"{prefix}/{table}.json.gz"
         manifest_url = f"{prefix}/{table}.manifest"
@@ -293,18 +294,20 @@ class RedshiftBackend(PostgresBackend):
         )
 
 
-def write_copy_input(table: str, path: Path, target: Path) -> int:
-    """The canonical JSON lines of ``path``, gzipped, with COPY_DERIVED keys added."""
+def write_copy_input(table: str, paths: Sequence[Path], target: Path) -> int:
+    """The canonical JSON lines of ``paths``, in one gzip, with COPY_DERIVED keys added."""
     derived = COPY_DERIVED.get(table, {})
     rows = 0
-    with path.open("rb") as source, gzip.open(target, "wb", compresslevel=5) as sink:
-        for line in source:
-            if not line.strip():
-                continue
-            if derived:
-                row = orjson.loads(line)
-                row.update({column: row.get(key) for column, key in derived.items()})
-                line = orjson.dumps(row) + b"\n"
-            sink.write(line if line.endswith(b"\n") else line + b"\n")
-            rows += 1
+    with gzip.open(target, "wb", compresslevel=5) as sink:
+        for path in paths:
+            with path.open("rb") as source:
+                for line in source:
+                    if not line.strip():
+                        continue
+                    if derived:
+                        row = orjson.loads(line)
+                        row.update({column: row.get(key) for column, key in derived.items()})
+                        line = orjson.dumps(row) + b"\n"
+                    sink.write(line if line.endswith(b"\n") else line + b"\n")
+                    rows += 1
     return rows
