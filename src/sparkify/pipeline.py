@@ -330,6 +330,7 @@ PREPARE_STEPS = ("drop_run_tables", "create_run_files", "create_affected")
 SNAPSHOT_AND_CLEAR_STEPS = ("snapshot_affected", "delete_staged_rows")
 TRANSFORM_STEPS = (
     "affect_late_songs",
+    "rank_files",
     "analyze_run_tables",
     "upsert_songplays",
     "upsert_users",

@@ -126,6 +126,10 @@ class PostgresBackend(Backend):
     analyze_columns: ClassVar[dict[str, tuple[str, ...]]] = {
         "staging_events": ("file_id", "page", "user_id", "session_id", "item_in_session", "level"),
     }
+    # Set for the session. The transforms sort and hash up to a run's staged rows: with the
+    # default 4MB those sorts spill to disk. JIT compiles each big statement for longer
+    # than it saves on them.
+    session_settings: ClassVar[dict[str, str]] = {"work_mem": "256MB", "jit": "off"}
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -203,6 +207,10 @@ class PostgresBackend(Backend):
                 time.sleep(self.connect_backoff * 2 ** (attempt - 1))
         try:
             self.use_schema()
+            for name, value in self.session_settings.items():
+                self.execute(
+                    "SELECT set_config(:name, :value, false)", {"name": name, "value": value}
+                )
         except BaseException:
             self.close()
             raise

@@ -80,6 +80,7 @@ class RedshiftBackend(PostgresBackend):
     credential_seconds: ClassVar[int] = 3600  # IAM temporary credentials (900..3600)
     lock_floor_seconds: ClassVar[float] = 5.0  # a LOCK needs a moment even when free
     copy_max_errors: ClassVar[int] = 100_000  # keeps the transaction alive to read errors
+    session_settings: ClassVar[dict[str, str]] = {}  # Redshift manages query memory itself
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -180,6 +180,7 @@ DROP TABLE IF EXISTS affected_users;
 DROP TABLE IF EXISTS affected_songs;
 DROP TABLE IF EXISTS affected_artists;
 DROP TABLE IF EXISTS affected_titles;
+DROP TABLE IF EXISTS file_order;
 
 -- name: snapshot_affected
 -- Run twice: before the old staging rows of run_files are deleted and after the new ones
@@ -206,12 +207,20 @@ DELETE FROM staging_songs WHERE file_id IN (SELECT file_id FROM run_files);
 DELETE FROM etl_rejects WHERE file_id IN (SELECT file_id FROM run_files);
 
 -- name: affect_late_songs
--- Plays of a song whose catalogue entry arrived or changed in this run are re-matched.
+-- Plays of a song whose catalogue entry arrived or changed in this run are re-matched (the
+-- plays of this run's own files are affected already).
 INSERT INTO affected_plays
 SELECT e.session_id * 1000000 + e.item_in_session
 FROM staging_events e
 JOIN affected_titles t ON t.title_key = e.song_key AND t.artist_key = e.artist_key
-WHERE e.page = 'NextSong';
+WHERE e.page = 'NextSong'
+  AND NOT EXISTS (SELECT 1 FROM run_files r WHERE r.file_id = e.file_id);
+
+-- name: rank_files
+-- When two copies of a record tie, the one from the file whose URL sorts last wins. The
+-- transforms sort by this number rather than by the URL text, which keeps their sorts narrow.
+CREATE TEMPORARY TABLE file_order AS
+SELECT file_id, ROW_NUMBER() OVER (ORDER BY url) AS file_rank FROM etl_files;
 
 -- name: analyze_run_tables
 -- Planner statistics for the run's temporary tables: nothing to do on DuckDB.
@@ -238,8 +247,8 @@ FROM (
                e.user_agent, e.length, e.song_key, e.artist_key,
                ROW_NUMBER() OVER (
                    PARTITION BY e.session_id, e.item_in_session
-                   ORDER BY e.ts DESC, f.url DESC, e.line_no DESC) AS pick
-        FROM staging_events e JOIN etl_files f ON f.file_id = e.file_id
+                   ORDER BY e.ts DESC, f.file_rank DESC, e.line_no DESC) AS pick
+        FROM staging_events e JOIN file_order f ON f.file_id = e.file_id
         WHERE e.page = 'NextSong'
           AND e.session_id * 1000000 + e.item_in_session IN
               (SELECT songplay_id FROM affected_plays)
@@ -259,8 +268,8 @@ FROM (
            ROW_NUMBER() OVER (
                PARTITION BY e.user_id
                ORDER BY e.ts DESC, e.session_id DESC, e.item_in_session DESC,
-                        f.url DESC, e.line_no DESC) AS pick
-    FROM staging_events e JOIN etl_files f ON f.file_id = e.file_id
+                        f.file_rank DESC, e.line_no DESC) AS pick
+    FROM staging_events e JOIN file_order f ON f.file_id = e.file_id
     WHERE e.user_id IN (SELECT user_id FROM affected_users)
 ) latest
 WHERE pick = 1;
@@ -287,8 +296,8 @@ INSERT INTO songs (song_id, title, artist_id, year, duration)
 SELECT song_id, title, artist_id, year, duration
 FROM (
     SELECT s.*, ROW_NUMBER() OVER (
-               PARTITION BY s.song_id ORDER BY f.url DESC, s.line_no DESC) AS pick
-    FROM staging_songs s JOIN etl_files f ON f.file_id = s.file_id
+               PARTITION BY s.song_id ORDER BY f.file_rank DESC, s.line_no DESC) AS pick
+    FROM staging_songs s JOIN file_order f ON f.file_id = s.file_id
     WHERE s.song_id IN (SELECT song_id FROM affected_songs)
 ) latest
 WHERE pick = 1;
@@ -304,25 +313,31 @@ FROM (
                ORDER BY CASE WHEN s.artist_location IS NULL OR TRIM(s.artist_location) = ''
                              THEN 1 ELSE 0 END,
                         CASE WHEN s.artist_latitude IS NULL THEN 1 ELSE 0 END,
-                        f.url DESC, s.line_no DESC) AS pick
-    FROM staging_songs s JOIN etl_files f ON f.file_id = s.file_id
+                        f.file_rank DESC, s.line_no DESC) AS pick
+    FROM staging_songs s JOIN file_order f ON f.file_id = s.file_id
     WHERE s.artist_id IN (SELECT artist_id FROM affected_artists)
 ) best
 WHERE pick = 1;
 
 -- name: refresh_time
+-- Times no play has any more go; the times of this run's plays are added, in key order
+-- (appending to the primary key's index is cheaper than inserting all over it).
 DELETE FROM time
 WHERE NOT EXISTS (SELECT 1 FROM songplays p WHERE p.start_time = time.start_time);
 INSERT INTO time (start_time, hour, day, week, month, year, weekday)
 SELECT start_time,
-       CAST(EXTRACT(HOUR FROM start_time) AS INTEGER),
-       CAST(EXTRACT(DAY FROM start_time) AS INTEGER),
-       CAST(EXTRACT(WEEK FROM start_time) AS INTEGER),
-       CAST(EXTRACT(MONTH FROM start_time) AS INTEGER),
-       CAST(EXTRACT(YEAR FROM start_time) AS INTEGER),
-       CAST(EXTRACT(DOW FROM start_time) AS INTEGER)
-FROM (SELECT DISTINCT start_time FROM songplays) p
-WHERE NOT EXISTS (SELECT 1 FROM time t WHERE t.start_time = p.start_time);
+       CAST(DATE_PART('hour', start_time) AS INTEGER),
+       CAST(DATE_PART('day', start_time) AS INTEGER),
+       CAST(DATE_PART('week', start_time) AS INTEGER),
+       CAST(DATE_PART('month', start_time) AS INTEGER),
+       CAST(DATE_PART('year', start_time) AS INTEGER),
+       CAST(DATE_PART('dow', start_time) AS INTEGER)
+FROM (
+    SELECT DISTINCT start_time FROM songplays
+    WHERE songplay_id IN (SELECT songplay_id FROM affected_plays)
+) p
+WHERE NOT EXISTS (SELECT 1 FROM time t WHERE t.start_time = p.start_time)
+ORDER BY start_time;
 
 -- name: clear_warehouse
 -- --full-refresh: forget everything loaded; DELETE, not TRUNCATE, so it stays in the run's

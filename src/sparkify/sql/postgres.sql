@@ -50,3 +50,4 @@ ANALYZE affected_users;
 ANALYZE affected_songs;
 ANALYZE affected_artists;
 ANALYZE affected_titles;
+ANALYZE file_order;
