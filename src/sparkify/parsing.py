@@ -1,9 +1,10 @@
 """Reading, fingerprinting and parsing a run's files, in worker processes when there is much.
 
-The main process reads each file's bytes and hands them out in tasks; a task fingerprints
-its files, parses those whose content is not loaded yet and appends their canonical rows to
-its own part file in the run's scratch folder. Only counts and rejects come back, so rows
-never pass through the main process, and memory is bounded by the tasks in flight.
+Files are handed out in tasks. A task reads its local files itself (an object store's bytes
+are read by the main process and sent along), fingerprints them, parses those whose content
+is not loaded yet and appends their canonical rows to its own part file in the run's scratch
+folder. Only counts and rejects come back, so rows never pass through the main process, and
+memory is bounded by the tasks in flight.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sparkify.records import PARSERS, Reject
 from sparkify.sources import Source, SourceFile, fingerprint
 
 PARALLEL_PARSE_BYTES = 16 * 1024 * 1024  # below this, worker start-up costs more than it saves
+FILE_COST_BYTES = 4096  # opening a file costs about as much as parsing this many bytes
 READ_BATCH_BYTES = 256 * 1024 * 1024  # read ahead at most this much (bounds memory)
 TASK_BYTES = 8 * 1024 * 1024  # files are grouped into tasks of about this size...
 TASK_FILES = 2000  # ...and at most this many files
@@ -39,26 +41,33 @@ class FileParse:
 
 @dataclass(frozen=True)
 class FileInput:
-    """One file of a task: its id, bytes, ETag if the store gave one, and the fingerprint
-    of the content already loaded from its URL (None when new)."""
+    """One file of a task: its id, the fingerprint of the content already loaded from its
+    URL (None when new), and its bytes unless the task reads them itself."""
 
+    file: SourceFile
     file_id: int
-    data: bytes
-    etag: str | None
     loaded_fingerprint: str | None
+    data: bytes | None = None
 
 
-def parse_task(kind: str, files: list[FileInput], part: Path) -> list[FileParse]:
-    """Fingerprint and parse ``files``, appending the rows of each new content to ``part``."""
+def parse_task(
+    kind: str, source: Source | None, files: list[FileInput], part: Path
+) -> list[FileParse]:
+    """Fingerprint and parse ``files``, appending the rows of each new content to ``part``.
+    Files sent without their bytes are read from ``source``."""
     parse = PARSERS[kind]
     results = []
     with part.open("ab") as out:
         for item in files:
-            digest = item.etag or fingerprint(item.data)
+            data = item.data
+            if data is None:
+                assert source is not None
+                data = source.read(item.file)
+            digest = item.file.etag or fingerprint(data)
             if digest == item.loaded_fingerprint:
                 results.append(FileParse(digest, unchanged=True))
                 continue
-            parsed = parse(item.data, item.file_id)
+            parsed = parse(data, item.file_id)
             if parsed.rows:
                 out.write(b"\n".join(parsed.rows) + b"\n")
             results.append(
@@ -106,17 +115,20 @@ class Parser:
     ) -> Iterator[tuple[SourceFile, FileParse]]:
         """Each file with what parsing gave, in order. ``loaded`` maps a URL to the
         fingerprint of the content already loaded from it."""
-        parallel = self.workers > 1 and sum(f.size for f in files) >= PARALLEL_PARSE_BYTES
+        cost = sum(f.size for f in files) + FILE_COST_BYTES * len(files)
+        parallel = self.workers > 1 and cost >= PARALLEL_PARSE_BYTES
         window = 2 * self.workers if parallel else 0
+        reader = source if source.read_in_workers else None
         pending: deque[tuple[list[SourceFile], Future[list[FileParse]] | list[FileParse]]]
         pending = deque()
         for task_files, inputs in self._tasks(source, files, file_ids, loaded):
             self._parts += 1
             part = self.scratch / f"{kind}-{self._parts:06d}.json"
             if parallel:
-                pending.append((task_files, self.pool().submit(parse_task, kind, inputs, part)))
+                task = self.pool().submit(parse_task, kind, reader, inputs, part)
+                pending.append((task_files, task))
             else:
-                pending.append((task_files, parse_task(kind, inputs, part)))
+                pending.append((task_files, parse_task(kind, reader, inputs, part)))
             while len(pending) > window:
                 yield from _finish(*pending.popleft(), advance)
         while pending:
@@ -132,10 +144,15 @@ class Parser:
         task_files: list[SourceFile] = []
         inputs: list[FileInput] = []
         size = 0
-        for file, data in _read_in_batches(source, files):
+        contents: Iterator[tuple[SourceFile, bytes | None]] = (
+            ((file, None) for file in files)
+            if source.read_in_workers
+            else _read_in_batches(source, files)
+        )
+        for file, data in contents:
             task_files.append(file)
-            inputs.append(FileInput(file_ids[file.url], data, file.etag, loaded.get(file.url)))
-            size += len(data)
+            inputs.append(FileInput(file, file_ids[file.url], loaded.get(file.url), data))
+            size += file.size
             if size >= TASK_BYTES or len(inputs) >= TASK_FILES:
                 yield task_files, inputs
                 task_files, inputs, size = [], [], 0

@@ -10,7 +10,6 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -48,6 +47,7 @@ class Source:
     """Raw files under one location. Subclasses implement listing and reading."""
 
     location: str
+    read_in_workers = False  # True: parse workers may call ``read`` themselves
 
     def list_files(self) -> list[SourceFile]:
         raise NotImplementedError
@@ -62,6 +62,8 @@ class Source:
 
 
 class LocalSource(Source):
+    read_in_workers = True  # a path is all a worker needs
+
     def __init__(self, location: str) -> None:
         self.location = location
         parsed = urlparse(location)
@@ -88,12 +90,6 @@ class LocalSource(Source):
             return Path(file.url).read_bytes()
         except OSError as exc:
             raise SourceError(f"cannot read {file.url}: {exc.strerror}") from None
-
-    def read_many(self, files: Iterable[SourceFile]) -> Iterator[tuple[SourceFile, bytes]]:
-        # Thousands of tiny song files: a few threads hide the per-open latency.
-        files = list(files)
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            yield from zip(files, pool.map(self.read, files), strict=True)
 
 
 def _walk_json(root: str) -> Iterator[os.DirEntry[str]]:
