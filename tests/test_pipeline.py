@@ -13,6 +13,8 @@ import pytest
 from conftest import Warehouse, dump, etl
 from datasets import DAY_MS, NOV_1, copy_days, event_days, play, song, write_day, write_song
 
+from sparkify.pipeline import ensure_tables
+
 
 def test_the_public_sample_gives_the_known_figures(warehouse: Warehouse, sample_data: Path) -> None:
     summary = etl(warehouse, sample_data)
@@ -286,3 +288,17 @@ def test_failure_messages_fit_a_byte_width() -> None:
 
     assert _fit("é" * 600, 1000) == "é" * 500
     assert _fit("é" * 600, 999) == "é" * 499  # never half a character
+
+
+def test_bookkeeping_rows_keep_tricky_text_and_timestamps(warehouse: Warehouse) -> None:
+    """insert_rows (COPY on PostgreSQL) keeps separators, escapes and NULL apart."""
+    texts = ['a,b "quoted"', "line\nbreak\r\n", "back\\slash \\N", "\\.", "Ça 日本\t", "", None]
+    started = dt.datetime(2018, 11, 1, 23, 59, 59, 123000)
+    rows = [(n, started, None, "failed", text) for n, text in enumerate(texts, start=1)]
+    with warehouse.backend() as backend:
+        with backend.transaction():
+            ensure_tables(backend)
+            columns = ("run_id", "started_at", "finished_at", "status", "message")
+            backend.insert_rows("etl_runs", columns, rows)
+        found = backend.query(f"SELECT {', '.join(columns)} FROM etl_runs ORDER BY run_id")
+    assert [tuple(row) for row in found.rows] == rows

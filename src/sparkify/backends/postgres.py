@@ -302,15 +302,15 @@ class PostgresBackend(Backend):
             return Result([d.name for d in cursor.description], rows)
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
-        """A few rows, values bound; sent in one pipelined batch, not a round trip each."""
+        """Bookkeeping rows (thousands for a catalogue of song files) by one COPY."""
         if not rows:
             return
         names = ", ".join(quote_identifier(c) for c in columns)
-        marks = ", ".join(["%s"] * len(columns))
-        sql = f"INSERT INTO {quote_identifier(table)} ({names}) VALUES ({marks})"
+        sql = f"COPY {quote_identifier(table)} ({names}) FROM STDIN"
         try:
-            with self.con.cursor() as cursor:
-                cursor.executemany(sql, [tuple(row) for row in rows])  # type: ignore[arg-type]
+            with self.con.cursor() as cursor, cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
         except psycopg.Error as exc:
             raise self.map_error(exc) from exc
 

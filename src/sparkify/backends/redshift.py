@@ -189,6 +189,19 @@ class RedshiftBackend(PostgresBackend):
             raise self.map_error(exc) from exc
         self.query("SELECT set_config('statement_timeout', :ms, true)", {"ms": str(previous)})
 
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        """Redshift has no COPY FROM STDIN: the rows go in one pipelined batch of INSERTs."""
+        if not rows:
+            return
+        names = ", ".join(quote_identifier(c) for c in columns)
+        marks = ", ".join(["%s"] * len(columns))
+        sql = f"INSERT INTO {quote_identifier(table)} ({names}) VALUES ({marks})"
+        try:
+            with self.con.cursor() as cursor:
+                cursor.executemany(sql, [tuple(row) for row in rows])  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            raise self.map_error(exc) from exc
+
     # -- loading ------------------------------------------------------------------------
     @classmethod
     def s3_copy_sql(cls, table: str, manifest_url: str, role_arn: str, region: str) -> str:
