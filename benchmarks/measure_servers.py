@@ -9,6 +9,7 @@ import datetime as dt
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -282,7 +283,10 @@ def s3(ds: Dataset, scale: t.Scale, work: Path, result: ScaleResult) -> None:
         server.stop()
     lines = runs["local"]["summary"]["lines_read"]
     if runs["s3"]["summary"]["lines_read"] != lines:
-        raise RuntimeError("the S3 run read a different number of lines than the local run")
+        raise RuntimeError(
+            "the S3 run read a different number of lines than the local run; files that "
+            f"differ (path: local, s3 as size/lines): {_ledger_differences(work)}"
+        )
     result.details["s3"] = runs
     result.add(
         Figure(
@@ -295,6 +299,24 @@ def s3(ds: Dataset, scale: t.Scale, work: Path, result: ScaleResult) -> None:
             note=f"{lines:,} lines",
         )
     )
+
+
+def _ledger_differences(work: Path) -> dict[str, tuple[object, object]]:
+    """Per file, the (size, lines read) the local and the S3 run recorded, where they differ."""
+    import duckdb
+
+    ledgers = []
+    for name in ("local", "s3"):
+        with duckdb.connect(str(work / f"s3-{name}.duckdb"), read_only=True) as con:
+            rows = con.execute("SELECT url, size, lines_read FROM etl_files").fetchall()
+        # the same file as .../s3-subset/song_data/A/x.json and s3://bench/song_data/A/x.json
+        ledgers.append({re.sub(r"^.*?(?=(song|log)_data/)", "", u): (z, n) for u, z, n in rows})
+    local, remote = ledgers
+    return {
+        path: (local.get(path), remote.get(path))
+        for path in sorted(set(local) | set(remote))
+        if local.get(path) != remote.get(path)
+    }
 
 
 def _local_subset(ds: Dataset, scale: t.Scale, root: Path) -> Path:
