@@ -255,9 +255,12 @@ def s3(ds: Dataset, scale: t.Scale, work: Path, result: ScaleResult) -> None:
             aws_secret_access_key=secret,
             region_name=region,
         )
-        client.create_bucket(Bucket="bench")
+        # moto keeps its buckets per process, across servers: a bucket per scale, or an
+        # earlier scale's objects would be read too
+        bucket = f"bench-{scale.name}"
+        client.create_bucket(Bucket=bucket)
         for path in sorted(subset.rglob("*.json")):
-            client.upload_file(str(path), "bench", str(path.relative_to(subset)))
+            client.upload_file(str(path), bucket, str(path.relative_to(subset)))
         remote = {  # the source reads its settings and the AWS chain from the environment
             "SPARKIFY_S3_ENDPOINT_URL": endpoint,
             "SPARKIFY_AWS_REGION": region,
@@ -265,7 +268,7 @@ def s3(ds: Dataset, scale: t.Scale, work: Path, result: ScaleResult) -> None:
             "AWS_SECRET_ACCESS_KEY": secret,
         }
         runs = {}
-        for name, root, extra in (("local", str(subset), {}), ("s3", "s3://bench", remote)):
+        for name, root, extra in (("local", str(subset), {}), ("s3", f"s3://{bucket}", remote)):
             database = work / f"s3-{name}.duckdb"
             database.unlink(missing_ok=True)
             spec = {
@@ -309,7 +312,7 @@ def _ledger_differences(work: Path) -> dict[str, tuple[object, object]]:
     for name in ("local", "s3"):
         with duckdb.connect(str(work / f"s3-{name}.duckdb"), read_only=True) as con:
             rows = con.execute("SELECT url, size, lines_read FROM etl_files").fetchall()
-        # the same file as .../s3-subset/song_data/A/x.json and s3://bench/song_data/A/x.json
+        # the same file as .../s3-subset/song_data/A/x.json and s3://bench-tiny/song_data/A/x.json
         ledgers.append({re.sub(r"^.*?(?=(song|log)_data/)", "", u): (z, n) for u, z, n in rows})
     local, remote = ledgers
     return {
