@@ -44,19 +44,20 @@ def _text(value: Any) -> str | None:
 def _integer(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise FieldError("expected an integer, got boolean")
-    if isinstance(value, int):
-        result = value
-    elif isinstance(value, float):
-        if not value.is_integer():
-            raise FieldError(f"expected an integer, got {value!r}")
-        result = int(value)
-    elif isinstance(value, str):
+    # Text and floats first: the raw data writes user ids as text and registrations as floats.
+    if isinstance(value, str):
         try:
             result = int(value.strip())
         except ValueError:
             raise FieldError(f"expected an integer, got {_short(value)}") from None
+    elif isinstance(value, float):
+        if not value.is_integer():
+            raise FieldError(f"expected an integer, got {value!r}")
+        result = int(value)
+    elif isinstance(value, bool):
+        raise FieldError("expected an integer, got boolean")
+    elif isinstance(value, int):
+        result = value
     else:
         raise FieldError(f"expected an integer, got {_json_type(value)}")
     if abs(result) > INT64:
@@ -316,7 +317,8 @@ class FastPath:
             if _SHORTCUTS.get(f.convert, (None,))[0] is not str
         )
         columns = [f.column for f in fields]
-        self.keys = tuple((columns.index(source), key) for source, key in MATCH_KEYS[kind])
+        # positions of the texts whose match keys follow the fields in a staged row
+        self.key_sources = tuple(columns.index(source) for source, _ in MATCH_KEYS[kind])
 
     def staged_row(self, line: bytes, file_id: int, line_no: int) -> bytes | None:
         if b"\\u0000" in line:
@@ -329,8 +331,9 @@ class FastPath:
                     type(value) is kept and (low is None or low <= value <= high)
                 ):
                     values[i] = convert(value)
-            keys = {key: match_key(values[i]) for i, key in self.keys}
-            return _ENCODE(self.staged(*values, **keys, file_id=file_id, line_no=line_no))
+            for i in self.key_sources:
+                values.append(match_key(values[i]))
+            return _ENCODE(self.staged(*values, file_id, line_no))
         except (msgspec.MsgspecError, FieldError, UnicodeError):
             return None
 
