@@ -84,7 +84,7 @@ def parse_task(
 
 class Parser:
     """Parses a run's files into part files under ``scratch``; a process pool is started
-    the first time a kind has enough bytes to be worth it, and shut down on exit."""
+    the first time a kind has enough to parse to be worth it, and shut down on exit."""
 
     def __init__(self, scratch: Path) -> None:
         self.scratch = scratch

@@ -299,23 +299,26 @@ class FastPath:
 
     def __init__(self, kind: str) -> None:
         fields = FIELDS[kind]
-        self.kind = kind
         self.staged = STAGED[kind]
-        spec = []
-        for f in fields:
-            shortcut = _SHORTCUTS.get(f.convert)
-            decoded: Any = str if shortcut and shortcut[0] is str else int | float | str
-            spec.append((f.column, decoded if f.required else decoded | None, _optional(f)))
+        spec: list[tuple[str, Any, Any]] = []
+        # the number fields: (position, converter, type kept as is, low, high)
+        checks: list[tuple[int, Callable[[Any], Any], Any, Any, Any]] = []
+        for i, f in enumerate(fields):
+            kept, low, high = _SHORTCUTS.get(f.convert, (None, None, None))
+            if kept is str:
+                decoded: Any = str
+            else:
+                decoded = int | float | str
+                checks.append((i, f.convert, kept, low, high))
+            if f.required:
+                spec.append((f.column, decoded, msgspec.NODEFAULT))
+            else:
+                spec.append((f.column, decoded | None, None))
         decoder_type = msgspec.defstruct(
             f"Raw_{kind}", spec, kw_only=True, rename={f.column: f.key for f in fields}
         )
         self.decode = msgspec.json.Decoder(decoder_type).decode
-        # (position, converter, type kept as is, low, high) of the fields that may need one
-        self.checks = tuple(
-            (i, f.convert, *_SHORTCUTS.get(f.convert, (None, None, None)))
-            for i, f in enumerate(fields)
-            if _SHORTCUTS.get(f.convert, (None,))[0] is not str
-        )
+        self.checks = tuple(checks)
         columns = [f.column for f in fields]
         # positions of the texts whose match keys follow the fields in a staged row
         self.key_sources = tuple(columns.index(source) for source, _ in MATCH_KEYS[kind])
@@ -336,10 +339,6 @@ class FastPath:
             return _ENCODE(self.staged(*values, file_id, line_no))
         except (msgspec.MsgspecError, FieldError, UnicodeError):
             return None
-
-
-def _optional(spec: Field) -> Any:
-    return msgspec.NODEFAULT if spec.required else None
 
 
 def stage_line(kind: str, line: bytes, file_id: int, line_no: int) -> bytes | Reject:
