@@ -1,0 +1,77 @@
+"""Parse tasks: rows go to part files, counts and rejects come back, in the files' order,
+the same whether the tasks run inline or in worker processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from test_records import event
+
+from sparkify import parsing
+from sparkify.errors import SourceError
+from sparkify.parsing import Parser
+from sparkify.sources import LocalSource, fingerprint
+
+
+@pytest.fixture(params=["inline", "workers"])
+def parser(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    if request.param == "workers":
+        monkeypatch.setattr(parsing, "PARALLEL_PARSE_BYTES", 0)
+        monkeypatch.setattr(parsing, "TASK_FILES", 2)  # several tasks for a few files
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with Parser(scratch) as parser:
+        yield parser
+
+
+def write_days(root: Path, days: int) -> LocalSource:
+    root.mkdir()
+    for day in range(1, days + 1):
+        lines = [event(ts=1541030400000 + day, itemInSession=n) for n in range(day)]
+        (root / f"2018-11-{day:02d}-events.json").write_bytes(b"\n".join([*lines, b"{broken"]))
+    return LocalSource(str(root))
+
+
+def test_rows_land_in_part_files_and_counts_come_back_in_order(
+    parser: Parser, tmp_path: Path
+) -> None:
+    source = write_days(tmp_path / "logs", 5)
+    files = source.list_files()
+    ids = {f.url: n for n, f in enumerate(files, start=1)}
+    results = list(parser.parse(source, "events", files, ids, {}, lambda done: None))
+    assert [file.url for file, _ in results] == [f.url for f in files]
+    assert [r.lines_read for _, r in results] == [2, 3, 4, 5, 6]
+    assert [r.rows_staged for _, r in results] == [1, 2, 3, 4, 5]
+    assert all([reject.line_no for reject in r.rejects] == [r.lines_read] for _, r in results)
+    rows = [
+        orjson.loads(line)
+        for part in {r.part for _, r in results}
+        if part is not None
+        for line in part.read_bytes().splitlines()
+    ]
+    assert sorted((row["file_id"], row["line_no"]) for row in rows) == [
+        (file_id, line) for file_id in range(1, 6) for line in range(1, file_id + 1)
+    ]
+
+
+def test_content_already_loaded_is_fingerprinted_not_parsed(parser: Parser, tmp_path: Path) -> None:
+    source = write_days(tmp_path / "logs", 2)
+    files = source.list_files()
+    loaded = {files[0].url: fingerprint(Path(files[0].url).read_bytes())}
+    ids = {f.url: n for n, f in enumerate(files, start=1)}
+    parsed = parser.parse(source, "events", files, ids, loaded, lambda done: None)
+    (first, same), (_, new) = parsed
+    assert (same.unchanged, same.lines_read, same.part) == (True, 0, None)
+    assert same.fingerprint == loaded[first.url]
+    assert not new.unchanged and new.rows_staged == 2
+
+
+def test_a_file_gone_after_listing_is_one_clear_error(parser: Parser, tmp_path: Path) -> None:
+    source = write_days(tmp_path / "logs", 3)
+    files = source.list_files()
+    Path(files[1].url).unlink()
+    ids = {f.url: n for n, f in enumerate(files, start=1)}
+    with pytest.raises(SourceError, match=r"cannot read .*02-events\.json: No such file"):
+        list(parser.parse(source, "events", files, ids, {}, lambda done: None))
