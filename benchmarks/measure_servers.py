@@ -140,17 +140,18 @@ def _copy_floor(dsn: str, ds: Dataset) -> dict[str, float]:
             con.execute("DROP SCHEMA IF EXISTS floor CASCADE")
             con.execute("CREATE SCHEMA floor")
             con.execute("CREATE TABLE floor.staging_events (LIKE bench.staging_events)")
+            con.execute("SET search_path = floor")  # the same COPY statement, this table
             con.commit()
-            copy = PostgresBackend.copy_sql("staging_events").replace(
-                '"staging_events"', "floor.staging_events", 1
-            )
             started = time.perf_counter()
+            copy = PostgresBackend.copy_sql("staging_events")
             with con.cursor() as cursor, cursor.copy(copy) as sink, csv.open("rb") as rows:
                 while chunk := rows.read(1 << 20):
                     sink.write(chunk)
             con.commit()
             seconds = time.perf_counter() - started
             count = con.execute("SELECT COUNT(*) FROM floor.staging_events").fetchone()
+            con.execute("DROP SCHEMA floor CASCADE")
+            con.commit()
     return {"seconds": seconds, "rows": count[0] if count else 0}
 
 

@@ -212,13 +212,17 @@ RAW_TOKENS = [
     b'"\xff"',
     b"[]",
     b"{}",
+    b"[" * 1500 + b"]" * 1500,  # deeper than orjson parses
 ]
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.sampled_from([f.key for f in EVENT_FIELDS]), st.sampled_from(RAW_TOKENS)),
+        st.tuples(
+            st.sampled_from([f.key for f in EVENT_FIELDS] + ["extra", "\xff", "userid"]),
+            st.sampled_from(RAW_TOKENS),
+        ),
         max_size=4,
     ),
     st.booleans(),
@@ -227,8 +231,9 @@ def test_raw_json_tokens_get_the_same_verdict_on_both_paths(
     changes: list[tuple[str, bytes]], prepend: bool
 ) -> None:
     """Tokens written as raw JSON text: integers beyond 64 bits, exponents, escapes, lone
-    surrogates, invalid UTF-8; a key given twice (the last one wins on both paths)."""
-    extra = b"".join(b'"' + key.encode() + b'": ' + token + b"," for key, token in changes)
+    surrogates, invalid UTF-8, deep nesting; a key given twice (the last one wins on both
+    paths), keys no field has (whose values orjson still checks), a key of invalid UTF-8."""
+    extra = b"".join(b'"' + key.encode("latin-1") + b'": ' + token + b"," for key, token in changes)
     base = event()
     line = b"{" + extra + base[1:] if prepend else base[:-1] + b"," + extra[:-1] + b"}"
     assert_same_line("events", line if extra else base)

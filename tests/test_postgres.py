@@ -161,6 +161,23 @@ def test_missing_database_is_named(postgres_dsn: str) -> None:
     assert 'database "no_such_database" does not exist' in result.stderr
 
 
+def test_the_session_gets_work_mem_from_settings_and_no_jit(pg: Warehouse) -> None:
+    with pg.backend() as backend:
+        assert backend.query("SHOW work_mem").scalar() == "256MB"
+        assert backend.query("SHOW jit").scalar() == "off"
+    pg.overrides[("WAREHOUSE", "WORK_MEM")] = "64MB"
+    with pg.backend() as backend:
+        assert backend.query("SHOW work_mem").scalar() == "64MB"
+
+
+def test_a_bad_work_mem_is_one_clear_error(pg: Warehouse) -> None:
+    result = pg.cli("check", env={"SPARKIFY_WAREHOUSE_WORK_MEM": "lots"})
+    assert result.exit_code == EXIT_USAGE
+    assert "[WAREHOUSE] WORK_MEM" in result.stderr
+    assert 'invalid value for parameter "work_mem": "lots"' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_missing_host_is_a_config_error(tmp_path: Path) -> None:
     env: dict[str, Any] = {"SPARKIFY_CLUSTER_HOST": None, "SPARKIFY_WAREHOUSE_DSN": None}
     result = run_cli(

@@ -39,6 +39,7 @@ KEYS: tuple[Key, ...] = (
     Key("WAREHOUSE", "PATH", "sparkify.duckdb", help="DuckDB database file"),
     Key("WAREHOUSE", "DSN", secret=True, help="postgresql://user@host:port/db (server backends)"),
     Key("WAREHOUSE", "SCHEMA", "public", help="schema for the tables (server backends)"),
+    Key("WAREHOUSE", "WORK_MEM", "256MB", help="PostgreSQL work_mem for sparkify's session"),
     Key("CLUSTER", "HOST", help="server host name"),
     Key("CLUSTER", "DB_NAME", "sparkify", help="database name"),
     Key("CLUSTER", "DB_USER", help="database user"),

@@ -206,14 +206,49 @@ def _load(
     progress: ProgressFactory,
     fail_after: Callable[[str], None],
 ) -> None:
-    song_source, song_files, log_source, event_files = inputs
     if options.full_refresh:
         backend.run("clear_warehouse")
-    known = _ledger(backend)
+    with tempfile.TemporaryDirectory(prefix="sparkify-") as tmp:
+        loads, version_updates = _read_inputs(
+            Path(tmp), _ledger(backend), inputs, summary, progress
+        )
+        for load in loads:
+            summary.lines_read += load.parsed.lines_read
+            summary.rows_staged += load.parsed.rows_staged
+            summary.rows_rejected += len(load.parsed.rejects)
+        summary.first_rejects = _first_rejects(loads)
+        if summary.rows_rejected > options.max_errors:
+            raise TooManyRejects(
+                f"{summary.rows_rejected} records rejected, more than --max-errors "
+                f"{options.max_errors}; the run was rolled back. First rejects:\n  "
+                + "\n  ".join(summary.first_rejects)
+            )
+        fail_after("parse")
+        if loads:  # else nothing new: every star row is already a function of unchanged staging
+            _stage(backend, loads, Path(tmp), summary.run_id, fail_after)
+    # The ledger goes first: the transforms read each staged row's file URL from it.
+    _update_ledger(backend, loads, version_updates, summary.run_id)
+    fail_after("ledger")
+    if loads:
+        _transform(backend, fail_after)
+    summary.tables = table_counts(backend)
+
+
+def _read_inputs(
+    scratch: Path,
+    known: dict[str, KnownFile],
+    inputs: tuple[Source, list[SourceFile], Source, list[SourceFile]],
+    summary: RunSummary,
+    progress: ProgressFactory,
+) -> tuple[list[FileLoad], list[tuple[str, str]]]:
+    """Plan every file against the ledger and parse the new and changed ones into part files
+    under ``scratch``. Returns the loads, and the (version, URL) of files whose content was
+    unchanged although their change token moved."""
+    song_source, song_files, log_source, event_files = inputs
     next_id = max((k.file_id for k in known.values()), default=0) + 1
     loads: list[FileLoad] = []
     version_updates: list[tuple[str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="sparkify-") as tmp, Parser(Path(tmp)) as parser:
+    with Parser(scratch) as parser:  # its worker processes end before staging starts
         for kind, source, files in (
             ("songs", song_source, song_files),
             ("events", log_source, event_files),
@@ -247,26 +282,7 @@ def _load(
                     else:
                         summary.files_new += 1
                     loads.append(FileLoad(file, kind, file_ids[file.url], parsed))
-        for load in loads:
-            summary.lines_read += load.parsed.lines_read
-            summary.rows_staged += load.parsed.rows_staged
-            summary.rows_rejected += len(load.parsed.rejects)
-        summary.first_rejects = _first_rejects(loads)
-        if summary.rows_rejected > options.max_errors:
-            raise TooManyRejects(
-                f"{summary.rows_rejected} records rejected, more than --max-errors "
-                f"{options.max_errors}; the run was rolled back. First rejects:\n  "
-                + "\n  ".join(summary.first_rejects)
-            )
-        fail_after("parse")
-        if loads:  # else nothing new: every star row is already a function of unchanged staging
-            _stage(backend, loads, Path(tmp), summary.run_id, fail_after)
-    # The ledger goes first: the transforms read each staged row's file URL from it.
-    _update_ledger(backend, loads, version_updates, summary.run_id)
-    fail_after("ledger")
-    if loads:
-        _transform(backend, fail_after)
-    summary.tables = table_counts(backend)
+    return loads, version_updates
 
 
 def _ledger(backend: Backend) -> dict[str, KnownFile]:

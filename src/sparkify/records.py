@@ -293,8 +293,9 @@ class FastPath:
 
     Text fields are decoded as ``str`` only; number fields as int, float or str, and a value
     that is not already of its converter's result type and range goes through the converter.
-    A missing required field, a value of another JSON type, a NUL escape, malformed input or
-    a converter's refusal makes ``staged_row`` return None: the plain path then decides.
+    A missing required field, a key it does not know, a value of another JSON type, a NUL
+    escape, anything msgspec refuses to decode or a converter's refusal makes ``staged_row``
+    return None: the plain path then decides.
     """
 
     def __init__(self, kind: str) -> None:
@@ -314,8 +315,14 @@ class FastPath:
                 spec.append((f.column, decoded, msgspec.NODEFAULT))
             else:
                 spec.append((f.column, decoded | None, None))
+        # Unknown keys are declined, not skipped: msgspec skips a value without checking it
+        # the way orjson does (invalid UTF-8, 1e400, nesting too deep to parse).
         decoder_type = msgspec.defstruct(
-            f"Raw_{kind}", spec, kw_only=True, rename={f.column: f.key for f in fields}
+            f"Raw_{kind}",
+            spec,
+            kw_only=True,
+            rename={f.column: f.key for f in fields},
+            forbid_unknown_fields=True,
         )
         self.decode = msgspec.json.Decoder(decoder_type).decode
         self.checks = tuple(checks)
@@ -337,7 +344,7 @@ class FastPath:
             for i in self.key_sources:
                 values.append(match_key(values[i]))
             return _ENCODE(self.staged(*values, file_id, line_no))
-        except (msgspec.MsgspecError, FieldError, UnicodeError):
+        except (msgspec.MsgspecError, FieldError, UnicodeError, RecursionError):
             return None
 
 

@@ -126,10 +126,6 @@ class PostgresBackend(Backend):
     analyze_columns: ClassVar[dict[str, tuple[str, ...]]] = {
         "staging_events": ("file_id", "page", "user_id", "session_id", "item_in_session", "level"),
     }
-    # Set for the session. The transforms sort and hash up to a run's staged rows: with the
-    # default 4MB those sorts spill to disk. JIT compiles each big statement for longer
-    # than it saves on them.
-    session_settings: ClassVar[dict[str, str]] = {"work_mem": "256MB", "jit": "off"}
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -207,10 +203,7 @@ class PostgresBackend(Backend):
                 time.sleep(self.connect_backoff * 2 ** (attempt - 1))
         try:
             self.use_schema()
-            for name, value in self.session_settings.items():
-                self.execute(
-                    "SELECT set_config(:name, :value, false)", {"name": name, "value": value}
-                )
+            self.configure_session()
         except BaseException:
             self.close()
             raise
@@ -254,6 +247,19 @@ class PostgresBackend(Backend):
             "SELECT set_config('search_path', :path, false)",
             {"path": quote_identifier(self.schema)},
         )
+
+    def configure_session(self) -> None:
+        """Settings for this session only. The transforms sort and hash up to a run's staged
+        rows: with the default 4MB of work_mem those sorts spill to disk ([WAREHOUSE]
+        WORK_MEM, 256MB by default). JIT compiles each big statement for longer than it
+        saves on them."""
+        self.execute("SELECT set_config('jit', 'off', false)")
+        work_mem = self.settings.get("WAREHOUSE", "WORK_MEM")
+        if work_mem:
+            try:
+                self.execute("SELECT set_config('work_mem', :value, false)", {"value": work_mem})
+            except WarehouseError as exc:
+                raise ConfigError(f"[WAREHOUSE] WORK_MEM: {exc}") from None
 
     def schema_exists(self) -> bool:
         found = self.query(

@@ -80,7 +80,6 @@ class RedshiftBackend(PostgresBackend):
     credential_seconds: ClassVar[int] = 3600  # IAM temporary credentials (900..3600)
     lock_floor_seconds: ClassVar[float] = 5.0  # a LOCK needs a moment even when free
     copy_max_errors: ClassVar[int] = 100_000  # keeps the transaction alive to read errors
-    session_settings: ClassVar[dict[str, str]] = {}  # Redshift manages query memory itself
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -188,6 +187,9 @@ class RedshiftBackend(PostgresBackend):
                 ) from None
             raise self.map_error(exc) from exc
         self.query("SELECT set_config('statement_timeout', :ms, true)", {"ms": str(previous)})
+
+    def configure_session(self) -> None:
+        """Nothing to set: Redshift gives each query its memory through workload management."""
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
         """Redshift has no COPY FROM STDIN: the rows go in one pipelined batch of INSERTs."""

@@ -321,7 +321,9 @@ WHERE pick = 1;
 
 -- name: refresh_time
 -- Times no play has any more go; the times of this run's plays are added, in key order
--- (appending to the primary key's index is cheaper than inserting all over it).
+-- (appending to the primary key's index is cheaper than inserting all over it). Times of
+-- unaffected plays are there from the runs that wrote those plays (a time table edited by
+-- hand is not repaired; `sparkify check` reports it, and --full-refresh rebuilds it).
 DELETE FROM time
 WHERE NOT EXISTS (SELECT 1 FROM songplays p WHERE p.start_time = time.start_time);
 INSERT INTO time (start_time, hour, day, week, month, year, weekday)

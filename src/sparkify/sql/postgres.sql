@@ -1,9 +1,10 @@
 -- PostgreSQL overrides of common.sql: only the statements where PostgreSQL behaves
 -- differently from DuckDB, the reference semantics. (redshift.sql reads this file next.)
 --
--- 1. Sort order of text. The transforms break ties by etl_files.url and staging_songs.song_id;
---    DuckDB compares bytes, PostgreSQL the database collation (en_US ignores punctuation and
---    case at first). COLLATE "C" on those two columns gives DuckDB's order on any server.
+-- 1. Sort order of text. The transforms break ties by the rank of etl_files.url and by
+--    staging_songs.song_id; DuckDB compares bytes, PostgreSQL the database collation (en_US
+--    ignores punctuation and case at first). COLLATE "C" on those two columns gives
+--    DuckDB's order on any server.
 -- 2. Statistics. Temporary tables are never analyzed automatically; without statistics the
 --    planner treats the affected-key tables as tiny and picks nested loops over millions of
 --    staged rows.
