@@ -195,6 +195,12 @@ CREATE TEMPORARY TABLE affected_songs (song_id VARCHAR(256) NOT NULL);
 CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR(256) NOT NULL);
 CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR(2048), artist_key VARCHAR(2048));
 
+-- name: rank_files
+-- A copy on every node, like etl_files (DISTSTYLE ALL), so joining it to the staged rows
+-- moves no data between nodes.
+CREATE TEMPORARY TABLE file_order DISTSTYLE ALL AS
+SELECT file_id, ROW_NUMBER() OVER (ORDER BY url) AS file_rank FROM etl_files;
+
 ------------------------------------------------------------------------------------------
 -- Redshift-only statements, run by backends/redshift.py.
 ------------------------------------------------------------------------------------------
