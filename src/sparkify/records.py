@@ -399,25 +399,17 @@ def parse_songs(data: bytes, file_id: int) -> Parsed:
         result.lines_read = 1
         result.rows.append(staged)
         return result
+    chunks = [(1, body)]
     try:
-        record = orjson.loads(body)
+        orjson.loads(body)
     except orjson.JSONDecodeError:
         lines = [(n, line.strip()) for n, line in enumerate(data.split(b"\n"), 1)]
         lines = [(n, line) for n, line in lines if line]
-        one_per_line = all(line[:1] == b"{" and line[-1:] == b"}" for _, line in lines)
-        # JSON lines get a verdict each; anything else is one broken document.
-        for line_no, line in lines if len(lines) > 1 and one_per_line else [(1, body)]:
-            result.lines_read += 1
-            _add(result, stage_line("songs", line, file_id, line_no))
-        return result
-    result.lines_read = 1
-    try:
-        row = convert_record(record, SONG_FIELDS)
-        reject_nul_characters(row, SONG_FIELDS)
-    except FieldError as exc:
-        result.rejects.append(Reject(1, str(exc), _raw_text(body)))
-    else:
-        result.rows.append(_staged_row("songs", row, file_id, 1))
+        if len(lines) > 1 and all(line[:1] == b"{" and line[-1:] == b"}" for _, line in lines):
+            chunks = lines  # JSON lines get a verdict each; anything else is one document
+    for line_no, chunk in chunks:
+        result.lines_read += 1
+        _add(result, stage_line("songs", chunk, file_id, line_no))
     return result
 
 
