@@ -116,12 +116,11 @@ def _row_by_row(dsn: str, rows: list[tuple[Any, ...]]) -> dict[str, float]:
 
 
 def _copy_floor(dsn: str, ds: Dataset) -> dict[str, float]:
-    """PostgreSQL taking in the same staged event rows and nothing else: one COPY of their
-    CSV into a table without indexes. Parsing and the CSV are made first, untimed."""
-    import duckdb
+    """PostgreSQL taking in the same staged event rows and nothing else: one binary COPY of
+    them into a table without indexes. Parsing is done first, untimed."""
     import psycopg
 
-    from sparkify.backends.postgres import PostgresBackend
+    from sparkify.backends.postgres import PostgresBackend, copy_body
     from sparkify.parsing import Parser
     from sparkify.sources import LocalSource
 
@@ -130,12 +129,9 @@ def _copy_floor(dsn: str, ds: Dataset) -> dict[str, float]:
         wanted = {str(Path(f).resolve()) for f in ds.load_files}
         files = [f for f in source.list_files() if f.url in wanted]
         ids = {f.url: n for n, f in enumerate(files, start=1)}
-        with Parser(Path(tmp)) as parser:
+        with Parser(Path(tmp), PostgresBackend.capabilities.row_format) as parser:
             parsed = parser.parse(source, "events", files, ids, {}, lambda done: None)
-            paths = sorted({str(r.part) for _, r in parsed if r.part is not None})
-        csv = Path(tmp) / "rows.csv"
-        with duckdb.connect(":memory:") as con:
-            con.execute(PostgresBackend.csv_sql("staging_events"), {"path": paths, "csv": str(csv)})
+            paths = sorted({r.part for _, r in parsed if r.part is not None})
         with psycopg.connect(dsn) as con:
             con.execute("DROP SCHEMA IF EXISTS floor CASCADE")
             con.execute("CREATE SCHEMA floor")
@@ -144,8 +140,8 @@ def _copy_floor(dsn: str, ds: Dataset) -> dict[str, float]:
             con.commit()
             started = time.perf_counter()
             copy = PostgresBackend.copy_sql("staging_events")
-            with con.cursor() as cursor, cursor.copy(copy) as sink, csv.open("rb") as rows:
-                while chunk := rows.read(1 << 20):
+            with con.cursor() as cursor, cursor.copy(copy) as sink:
+                for chunk in copy_body(paths, PostgresBackend.copy_chunk_bytes):
                     sink.write(chunk)
             con.commit()
             seconds = time.perf_counter() - started

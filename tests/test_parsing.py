@@ -22,7 +22,7 @@ def parser(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
         monkeypatch.setattr(parsing, "TASK_FILES", 2)  # several tasks for a few files
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    with Parser(scratch) as parser:
+    with Parser(scratch, "json") as parser:
         yield parser
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sparkify.records import PARSERS, Reject
 from sparkify.sources import Source, SourceFile, fingerprint
+from sparkify.staging import KIND_TABLE, row_encoder
 
 PARALLEL_PARSE_BYTES = 16 * 1024 * 1024  # below this, worker start-up costs more than it saves
 FILE_COST_BYTES = 4096  # opening a file costs about as much as parsing this many bytes
@@ -51,11 +52,12 @@ class FileInput:
 
 
 def parse_task(
-    kind: str, source: Source | None, files: list[FileInput], part: Path
+    kind: str, row_format: str, source: Source | None, files: list[FileInput], part: Path
 ) -> list[FileParse]:
-    """Fingerprint and parse ``files``, appending the rows of each new content to ``part``.
-    Files sent without their bytes are read from ``source``."""
+    """Fingerprint and parse ``files``, appending the rows of each new content to ``part``
+    in ``row_format``. Files sent without their bytes are read from ``source``."""
     parse = PARSERS[kind]
+    encode = row_encoder(KIND_TABLE[kind], row_format)
     results = []
     with part.open("ab") as out:
         for item in files:
@@ -67,9 +69,8 @@ def parse_task(
             if digest == item.loaded_fingerprint:
                 results.append(FileParse(digest, unchanged=True))
                 continue
-            parsed = parse(data, item.file_id)
-            if parsed.rows:
-                out.write(b"\n".join(parsed.rows) + b"\n")
+            parsed = parse(data, item.file_id, encode)
+            out.write(b"".join(parsed.rows))
             results.append(
                 FileParse(
                     digest,
@@ -83,11 +84,13 @@ def parse_task(
 
 
 class Parser:
-    """Parses a run's files into part files under ``scratch``; a process pool is started
-    the first time a kind has enough to parse to be worth it, and shut down on exit."""
+    """Parses a run's files into part files of ``row_format`` under ``scratch``; a process
+    pool is started the first time a kind has enough to parse to be worth it, and shut down
+    on exit."""
 
-    def __init__(self, scratch: Path) -> None:
+    def __init__(self, scratch: Path, row_format: str) -> None:
         self.scratch = scratch
+        self.row_format = row_format
         self.workers = os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
         self._parts = 0
@@ -123,12 +126,12 @@ class Parser:
         pending = deque()
         for task_files, inputs in self._tasks(source, files, file_ids, loaded):
             self._parts += 1
-            part = self.scratch / f"{kind}-{self._parts:06d}.json"
+            part = self.scratch / f"{kind}-{self._parts:06d}.{self.row_format}"
+            args = (kind, self.row_format, reader, inputs, part)
             if parallel:
-                task = self.pool().submit(parse_task, kind, reader, inputs, part)
-                pending.append((task_files, task))
+                pending.append((task_files, self.pool().submit(parse_task, *args)))
             else:
-                pending.append((task_files, parse_task(kind, reader, inputs, part)))
+                pending.append((task_files, parse_task(*args)))
             while len(pending) > window:
                 yield from _finish(*pending.popleft(), advance)
         while pending:

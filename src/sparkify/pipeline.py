@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from sparkify.backends import Backend
 from sparkify.config import Settings
 from sparkify.errors import (
@@ -29,7 +27,7 @@ from sparkify.parsing import FileParse, Parser
 from sparkify.progress import NO_PROGRESS, ProgressFactory
 from sparkify.schema import STAR_TABLES, TABLES
 from sparkify.sources import Source, SourceFile, filter_by_date, open_source
-from sparkify.staging import KIND_TABLE
+from sparkify.staging import KIND_TABLE, row_encoder
 
 DEFAULT_MAX_ERRORS = 1000
 RUN_ATTEMPTS = 3
@@ -210,7 +208,11 @@ def _load(
         backend.run("clear_warehouse")
     with tempfile.TemporaryDirectory(prefix="sparkify-") as tmp:
         loads, version_updates = _read_inputs(
-            Path(tmp), _ledger(backend), inputs, summary, progress
+            Parser(Path(tmp), backend.capabilities.row_format),
+            _ledger(backend),
+            inputs,
+            summary,
+            progress,
         )
         for load in loads:
             summary.lines_read += load.parsed.lines_read
@@ -235,20 +237,20 @@ def _load(
 
 
 def _read_inputs(
-    scratch: Path,
+    parser: Parser,
     known: dict[str, KnownFile],
     inputs: tuple[Source, list[SourceFile], Source, list[SourceFile]],
     summary: RunSummary,
     progress: ProgressFactory,
 ) -> tuple[list[FileLoad], list[tuple[str, str]]]:
-    """Plan every file against the ledger and parse the new and changed ones into part files
-    under ``scratch``. Returns the loads, and the (version, URL) of files whose content was
+    """Plan every file against the ledger and parse the new and changed ones into part files.
+    Returns the loads, and the (version, URL) of files whose content was
     unchanged although their change token moved."""
     song_source, song_files, log_source, event_files = inputs
     next_id = max((k.file_id for k in known.values()), default=0) + 1
     loads: list[FileLoad] = []
     version_updates: list[tuple[str, str]] = []
-    with Parser(scratch) as parser:  # its worker processes end before staging starts
+    with parser:  # its worker processes end before staging starts
         for kind, source, files in (
             ("songs", song_source, song_files),
             ("events", log_source, event_files),
@@ -300,20 +302,14 @@ def _first_rejects(loads: list[FileLoad], limit: int = 5) -> list[str]:
     return found
 
 
-def _write_rejects(path: Path, run_id: int, loads: list[FileLoad]) -> int:
-    """The run's rejects as canonical JSON lines for etl_rejects; returns how many."""
+def _write_rejects(path: Path, row_format: str, run_id: int, loads: list[FileLoad]) -> int:
+    """The run's rejects as rows of etl_rejects; returns how many."""
+    encode = row_encoder("etl_rejects", row_format)
     count = 0
     with path.open("wb") as out:
         for load in loads:
             for reject in load.parsed.rejects:
-                row = {
-                    "run_id": run_id,
-                    "file_id": load.file_id,
-                    "line_no": reject.line_no,
-                    "reason": reject.reason,
-                    "raw": reject.raw,
-                }
-                out.write(orjson.dumps(row) + b"\n")
+                out.write(encode([run_id, load.file_id, reject.line_no, reject.reason, reject.raw]))
                 count += 1
     return count
 
@@ -335,8 +331,8 @@ def _stage(
         parts = [p for load in loads if load.kind == kind and (p := load.parsed.part)]
         if parts:
             backend.load_canonical(table, list(dict.fromkeys(parts)))
-    rejects = scratch / "rejects.json"
-    if _write_rejects(rejects, run_id, loads):
+    rejects = scratch / "rejects"
+    if _write_rejects(rejects, backend.capabilities.row_format, run_id, loads):
         backend.load_canonical("etl_rejects", [rejects])
     fail_after("stage")
     backend.run("snapshot_affected")

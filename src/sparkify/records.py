@@ -174,11 +174,8 @@ class Reject:
 
 @dataclass
 class Parsed:
-    """The result of parsing one file: canonical JSON lines for staging, plus rejects.
-
-    Each canonical line is a JSON object keyed by staging column, with ``file_id`` and
-    ``line_no`` added, so every backend can load it with one bulk reader.
-    """
+    """The result of parsing one file: its staged rows, encoded for the warehouse's bulk
+    loader (each row carries its ``file_id`` and ``line_no``), plus rejects."""
 
     lines_read: int = 0
     rows: list[bytes] = field(default_factory=list)
@@ -270,22 +267,29 @@ MATCH_KEYS = {
 
 
 STAGED_EXTRA = ("file_id", "line_no")
-_ENCODE = msgspec.json.Encoder().encode
 
 
-def _staged_type(kind: str) -> type[msgspec.Struct]:
-    """A staged row as a struct: one canonical JSON object per record, keyed by column."""
-    columns = [f.column for f in FIELDS[kind]]
-    columns += [key for _, key in MATCH_KEYS[kind]] + list(STAGED_EXTRA)
-    return msgspec.defstruct(f"Staged_{kind}", [(c, Any) for c in columns])
+def staged_columns(kind: str) -> list[str]:
+    """The columns of a staged row, in the order of its values: where the record came from,
+    its fields, then their match keys."""
+    columns = [*STAGED_EXTRA, *(f.column for f in FIELDS[kind])]
+    return columns + [key for _, key in MATCH_KEYS[kind]]
 
 
-STAGED = {kind: _staged_type(kind) for kind in FIELDS}
+def staged_values(kind: str, row: dict[str, Any], file_id: int, line_no: int) -> list[Any]:
+    """A converted record as a staged row (see ``staged_columns``)."""
+    values = [file_id, line_no, *(row[f.column] for f in FIELDS[kind])]
+    return values + [match_key(row[source]) for source, _ in MATCH_KEYS[kind]]
 
 
-def _staged_row(kind: str, row: dict[str, Any], file_id: int, line_no: int) -> bytes:
-    keys = {key: match_key(row[source]) for source, key in MATCH_KEYS[kind]}
-    return _ENCODE(STAGED[kind](**row, **keys, file_id=file_id, line_no=line_no))
+RowEncoder = Callable[[list[Any]], bytes]  # a staged row's values -> its bytes in a part file
+
+
+def json_rows(name: str, columns: list[str]) -> RowEncoder:
+    """Rows as JSON lines keyed by column (what DuckDB and Redshift load)."""
+    struct = msgspec.defstruct(f"Row_{name}", [(c, Any) for c in columns])
+    encode = msgspec.json.Encoder().encode
+    return lambda values: encode(struct(*values)) + b"\n"
 
 
 class FastPath:
@@ -294,13 +298,12 @@ class FastPath:
     Text fields are decoded as ``str`` only; number fields as int, float or str, and a value
     that is not already of its converter's result type and range goes through the converter.
     A missing required field, a key it does not know, a value of another JSON type, a NUL
-    escape, anything msgspec refuses to decode or a converter's refusal makes ``staged_row``
+    escape, anything msgspec refuses to decode or a converter's refusal makes ``staged_values``
     return None: the plain path then decides.
     """
 
     def __init__(self, kind: str) -> None:
         fields = FIELDS[kind]
-        self.staged = STAGED[kind]
         spec: list[tuple[str, Any, Any]] = []
         # the number fields: (position, converter, type kept as is, low, high)
         checks: list[tuple[int, Callable[[Any], Any], Any, Any, Any]] = []
@@ -330,7 +333,7 @@ class FastPath:
         # positions of the texts whose match keys follow the fields in a staged row
         self.key_sources = tuple(columns.index(source) for source, _ in MATCH_KEYS[kind])
 
-    def staged_row(self, line: bytes, file_id: int, line_no: int) -> bytes | None:
+    def staged_values(self, line: bytes, file_id: int, line_no: int) -> list[Any] | None:
         if b"\\u0000" in line:
             return None
         try:
@@ -341,37 +344,38 @@ class FastPath:
                     type(value) is kept and (low is None or low <= value <= high)
                 ):
                     values[i] = convert(value)
-            for i in self.key_sources:
-                values.append(match_key(values[i]))
-            return _ENCODE(self.staged(*values, file_id, line_no))
+            keys = [match_key(values[i]) for i in self.key_sources]
+            return [file_id, line_no, *values, *keys]
         except (msgspec.MsgspecError, FieldError, UnicodeError, RecursionError):
             return None
 
 
-def stage_line(kind: str, line: bytes, file_id: int, line_no: int) -> bytes | Reject:
-    """One raw record's verdict: its canonical staged row, or why it is rejected."""
-    staged = FAST_PATHS[kind].staged_row(line, file_id, line_no)
+def stage_line(kind: str, line: bytes, file_id: int, line_no: int) -> list[Any] | Reject:
+    """One raw record's verdict: its staged row, or why it is rejected."""
+    staged = FAST_PATHS[kind].staged_values(line, file_id, line_no)
     return staged if staged is not None else plain_stage_line(kind, line, file_id, line_no)
 
 
-def plain_stage_line(kind: str, line: bytes, file_id: int, line_no: int) -> bytes | Reject:
+def plain_stage_line(kind: str, line: bytes, file_id: int, line_no: int) -> list[Any] | Reject:
     """The same verdict without the fast path: orjson, then every field's converter."""
     try:
         row = parse_record(line, FIELDS[kind])
     except FieldError as exc:
         return Reject(line_no, str(exc), _raw_text(line))
-    return _staged_row(kind, row, file_id, line_no)
+    return staged_values(kind, row, file_id, line_no)
 
 
-def _add(result: Parsed, verdict: bytes | Reject) -> None:
+def _add(result: Parsed, verdict: list[Any] | Reject, encode: RowEncoder) -> None:
     if isinstance(verdict, Reject):
         result.rejects.append(verdict)
     else:
-        result.rows.append(verdict)
+        result.rows.append(encode(verdict))
 
 
-def parse_events(data: bytes, file_id: int) -> Parsed:
-    """Parse a JSON-lines event file. Blank lines are not records and are not counted."""
+def parse_events(data: bytes, file_id: int, encode: RowEncoder | None = None) -> Parsed:
+    """Parse a JSON-lines event file. Blank lines are not records and are not counted.
+    Rows are encoded by ``encode`` (by default as JSON lines)."""
+    encode = encode or JSON_ROWS["events"]
     result = Parsed()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -379,25 +383,26 @@ def parse_events(data: bytes, file_id: int) -> Parsed:
         line = line.strip()
         if line:
             result.lines_read += 1
-            _add(result, stage_line("events", line, file_id, line_no))
+            _add(result, stage_line("events", line, file_id, line_no), encode)
     return result
 
 
-def parse_songs(data: bytes, file_id: int) -> Parsed:
+def parse_songs(data: bytes, file_id: int, encode: RowEncoder | None = None) -> Parsed:
     """Parse a song file: one JSON object, possibly pretty-printed over several lines.
 
     A file of several objects on separate lines is accepted too (one record per line).
     """
+    encode = encode or JSON_ROWS["songs"]
     result = Parsed()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     body = data.strip()
     if not body:
         return result
-    staged = FAST_PATHS["songs"].staged_row(body, file_id, 1)
+    staged = FAST_PATHS["songs"].staged_values(body, file_id, 1)
     if staged is not None:
         result.lines_read = 1
-        result.rows.append(staged)
+        result.rows.append(encode(staged))
         return result
     chunks = [(1, body)]
     try:
@@ -409,9 +414,13 @@ def parse_songs(data: bytes, file_id: int) -> Parsed:
             chunks = lines  # JSON lines get a verdict each; anything else is one document
     for line_no, chunk in chunks:
         result.lines_read += 1
-        _add(result, stage_line("songs", chunk, file_id, line_no))
+        _add(result, stage_line("songs", chunk, file_id, line_no), encode)
     return result
 
 
 FAST_PATHS = {kind: FastPath(kind) for kind in FIELDS}
-PARSERS: dict[str, Callable[[bytes, int], Parsed]] = {"events": parse_events, "songs": parse_songs}
+JSON_ROWS = {kind: json_rows(kind, staged_columns(kind)) for kind in FIELDS}
+PARSERS: dict[str, Callable[[bytes, int, RowEncoder | None], Parsed]] = {
+    "events": parse_events,
+    "songs": parse_songs,
+}

@@ -1,13 +1,25 @@
-"""Canonical rows: the one intermediate format between parsing and bulk loading.
+"""Staged rows: the one intermediate form between parsing and bulk loading.
 
-Parsers write JSON lines keyed by column name; ``canonical_select`` is the DuckDB query that
-reads such a file typed, in table column order, with derived columns added. The DuckDB
-backend inserts from it directly; server backends let DuckDB turn it into CSV for COPY.
+A parse task hands each accepted record over as a list of values in ``CANONICAL`` column
+order and writes it in the row format the warehouse's bulk loader reads:
+
+- ``json``: JSON lines keyed by column. ``canonical_select`` is the DuckDB query that reads
+  them typed, with the derived columns added; DuckDB inserts from it and Redshift uploads the
+  lines for its COPY.
+- ``pgcopy``: tuples of PostgreSQL's binary COPY format, derived columns included, so the
+  server parses no text at all. A file of them is a COPY body without its header and trailer.
 """
 
 from __future__ import annotations
 
-from sparkify.records import FIELDS, MATCH_KEYS
+import datetime as dt
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sparkify.records import FIELDS, MATCH_KEYS, RowEncoder, json_rows, staged_columns
 
 REJECT_COLUMNS = {
     "run_id": "INTEGER",
@@ -16,22 +28,43 @@ REJECT_COLUMNS = {
     "reason": "VARCHAR",
     "raw": "VARCHAR",
 }
+_EXTRA_TYPES = {"file_id": "INTEGER", "line_no": "INTEGER"}
 
 
 def _staging_columns(kind: str) -> dict[str, str]:
-    columns = {"file_id": "INTEGER", "line_no": "INTEGER"}
-    columns.update({spec.column: spec.sql_type for spec in FIELDS[kind]})
-    columns.update({key: "VARCHAR" for _, key in MATCH_KEYS[kind]})
-    return columns
+    types = {**_EXTRA_TYPES, **{spec.column: spec.sql_type for spec in FIELDS[kind]}}
+    types.update({key: "VARCHAR" for _, key in MATCH_KEYS[kind]})
+    return {column: types[column] for column in staged_columns(kind)}
 
 
-# table -> (columns as read from the canonical file, derived columns as DuckDB expressions)
-CANONICAL: dict[str, tuple[dict[str, str], dict[str, str]]] = {
-    "staging_events": (_staging_columns("events"), {"start_time": "epoch_ms(ts)"}),
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _epoch_ms(ts: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(milliseconds=ts)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A column computed from another column of the same row."""
+
+    sql_type: str
+    duckdb: str  # as a DuckDB expression over the read columns
+    source: str  # the read column it is computed from
+    compute: Callable[[Any], Any]  # the same in Python, for the pgcopy format
+
+
+# table -> (columns as read from a staged row, derived columns)
+CANONICAL: dict[str, tuple[dict[str, str], dict[str, Derived]]] = {
+    "staging_events": (
+        _staging_columns("events"),
+        {"start_time": Derived("TIMESTAMP", "epoch_ms(ts)", "ts", _epoch_ms)},
+    ),
     "staging_songs": (_staging_columns("songs"), {}),
     "etl_rejects": (REJECT_COLUMNS, {}),
 }
 KIND_TABLE = {"events": "staging_events", "songs": "staging_songs"}
+ROW_FORMATS = ("json", "pgcopy")
 
 
 def table_columns(table: str) -> list[str]:
@@ -40,11 +73,61 @@ def table_columns(table: str) -> list[str]:
 
 
 def canonical_select(table: str, path_parameter: str = "$path") -> str:
-    """``SELECT`` over a canonical JSON-lines file for ``table`` (DuckDB SQL)."""
+    """``SELECT`` over files of JSON-lines staged rows for ``table`` (DuckDB SQL)."""
     read, derived = CANONICAL[table]
-    struct = ", ".join(f"'{name}': '{sql_type}'" for name, sql_type in read.items())
-    selected = [*(f'"{name}"' for name in read), *(f'{e} AS "{n}"' for n, e in derived.items())]
+    struct_type = ", ".join(f"'{name}': '{sql_type}'" for name, sql_type in read.items())
+    selected = [
+        *(f'"{name}"' for name in read),
+        *(f'{d.duckdb} AS "{name}"' for name, d in derived.items()),
+    ]
     return (
         f"SELECT {', '.join(selected)} FROM read_json({path_parameter}, "
-        f"format = 'newline_delimited', columns = {{{struct}}})"
+        f"format = 'newline_delimited', columns = {{{struct_type}}})"
     )
+
+
+@cache
+def row_encoder(table: str, row_format: str) -> RowEncoder:
+    """How a row of ``table`` (its values in ``CANONICAL`` read order) is written."""
+    read, derived = CANONICAL[table]
+    if row_format == "json":
+        return json_rows(table, list(read))
+    if row_format == "pgcopy":
+        return _pgcopy_rows(read, derived)
+    raise ValueError(f"unknown row format {row_format!r}; expected one of {ROW_FORMATS}")
+
+
+# A binary COPY body: this header, the tuples, then a field count of -1.
+PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+PGCOPY_TRAILER = struct.pack("!h", -1)
+_PG_TYPES = {
+    "VARCHAR": "text",
+    "INTEGER": "int4",
+    "BIGINT": "int8",
+    "DOUBLE": "float8",
+    "TIMESTAMP": "timestamp",
+}
+
+
+def _pgcopy_rows(read: dict[str, str], derived: dict[str, Derived]) -> RowEncoder:
+    """Rows as binary COPY tuples, formatted in C by psycopg's own COPY code (the function
+    ``Copy.write_row`` uses, called without a connection: parse workers have none)."""
+    from psycopg import postgres
+    from psycopg._copy_base import format_row_binary
+    from psycopg.adapt import Transformer
+    from psycopg.pq import Format
+
+    types = [*read.values(), *(d.sql_type for d in derived.values())]
+    transformer = Transformer()
+    transformer.set_dumper_types([postgres.types[_PG_TYPES[t]].oid for t in types], Format.BINARY)
+    sources = [(list(read).index(d.source), d.compute) for d in derived.values()]
+
+    def encode(values: list[Any]) -> bytes:
+        for index, compute in sources:
+            source = values[index]
+            values.append(None if source is None else compute(source))
+        out = bytearray()
+        format_row_binary(values, transformer, out)
+        return bytes(out)
+
+    return encode

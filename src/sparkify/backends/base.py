@@ -27,6 +27,7 @@ class Capabilities:
     sql_chain: tuple[str, ...]  # dialect files, most specific first
     paramstyle: Literal["dollar", "pyformat"]  # how :name parameters are bound
     supports_schema: bool  # tables live in a configurable schema
+    row_format: Literal["json", "pgcopy"] = "json"  # staged rows' encoding (sparkify.staging)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ class Backend(ABC):
     # -- loading ------------------------------------------------------------------------
     @abstractmethod
     def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
-        """Bulk-load files of canonical JSON lines (see ``sparkify.staging``) into ``table``."""
+        """Bulk-load files of staged rows in ``capabilities.row_format`` (see
+        ``sparkify.staging``) into ``table``; returns the rows loaded."""
 
     @abstractmethod
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:

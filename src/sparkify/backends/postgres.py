@@ -1,22 +1,16 @@
 """PostgreSQL through psycopg 3: tables in a configurable schema, bulk loads by COPY.
 
-The canonical rows are turned into CSV by an in-memory DuckDB and streamed in chunks into
-``COPY ... FROM STDIN``; every transform is set-based SQL run by the server. The steps a
+The parse workers write staged rows in PostgreSQL's binary COPY format, streamed in chunks
+into ``COPY ... FROM STDIN``; every transform is set-based SQL run by the server. The steps a
 Redshift backend changes are separate methods: connection parameters, opening a
 connection, schema handling, error mapping, the run lock and the COPY stream.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import select
-import shutil
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,13 +36,7 @@ from sparkify.errors import (
     TransientWarehouseError,
     WarehouseError,
 )
-from sparkify.staging import CANONICAL, canonical_select, table_columns
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: no named pipes to resize
-    fcntl = None  # type: ignore[assignment]
-F_SETPIPE_SZ = 1031  # Linux; elsewhere the resize is skipped
+from sparkify.staging import PGCOPY_HEADER, PGCOPY_TRAILER, table_columns
 
 # SQLSTATEs after which the same work may succeed if tried again.
 TRANSIENT_CLASSES = frozenset({"08"})  # connection exceptions
@@ -112,6 +100,7 @@ class PostgresBackend(Backend):
         sql_chain=("postgres", "common"),
         paramstyle="pyformat",
         supports_schema=True,
+        row_format="pgcopy",
     )
     product: ClassVar[str] = "PostgreSQL"
     url_scheme: ClassVar[str] = "postgresql"
@@ -355,47 +344,20 @@ class PostgresBackend(Backend):
     @classmethod
     def copy_sql(cls, table: str) -> str:
         columns = ", ".join(quote_identifier(c) for c in table_columns(table))
-        return f"COPY {quote_identifier(table)} ({columns}) FROM STDIN (FORMAT csv)"
-
-    @classmethod
-    def csv_sql(cls, table: str) -> str:
-        """DuckDB: the canonical rows of ``table`` as CSV. NULL is written as nothing and
-        every text value quoted, so an empty string stays an empty string."""
-        read, _ = CANONICAL[table]
-        text = ", ".join(quote_identifier(c) for c, kind in read.items() if kind == "VARCHAR")
-        quote = f", FORCE_QUOTE ({text})" if text else ""
-        return f"COPY ({canonical_select(table)}) TO $csv (FORMAT csv, HEADER false{quote})"
+        return f"COPY {quote_identifier(table)} ({columns}) FROM STDIN (FORMAT binary)"
 
     @classmethod
     def load_sql(cls, table: str) -> str:
-        return (
-            f"-- CSV rows made by DuckDB from the canonical file: {cls.csv_sql(table)}\n"
-            f"{cls.copy_sql(table)}"
-        )
+        return f"-- rows in binary COPY format, encoded by the parse workers\n{cls.copy_sql(table)}"
 
     def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
-        """DuckDB turns the canonical rows into CSV inside a named pipe while COPY reads
-        it: the two overlap, and the rows are never all in memory or on disk at once."""
-        import duckdb
-
-        sql = self.csv_sql(table)
-        with duckdb.connect(":memory:") as converter:
-            converter.execute("SET enable_progress_bar = false")
-            converter.execute("SET preserve_insertion_order = false")
-
-            def convert(csv: str) -> None:
-                converter.execute(sql, {"path": [str(p) for p in paths], "csv": csv})
-
-            try:
-                with CsvPipe(convert, converter.interrupt, self.copy_chunk_bytes) as pipe:
-                    rows = self.copy_stream(table, pipe.chunks())
-            except duckdb.Error as exc:
-                raise WarehouseError(f"cannot turn the rows for {table} into CSV: {exc}") from exc
+        """One binary COPY of every file's tuples, streamed in chunks."""
+        rows = self.copy_stream(table, copy_body(paths, self.copy_chunk_bytes))
         self.after_load(table)
         return rows
 
     def copy_stream(self, table: str, chunks: Iterable[bytes]) -> int:
-        """COPY CSV chunks into ``table``; returns the rows loaded."""
+        """COPY chunks into ``table``; returns the rows loaded."""
         try:
             with self.con.cursor() as cursor:
                 with cursor.copy(self.copy_sql(table)) as copy:
@@ -412,74 +374,14 @@ class PostgresBackend(Backend):
         self.execute(f"ANALYZE {quote_identifier(table)}" + (f" ({columns})" if columns else ""))
 
 
-class CsvPipe:
-    """A named pipe that a writer function fills from a thread while ``chunks()`` reads it.
-
-    The pipe is opened read-write and non-blocking, so neither side's ``open`` waits for
-    the other and a writer that fails early cannot leave the reader hanging. When the
-    reader stops early (COPY refused a row), ``interrupt`` stops the writer and the pipe
-    is drained until it has finished.
-    """
-
-    def __init__(
-        self, write: Callable[[str], None], interrupt: Callable[[], None], chunk_bytes: int
-    ) -> None:
-        self._write = write
-        self._interrupt = interrupt
-        self._chunk_bytes = chunk_bytes
-        self._dir = ""
-        self._path = ""
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._fd = -1
-        self.error: BaseException | None = None
-
-    def __enter__(self) -> CsvPipe:
-        self._dir = tempfile.mkdtemp(prefix="sparkify-copy-")
-        self._path = os.path.join(self._dir, "rows.csv")
-        try:
-            os.mkfifo(self._path, 0o600)
-            self._fd = os.open(self._path, os.O_RDWR | os.O_NONBLOCK)
-        except BaseException:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            raise
-        if fcntl is not None:
-            with contextlib.suppress(OSError):  # a bigger pipe means fewer wake-ups
-                fcntl.fcntl(self._fd, F_SETPIPE_SZ, self._chunk_bytes)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            self._write(self._path)
-        except BaseException as exc:
-            self.error = exc
-
-    def chunks(self) -> Iterator[bytes]:
-        """What the writer writes, in chunks, until it has finished and the pipe is empty;
-        then the writer's error, if it failed."""
-        while True:
-            finished = not self._thread.is_alive()  # before reading: nothing can follow
-            try:
-                chunk = os.read(self._fd, self._chunk_bytes)
-            except BlockingIOError:
-                if not finished:
-                    select.select([self._fd], [], [], 0.05)
-                    continue
-                if self.error is not None:
-                    raise self.error from None
-                return
-            yield chunk
-
-    def __exit__(self, *exc: object) -> None:
-        if self._thread.is_alive():
-            self._interrupt()
-            deadline = time.monotonic() + 30
-            while self._thread.is_alive() and time.monotonic() < deadline:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._fd, self._chunk_bytes)  # unblock a writer on a full pipe
-                self._thread.join(0.01)
-        os.close(self._fd)
-        shutil.rmtree(self._dir, ignore_errors=True)
+def copy_body(paths: Sequence[Path], chunk_bytes: int) -> Iterator[bytes]:
+    """A binary COPY body: the header, the tuples of every file, the trailer."""
+    yield PGCOPY_HEADER
+    for path in paths:
+        with path.open("rb") as rows:
+            while chunk := rows.read(chunk_bytes):
+                yield chunk
+    yield PGCOPY_TRAILER
 
 
 def _scrub(text: str, params: dict[str, Any]) -> str:
