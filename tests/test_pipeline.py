@@ -64,6 +64,26 @@ def test_star_schema_semantics(warehouse: Warehouse, semantics_data: Path) -> No
     ]
 
 
+def test_events_without_a_level_neither_start_nor_break_a_level_stretch(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    second = 1000
+    levels = ["free", None, "free", "paid", None]
+    events = [play(NOV_1 + n * second, 1, 1, n, level=level) for n, level in enumerate(levels)]
+    events[-1]["firstName"] = "Latest"
+    write_song(tmp_path, song("SO1", "A", "Band", 1.0))
+    write_day(tmp_path, events)
+    etl(warehouse, tmp_path)
+    assert warehouse.query("SELECT user_id, first_name, level FROM users") == [(1, "Latest", None)]
+    start = dt.datetime(2018, 11, 1)
+    assert warehouse.query(
+        "SELECT level, valid_from, valid_to FROM user_levels ORDER BY valid_from"
+    ) == [
+        ("free", start, start + dt.timedelta(seconds=3)),
+        ("paid", start + dt.timedelta(seconds=3), None),
+    ]
+
+
 def test_titles_match_across_case_and_unicode_spaces(warehouse: Warehouse, tmp_path: Path) -> None:
     write_song(tmp_path, song("SO1", "\u00a0Ça Va Straße ", "Beyoncé", 100.0))
     write_day(tmp_path, [play(NOV_1, 1, 1, 0, song="ÇA VA STRASSE", artist="BEYONCÉ\u3000")])

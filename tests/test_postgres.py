@@ -376,6 +376,29 @@ def test_copy_keeps_null_apart_from_empty_text_and_milliseconds(
     assert rows == staged(duck_warehouse(tmp_path), tmp_path / "events.json")
 
 
+def test_streamed_files_land_in_one_copy_and_a_failure_aborts_it(
+    pg: Warehouse, tmp_path: Path
+) -> None:
+    backend = pg.backend()
+    backend.connect()
+    try:
+        ensure_tables(backend)
+        part = staged_file(backend, tmp_path / "part.pgcopy", tricky_rows())
+        failing = pytest.raises(RuntimeError, match="parsing failed")
+        with failing, backend.transaction(), backend.bulk_load("staging_events") as add:
+            add(part)
+            raise RuntimeError("parsing failed")
+        assert backend.query("SELECT COUNT(*) FROM staging_events").rows == [(0,)]
+        with backend.transaction(), backend.bulk_load("staging_events") as add:
+            add(part)
+            add(part)
+        assert backend.query("SELECT COUNT(*) FROM staging_events").scalar() == 2 * (
+            2 + len(TRICKY_TEXT)
+        )
+    finally:
+        backend.close()
+
+
 def test_a_row_postgres_refuses_fails_the_load(pg: Warehouse, tmp_path: Path) -> None:
     row = {"file_id": 1, "item_in_session": 0, "page": "NextSong", "session_id": 1, "ts": NOV_1}
     lines = [{**row, "line_no": n, "song": "x"} for n in range(1, 4)]

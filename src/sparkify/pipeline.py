@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,85 +206,155 @@ def _load(
 ) -> None:
     if options.full_refresh:
         backend.run("clear_warehouse")
-    with tempfile.TemporaryDirectory(prefix="sparkify-") as tmp:
-        loads, version_updates = _read_inputs(
-            Parser(Path(tmp), backend.capabilities.row_format),
-            _ledger(backend),
-            inputs,
-            summary,
-            progress,
-        )
-        for load in loads:
-            summary.lines_read += load.parsed.lines_read
-            summary.rows_staged += load.parsed.rows_staged
-            summary.rows_rejected += len(load.parsed.rejects)
-        summary.first_rejects = _first_rejects(loads)
-        if summary.rows_rejected > options.max_errors:
-            raise TooManyRejects(
-                f"{summary.rows_rejected} records rejected, more than --max-errors "
-                f"{options.max_errors}; the run was rolled back. First rejects:\n  "
-                + "\n  ".join(summary.first_rejects)
-            )
-        fail_after("parse")
-        if loads:  # else nothing new: every star row is already a function of unchanged staging
-            _stage(backend, loads, Path(tmp), summary.run_id, fail_after)
+    plans, version_updates = _plan(_ledger(backend), inputs, summary)
+    loads: list[FileLoad] = []
+    if any(plan.changed or plan.new for plan in plans):
+        with tempfile.TemporaryDirectory(prefix="sparkify-") as tmp:
+            parser = Parser(Path(tmp), backend.capabilities.row_format)
+            with parser:  # its worker processes end before the transforms start
+                scope = _read_and_stage(
+                    backend, parser, plans, loads, version_updates, summary, progress
+                )
+            _check_rejects(loads, summary, options.max_errors)
+            fail_after("parse")
+            _stage_rejects(backend, Path(tmp), summary.run_id, loads)
+            fail_after("stage")
+            backend.run("snapshot_affected", scope)
     # The ledger goes first: the transforms read each staged row's file URL from it.
     _update_ledger(backend, loads, version_updates, summary.run_id)
     fail_after("ledger")
     if loads:
-        _transform(backend, fail_after)
+        _transform(backend, scope, fail_after)
+    else:
+        backend.run("drop_run_tables")
     summary.tables = table_counts(backend)
 
 
-def _read_inputs(
-    parser: Parser,
+@dataclass
+class KindPlan:
+    """The files of one kind a run reads: known ones whose change token moved (their
+    content may be the same) and new ones, with the file id each gets."""
+
+    kind: str
+    source: Source
+    changed: list[SourceFile] = field(default_factory=list)
+    new: list[SourceFile] = field(default_factory=list)
+    file_ids: dict[str, int] = field(default_factory=dict)
+    loaded: dict[str, str] = field(default_factory=dict)  # URL -> fingerprint loaded
+
+
+def _plan(
     known: dict[str, KnownFile],
     inputs: tuple[Source, list[SourceFile], Source, list[SourceFile]],
     summary: RunSummary,
-    progress: ProgressFactory,
-) -> tuple[list[FileLoad], list[tuple[str, str]]]:
-    """Plan every file against the ledger and parse the new and changed ones into part files.
-    Returns the loads, and the (version, URL) of files whose content was
-    unchanged although their change token moved."""
+) -> tuple[list[KindPlan], list[tuple[str, str]]]:
+    """Every file against the ledger. Returns the files to read, per kind, and the
+    (version, URL) of known files whose change token moved but whose ETag shows the same
+    content."""
     song_source, song_files, log_source, event_files = inputs
     next_id = max((k.file_id for k in known.values()), default=0) + 1
-    loads: list[FileLoad] = []
+    plans = []
     version_updates: list[tuple[str, str]] = []
-    with parser:  # its worker processes end before staging starts
-        for kind, source, files in (
-            ("songs", song_source, song_files),
-            ("events", log_source, event_files),
-        ):
-            todo = []
-            file_ids: dict[str, int] = {}
-            for file in files:
-                old = known.get(file.url)
-                if old and old.size == file.size and old.version == file.version:
-                    summary.files_skipped += 1
-                elif old and file.etag and file.etag == old.fingerprint:
-                    summary.files_skipped += 1
-                    version_updates.append((file.version, file.url))
-                else:
-                    todo.append(file)
-                    if old:
-                        file_ids[file.url] = old.file_id
-                    else:
-                        file_ids[file.url], next_id = next_id, next_id + 1
-            loaded = {url: known[url].fingerprint for url in file_ids if url in known}
-            description = f"Reading {kind} ({len(todo):,} files)"
-            total = sum(f.size for f in todo)
-            with progress(description, total=total, unit="bytes") as advance:
-                for file, parsed in parser.parse(source, kind, todo, file_ids, loaded, advance):
-                    if parsed.unchanged:
-                        summary.files_skipped += 1  # touched, same content
-                        version_updates.append((file.version, file.url))
-                        continue
-                    if file.url in known:
-                        summary.files_changed += 1
-                    else:
-                        summary.files_new += 1
-                    loads.append(FileLoad(file, kind, file_ids[file.url], parsed))
-    return loads, version_updates
+    for kind, source, files in (
+        ("songs", song_source, song_files),
+        ("events", log_source, event_files),
+    ):
+        plan = KindPlan(kind, source)
+        for file in files:
+            old = known.get(file.url)
+            if old and old.size == file.size and old.version == file.version:
+                summary.files_skipped += 1
+            elif old and file.etag and file.etag == old.fingerprint:
+                summary.files_skipped += 1
+                version_updates.append((file.version, file.url))
+            elif old:
+                plan.changed.append(file)
+                plan.file_ids[file.url] = old.file_id
+                plan.loaded[file.url] = old.fingerprint
+            else:
+                plan.new.append(file)
+                plan.file_ids[file.url], next_id = next_id, next_id + 1
+        plans.append(plan)
+    return plans, version_updates
+
+
+def _read_and_stage(
+    backend: Backend,
+    parser: Parser,
+    plans: list[KindPlan],
+    loads: list[FileLoad],
+    version_updates: list[tuple[str, str]],
+    summary: RunSummary,
+    progress: ProgressFactory,
+) -> dict[str, bool]:
+    """Parse the run's files into ``loads`` and stage their rows; returns the transforms'
+    parameters. Files touched but with the same content go to ``version_updates``.
+
+    Known files come first: their content may turn out unchanged, and the old rows of
+    those that changed must leave staging before any new row arrives. The new files' rows
+    are then bulk-loaded while they are parsed, each part file as soon as it is complete.
+    """
+    for step in PREPARE_STEPS:
+        backend.run(step)
+    read = (parser, version_updates, summary, progress)
+    for plan in plans:
+        if plan.changed:
+            loads.extend(_parse(*read, plan, plan.changed, "Re-reading"))
+    if loads:
+        _record_run_files(backend, loads)
+        for step in SNAPSHOT_AND_CLEAR_STEPS:
+            backend.run(step, {"all_events_new": False})
+    [staged_before] = backend.statements.get("count_other_staged_events")
+    scope = {"all_events_new": not backend.query(staged_before).scalar()}
+    for plan in plans:
+        parts = {p: None for load in loads if load.kind == plan.kind and (p := load.parsed.part)}
+        if not (parts or plan.new):
+            continue
+        new_loads = []
+        with backend.bulk_load(KIND_TABLE[plan.kind]) as add:
+            for part in parts:
+                add(part)
+            for load in _parse(*read, plan, plan.new, "Reading"):
+                new_loads.append(load)
+                new_part = load.parsed.part
+                if new_part and new_part not in parts:  # a task's part file is complete
+                    parts[new_part] = None
+                    add(new_part)
+        _record_run_files(backend, new_loads)
+        loads.extend(new_loads)
+    order = {plan.kind: n for n, plan in enumerate(plans)}
+    loads.sort(key=lambda load: (order[load.kind], load.file.url))
+    return scope
+
+
+def _parse(
+    parser: Parser,
+    version_updates: list[tuple[str, str]],
+    summary: RunSummary,
+    progress: ProgressFactory,
+    plan: KindPlan,
+    files: list[SourceFile],
+    verb: str,
+) -> Iterator[FileLoad]:
+    """Parse ``files``; yields the loads of those whose content is not loaded yet."""
+    description = f"{verb} {plan.kind} ({len(files):,} files)"
+    with progress(description, total=sum(f.size for f in files), unit="bytes") as advance:
+        parsed_files = parser.parse(
+            plan.source, plan.kind, files, plan.file_ids, plan.loaded, advance
+        )
+        for file, parsed in parsed_files:
+            if parsed.unchanged:
+                summary.files_skipped += 1  # touched, same content
+                version_updates.append((file.version, file.url))
+                continue
+            if file.url in plan.loaded:
+                summary.files_changed += 1
+            else:
+                summary.files_new += 1
+            summary.lines_read += parsed.lines_read
+            summary.rows_staged += parsed.rows_staged
+            summary.rows_rejected += len(parsed.rejects)
+            yield FileLoad(file, plan.kind, plan.file_ids[file.url], parsed)
 
 
 def _ledger(backend: Backend) -> dict[str, KnownFile]:
@@ -314,28 +384,25 @@ def _write_rejects(path: Path, row_format: str, run_id: int, loads: list[FileLoa
     return count
 
 
-def _stage(
-    backend: Backend,
-    loads: list[FileLoad],
-    scratch: Path,
-    run_id: int,
-    fail_after: Callable[[str], None],
-) -> None:
-    for step in PREPARE_STEPS:
-        backend.run(step)
-    run_files = [(load.file_id, load.kind) for load in loads]
-    backend.insert_rows("run_files", ("file_id", "kind"), run_files)
-    for step in SNAPSHOT_AND_CLEAR_STEPS:
-        backend.run(step)
-    for kind, table in KIND_TABLE.items():
-        parts = [p for load in loads if load.kind == kind and (p := load.parsed.part)]
-        if parts:
-            backend.load_canonical(table, list(dict.fromkeys(parts)))
+def _record_run_files(backend: Backend, loads: list[FileLoad]) -> None:
+    rows = [(load.file_id, load.kind) for load in loads]
+    backend.insert_rows("run_files", ("file_id", "kind"), rows)
+
+
+def _check_rejects(loads: list[FileLoad], summary: RunSummary, max_errors: int) -> None:
+    summary.first_rejects = _first_rejects(loads)
+    if summary.rows_rejected > max_errors:
+        raise TooManyRejects(
+            f"{summary.rows_rejected} records rejected, more than --max-errors "
+            f"{max_errors}; the run was rolled back. First rejects:\n  "
+            + "\n  ".join(summary.first_rejects)
+        )
+
+
+def _stage_rejects(backend: Backend, scratch: Path, run_id: int, loads: list[FileLoad]) -> None:
     rejects = scratch / "rejects"
     if _write_rejects(rejects, backend.capabilities.row_format, run_id, loads):
         backend.load_canonical("etl_rejects", [rejects])
-    fail_after("stage")
-    backend.run("snapshot_affected")
 
 
 PREPARE_STEPS = ("drop_run_tables", "create_run_files", "create_affected")
@@ -345,6 +412,7 @@ TRANSFORM_STEPS = (
     "rank_files",
     "analyze_run_tables",
     "upsert_songplays",
+    "collect_user_changes",
     "upsert_users",
     "upsert_user_levels",
     "upsert_songs",
@@ -353,9 +421,9 @@ TRANSFORM_STEPS = (
 )
 
 
-def _transform(backend: Backend, fail_after: Callable[[str], None]) -> None:
+def _transform(backend: Backend, scope: dict[str, bool], fail_after: Callable[[str], None]) -> None:
     for step in TRANSFORM_STEPS:
-        backend.run(step)
+        backend.run(step, scope)
         fail_after(step)
     backend.run("drop_run_tables")  # temporary tables would outlive the run's transaction
 
@@ -481,6 +549,7 @@ def dry_run(backend_cls: type[Backend]) -> list[tuple[str, list[str]]]:
     steps += [(name, statements.get(name)) for name in PREPARE_STEPS]
     steps.append(("record the files of this run", ["INSERT INTO run_files ..."]))
     steps += [(name, statements.get(name)) for name in SNAPSHOT_AND_CLEAR_STEPS]
+    steps.append(("count_other_staged_events", statements.get("count_other_staged_events")))
     steps.append(
         ("load", [backend_cls.load_sql(table) for table in (*KIND_TABLE.values(), "etl_rejects")])
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +99,10 @@ class Backend(ABC):
     def query(self, sql: str, params: Params = None) -> Result: ...
 
     def run(self, name: str, params: Params = None) -> None:
-        """Execute every statement stored under ``name``."""
+        """Execute every statement stored under ``name``, each with the parameters it uses."""
         for sql in self.statements.get(name):
-            self.execute(sql, params)
+            used = {k: v for k, v in (params or {}).items() if re.search(rf":{k}\b", sql)}
+            self.execute(sql, used or None)
 
     @abstractmethod
     def existing_tables(self) -> set[str]: ...
@@ -125,6 +126,15 @@ class Backend(ABC):
         """Inside a transaction: make sure no other run loads this warehouse at once."""
 
     # -- loading ------------------------------------------------------------------------
+    @contextmanager
+    def bulk_load(self, table: str) -> Iterator[Callable[[Path], None]]:
+        """Bulk-load the files handed to the yielded function (see ``load_canonical``).
+        Here they are loaded together at the end; a backend may load each as it comes."""
+        paths: list[Path] = []
+        yield paths.append
+        if paths:
+            self.load_canonical(table, paths)
+
     @abstractmethod
     def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
         """Bulk-load files of staged rows in ``capabilities.row_format`` (see

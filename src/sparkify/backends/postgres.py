@@ -8,9 +8,10 @@ connection, schema handling, error mapping, the run lock and the COPY stream.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -355,6 +356,25 @@ class PostgresBackend(Backend):
         rows = self.copy_stream(table, copy_body(paths, self.copy_chunk_bytes))
         self.after_load(table)
         return rows
+
+    @contextlib.contextmanager
+    def bulk_load(self, table: str) -> Iterator[Callable[[Path], None]]:
+        """One COPY open for as long as files come: each is streamed as soon as it is
+        handed over, so the server takes in rows while the next ones are parsed."""
+        try:
+            with self.con.cursor() as cursor, cursor.copy(self.copy_sql(table)) as copy:
+                copy.write(PGCOPY_HEADER)
+
+                def add(path: Path) -> None:
+                    with path.open("rb") as rows:
+                        while chunk := rows.read(self.copy_chunk_bytes):
+                            copy.write(chunk)
+
+                yield add
+                copy.write(PGCOPY_TRAILER)
+        except psycopg.Error as exc:
+            raise self.map_error(exc) from exc
+        self.after_load(table)
 
     def copy_stream(self, table: str, chunks: Iterable[bytes]) -> int:
         """COPY chunks into ``table``; returns the rows loaded."""

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import orjson
 import psycopg
 
-from sparkify.backends.base import Capabilities, quote_identifier
+from sparkify.backends.base import Backend, Capabilities, quote_identifier
 from sparkify.backends.postgres import PostgresBackend
 from sparkify.config import Settings
 from sparkify.errors import ConfigError, RunInProgress, SparkifyError, WarehouseError
@@ -244,6 +244,9 @@ class RedshiftBackend(PostgresBackend):
                 raise ConfigError(f"[S3] STAGING_PREFIX must be an s3:// URL, got {prefix!r}")
             self._run_prefix = f"{prefix.rstrip('/')}/{uuid.uuid4().hex}"
         return self._run_prefix
+
+    # No COPY FROM STDIN to stream into: the part files go to S3 together, for one COPY.
+    bulk_load = Backend.bulk_load
 
     def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
         self.copy_options()  # fail on bad settings before uploading anything

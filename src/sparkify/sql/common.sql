@@ -175,6 +175,7 @@ CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR, artist_key VARCHAR);
 
 -- name: drop_run_tables
 DROP TABLE IF EXISTS run_files;
+DROP TABLE IF EXISTS user_changes;
 DROP TABLE IF EXISTS affected_plays;
 DROP TABLE IF EXISTS affected_users;
 DROP TABLE IF EXISTS affected_songs;
@@ -185,14 +186,17 @@ DROP TABLE IF EXISTS file_order;
 -- name: snapshot_affected
 -- Run twice: before the old staging rows of run_files are deleted and after the new ones
 -- are staged, so keys that disappeared from a changed file are rebuilt too.
+-- :all_events_new is true when every staged event comes from this run's files (a first
+-- load, a full refresh): then every play and user is affected, and the transforms skip the
+-- lists of affected ones altogether.
 INSERT INTO affected_plays
 SELECT e.session_id * 1000000 + e.item_in_session
 FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
-WHERE e.page = 'NextSong';
+WHERE e.page = 'NextSong' AND NOT :all_events_new;
 INSERT INTO affected_users
 SELECT DISTINCT e.user_id
 FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
-WHERE e.user_id IS NOT NULL;
+WHERE e.user_id IS NOT NULL AND NOT :all_events_new;
 INSERT INTO affected_songs
 SELECT DISTINCT s.song_id FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
 INSERT INTO affected_artists
@@ -200,6 +204,10 @@ SELECT DISTINCT s.artist_id FROM staging_songs s JOIN run_files r ON r.file_id =
 INSERT INTO affected_titles
 SELECT DISTINCT s.title_key, s.artist_key
 FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
+
+-- name: count_other_staged_events
+-- After the run's files' old rows are gone: is any event staged from another file? (0 or 1)
+SELECT COUNT(*) FROM (SELECT 1 FROM staging_events LIMIT 1) AS any_row;
 
 -- name: delete_staged_rows
 DELETE FROM staging_events WHERE file_id IN (SELECT file_id FROM run_files);
@@ -213,7 +221,7 @@ INSERT INTO affected_plays
 SELECT e.session_id * 1000000 + e.item_in_session
 FROM staging_events e
 JOIN affected_titles t ON t.title_key = e.song_key AND t.artist_key = e.artist_key
-WHERE e.page = 'NextSong'
+WHERE e.page = 'NextSong' AND NOT :all_events_new
   AND NOT EXISTS (SELECT 1 FROM run_files r WHERE r.file_id = e.file_id);
 
 -- name: rank_files
@@ -229,7 +237,8 @@ SELECT file_id, ROW_NUMBER() OVER (ORDER BY url) AS file_rank FROM etl_files;
 -- For each affected natural key: the latest copy of the event, and the catalogue entry with
 -- the same title and artist name (match keys: trimmed, case-folded) whose duration is closest
 -- to the played length, then the lowest song_id. No match: the play is kept, song unknown.
-DELETE FROM songplays WHERE songplay_id IN (SELECT songplay_id FROM affected_plays);
+DELETE FROM songplays
+WHERE :all_events_new OR songplay_id IN (SELECT songplay_id FROM affected_plays);
 INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent)
 SELECT songplay_id, start_time, user_id, level, song_id, artist_id,
@@ -250,45 +259,71 @@ FROM (
                    ORDER BY e.ts DESC, f.file_rank DESC, e.line_no DESC) AS pick
         FROM staging_events e JOIN file_order f ON f.file_id = e.file_id
         WHERE e.page = 'NextSong'
-          AND e.session_id * 1000000 + e.item_in_session IN
-              (SELECT songplay_id FROM affected_plays)
+          AND (:all_events_new OR e.session_id * 1000000 + e.item_in_session IN
+               (SELECT songplay_id FROM affected_plays))
     ) p
     LEFT JOIN staging_songs s ON s.title_key = p.song_key AND s.artist_key = p.artist_key
     WHERE p.pick = 1
 ) ranked
 WHERE rank = 1;
 
+-- name: collect_user_changes
+-- One pass over the affected users' events, in time order (exact copies of an event in
+-- order of file, then line), keeps what users and user_levels need: each user's latest
+-- event, and every event whose level differs from the user's previous known level. Events
+-- without a level are ranked apart, so they neither start nor break a stretch of a level.
+CREATE TEMPORARY TABLE user_changes AS
+SELECT *
+FROM (
+    SELECT user_id, first_name, last_name, gender, level, start_time, ts, session_id,
+           item_in_session, file_rank, line_no,
+           next_ts IS NULL AS last_of_kind,
+           level IS NOT NULL AND (previous_level IS NULL OR previous_level <> level)
+               AS level_changed
+    FROM (
+        SELECT e.user_id, e.first_name, e.last_name, e.gender, e.level, e.start_time, e.ts,
+               e.session_id, e.item_in_session, f.file_rank, e.line_no,
+               LAG(e.level) OVER (
+                   PARTITION BY e.user_id, e.level IS NULL
+                   ORDER BY e.ts, e.session_id, e.item_in_session, f.file_rank, e.line_no
+               ) AS previous_level,
+               LEAD(e.ts) OVER (
+                   PARTITION BY e.user_id, e.level IS NULL
+                   ORDER BY e.ts, e.session_id, e.item_in_session, f.file_rank, e.line_no
+               ) AS next_ts
+        FROM staging_events e JOIN file_order f ON f.file_id = e.file_id
+        WHERE e.user_id IS NOT NULL
+          AND (:all_events_new OR e.user_id IN (SELECT user_id FROM affected_users))
+    ) ranked
+) marked
+WHERE last_of_kind OR level_changed;
+
 -- name: upsert_users
 -- Attributes and level come from each user's latest event.
-DELETE FROM users WHERE user_id IN (SELECT user_id FROM affected_users);
+DELETE FROM users
+WHERE :all_events_new OR user_id IN (SELECT user_id FROM affected_users);
 INSERT INTO users (user_id, first_name, last_name, gender, level)
 SELECT user_id, first_name, last_name, gender, level
 FROM (
-    SELECT e.user_id, e.first_name, e.last_name, e.gender, e.level,
+    SELECT user_id, first_name, last_name, gender, level,
            ROW_NUMBER() OVER (
-               PARTITION BY e.user_id
-               ORDER BY e.ts DESC, e.session_id DESC, e.item_in_session DESC,
-                        f.file_rank DESC, e.line_no DESC) AS pick
-    FROM staging_events e JOIN file_order f ON f.file_id = e.file_id
-    WHERE e.user_id IN (SELECT user_id FROM affected_users)
+               PARTITION BY user_id
+               ORDER BY ts DESC, session_id DESC, item_in_session DESC,
+                        file_rank DESC, line_no DESC) AS pick
+    FROM user_changes
+    WHERE last_of_kind
 ) latest
 WHERE pick = 1;
 
 -- name: upsert_user_levels
 -- Type-2 history: one row per stretch of time a user spent on one level.
-DELETE FROM user_levels WHERE user_id IN (SELECT user_id FROM affected_users);
+DELETE FROM user_levels
+WHERE :all_events_new OR user_id IN (SELECT user_id FROM affected_users);
 INSERT INTO user_levels (user_id, level, valid_from, valid_to)
 SELECT user_id, level, start_time,
        LEAD(start_time) OVER (PARTITION BY user_id ORDER BY start_time)
-FROM (
-    SELECT user_id, level, start_time,
-           LAG(level) OVER (
-               PARTITION BY user_id
-               ORDER BY ts, session_id, item_in_session) AS previous_level
-    FROM staging_events
-    WHERE user_id IN (SELECT user_id FROM affected_users) AND level IS NOT NULL
-) changes
-WHERE previous_level IS NULL OR previous_level <> level;
+FROM user_changes
+WHERE level_changed;
 
 -- name: upsert_songs
 DELETE FROM songs WHERE song_id IN (SELECT song_id FROM affected_songs);
@@ -336,7 +371,7 @@ SELECT start_time,
        CAST(DATE_PART('dow', start_time) AS INTEGER)
 FROM (
     SELECT DISTINCT start_time FROM songplays
-    WHERE songplay_id IN (SELECT songplay_id FROM affected_plays)
+    WHERE :all_events_new OR songplay_id IN (SELECT songplay_id FROM affected_plays)
 ) p
 WHERE NOT EXISTS (SELECT 1 FROM time t WHERE t.start_time = p.start_time)
 ORDER BY start_time;
