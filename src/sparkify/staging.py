@@ -12,7 +12,6 @@ order and writes it in the row format the warehouse's bulk loader reads:
 
 from __future__ import annotations
 
-import datetime as dt
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,11 +36,12 @@ def _staging_columns(kind: str) -> dict[str, str]:
     return {column: types[column] for column in staged_columns(kind)}
 
 
-_EPOCH = dt.datetime(1970, 1, 1)
+_PG_EPOCH_MS = 946_684_800_000  # 2000-01-01, where PostgreSQL counts timestamps from
 
 
-def _epoch_ms(ts: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(milliseconds=ts)
+def _pg_timestamp(epoch_ms: int) -> int:
+    """A timestamp as PostgreSQL's binary form holds it: microseconds since 2000-01-01."""
+    return (epoch_ms - _PG_EPOCH_MS) * 1000
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,14 @@ class Derived:
     sql_type: str
     duckdb: str  # as a DuckDB expression over the read columns
     source: str  # the read column it is computed from
-    compute: Callable[[Any], Any]  # the same in Python, for the pgcopy format
+    pgcopy: Callable[[Any], Any]  # the same in Python, as the pgcopy format writes it
 
 
 # table -> (columns as read from a staged row, derived columns)
 CANONICAL: dict[str, tuple[dict[str, str], dict[str, Derived]]] = {
     "staging_events": (
         _staging_columns("events"),
-        {"start_time": Derived("TIMESTAMP", "epoch_ms(ts)", "ts", _epoch_ms)},
+        {"start_time": Derived("TIMESTAMP", "epoch_ms(ts)", "ts", _pg_timestamp)},
     ),
     "staging_songs": (_staging_columns("songs"), {}),
     "etl_rejects": (REJECT_COLUMNS, {}),
@@ -100,12 +100,14 @@ def row_encoder(table: str, row_format: str) -> RowEncoder:
 # A binary COPY body: this header, the tuples, then a field count of -1.
 PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 PGCOPY_TRAILER = struct.pack("!h", -1)
+# How each type is written. A timestamp goes as the int8 of its microseconds since 2000: the
+# very bytes of PostgreSQL's binary timestamp, and no datetime object to make per row.
 _PG_TYPES = {
     "VARCHAR": "text",
     "INTEGER": "int4",
     "BIGINT": "int8",
     "DOUBLE": "float8",
-    "TIMESTAMP": "timestamp",
+    "TIMESTAMP": "int8",
 }
 
 
@@ -120,14 +122,16 @@ def _pgcopy_rows(read: dict[str, str], derived: dict[str, Derived]) -> RowEncode
     types = [*read.values(), *(d.sql_type for d in derived.values())]
     transformer = Transformer()
     transformer.set_dumper_types([postgres.types[_PG_TYPES[t]].oid for t in types], Format.BINARY)
-    sources = [(list(read).index(d.source), d.compute) for d in derived.values()]
+    sources = [(list(read).index(d.source), d.pgcopy) for d in derived.values()]
+    out = bytearray()
 
     def encode(values: list[Any]) -> bytes:
         for index, compute in sources:
             source = values[index]
             values.append(None if source is None else compute(source))
-        out = bytearray()
         format_row_binary(values, transformer, out)
-        return bytes(out)
+        row = bytes(out)
+        out.clear()
+        return row
 
     return encode
