@@ -62,6 +62,14 @@ def test_numbers_in_text_fields_are_kept_as_text() -> None:
     assert row["title"] == "66"
 
 
+def test_integers_beyond_their_column_are_rejected_not_loaded() -> None:
+    """num_songs is an INTEGER column: a value beyond 32 bits would fail the bulk load."""
+    song = b'{"song_id": "S1", "artist_id": "A1", "num_songs": %d}'
+    assert rows(parse_songs(song % (2**31 - 1), 1).rows)[0]["num_songs"] == 2**31 - 1
+    [reject] = parse_songs(song % 2**31, 1).rejects
+    assert reject.reason == "field 'num_songs': out of range [-2147483648, 2147483647]: 2147483648"
+
+
 def test_a_pretty_printed_song_file_is_one_record() -> None:
     text = b'{\n  "song_id": "S1",\n  "artist_id": "A1",\n  "duration": 1.5\n}\n'
     parsed = parse_songs(text, 1)

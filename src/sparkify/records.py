@@ -17,7 +17,7 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import orjson
@@ -27,6 +27,7 @@ MAX_ITEM_IN_SESSION = 999_999  # songplay_id = session_id * 1_000_000 + item_in_
 MAX_SESSION_ID = 9_000_000_000_000  # keeps songplay_id inside BIGINT
 MAX_EPOCH_MS = 32_503_680_000_000  # year 3000: beyond it a timestamp cannot be real
 INT64 = 2**63 - 1
+INT32 = 2**31 - 1
 
 
 class FieldError(ValueError):
@@ -150,7 +151,7 @@ EVENT_FIELDS: tuple[Field, ...] = (
 )
 
 SONG_FIELDS: tuple[Field, ...] = (
-    Field("num_songs", "num_songs", _integer, "INTEGER"),
+    Field("num_songs", "num_songs", _ranged(-INT32 - 1, INT32), "INTEGER"),
     Field("artist_id", "artist_id", _text, "VARCHAR", True),
     Field("artist_latitude", "artist_latitude", _number, "DOUBLE"),
     Field("artist_longitude", "artist_longitude", _number, "DOUBLE"),
@@ -163,6 +164,9 @@ SONG_FIELDS: tuple[Field, ...] = (
 )
 
 FIELDS = {"events": EVENT_FIELDS, "songs": SONG_FIELDS}
+# Converters of fields the raw data usually writes in another JSON type than the column's:
+# the fast path decodes any number or text for them and converts it in Python.
+CONVERTED = frozenset({_user_id, _integer})
 
 
 @dataclass(frozen=True)
@@ -295,25 +299,31 @@ def json_rows(name: str, columns: list[str]) -> RowEncoder:
 class FastPath:
     """Decode and convert a record in one msgspec call, for the shapes records usually have.
 
-    Text fields are decoded as ``str`` only; number fields as int, float or str, and a value
-    that is not already of its converter's result type and range goes through the converter.
-    A missing required field, a key it does not know, a value of another JSON type, a NUL
-    escape, anything msgspec refuses to decode or a converter's refusal makes ``staged_values``
-    return None: the plain path then decides.
+    Text fields are decoded as ``str`` only. Integer and number fields are checked by
+    msgspec itself, in C: an int within the field's range, a finite float (an int becomes
+    the float ``float()`` makes of it). The fields the raw data writes in other JSON types
+    (``userId`` as text, ``registration`` as a float: ``CONVERTED``) are decoded as int,
+    float or str, and a value not already of its converter's result type and range goes
+    through the converter. A missing required field, a key it does not know, a value of
+    another JSON type, a NUL escape, anything msgspec refuses to decode or a converter's
+    refusal makes ``staged_values`` return None: the plain path then decides.
     """
 
     def __init__(self, kind: str) -> None:
         fields = FIELDS[kind]
         spec: list[tuple[str, Any, Any]] = []
-        # the number fields: (position, converter, type kept as is, low, high)
+        # the converted fields: (position, converter, type kept as is, low, high)
         checks: list[tuple[int, Callable[[Any], Any], Any, Any, Any]] = []
         for i, f in enumerate(fields):
             kept, low, high = _SHORTCUTS.get(f.convert, (None, None, None))
-            if kept is str:
-                decoded: Any = str
-            else:
+            decoded: Any
+            if f.convert in CONVERTED:
                 decoded = int | float | str
                 checks.append((i, f.convert, kept, low, high))
+            elif kept is str:
+                decoded = str
+            else:  # an int or a finite float in [low, high], as the converter keeps it
+                decoded = Annotated[kept, msgspec.Meta(ge=low, le=high)]
             if f.required:
                 spec.append((f.column, decoded, msgspec.NODEFAULT))
             else:
