@@ -120,9 +120,10 @@ def _copy_floor(dsn: str, ds: Dataset) -> dict[str, float]:
     them into a table without indexes. Parsing is done first, untimed."""
     import psycopg
 
-    from sparkify.backends.postgres import PostgresBackend, copy_body
+    from sparkify.backends.postgres import PostgresBackend, file_chunks
     from sparkify.parsing import Parser
     from sparkify.sources import LocalSource
+    from sparkify.staging import PGCOPY_HEADER, PGCOPY_TRAILER
 
     with tempfile.TemporaryDirectory(prefix="sparkify-floor-") as tmp:
         source = LocalSource(ds.logs)
@@ -141,8 +142,11 @@ def _copy_floor(dsn: str, ds: Dataset) -> dict[str, float]:
             started = time.perf_counter()
             copy = PostgresBackend.copy_sql("staging_events")
             with con.cursor() as cursor, cursor.copy(copy) as sink:
-                for chunk in copy_body(paths, PostgresBackend.copy_chunk_bytes):
-                    sink.write(chunk)
+                sink.write(PGCOPY_HEADER)
+                for path in paths:
+                    for chunk in file_chunks(path, PostgresBackend.copy_chunk_bytes):
+                        sink.write(chunk)
+                sink.write(PGCOPY_TRAILER)
             con.commit()
             seconds = time.perf_counter() - started
             count = con.execute("SELECT COUNT(*) FROM floor.staging_events").fetchone()

@@ -15,7 +15,7 @@ from conftest import Warehouse, dump, etl
 from sparkify.pipeline import TRANSFORM_STEPS, EtlOptions, run_etl
 
 LEDGER = ("etl_files", "etl_rejects", "staging_events", "staging_songs")
-STEPS = ("parse", "stage", "ledger", *TRANSFORM_STEPS)
+STEPS = ("bulk_load", "parse", "stage", "ledger", *TRANSFORM_STEPS)
 
 
 class Injected(Exception):
@@ -91,7 +91,7 @@ KILLER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("step", ["stage", "upsert_songplays", "refresh_time"])
+@pytest.mark.parametrize("step", ["bulk_load", "stage", "upsert_songplays", "refresh_time"])
 def test_a_killed_run_leaves_the_warehouse_as_before(
     warehouse: Warehouse, generated: Path, tmp_path: Path, step: str
 ) -> None:

@@ -14,6 +14,7 @@ from conftest import Warehouse, dump, etl
 from datasets import DAY_MS, NOV_1, copy_days, event_days, play, song, write_day, write_song
 
 from sparkify.pipeline import ensure_tables
+from sparkify.schema import Statements
 
 
 def test_the_public_sample_gives_the_known_figures(warehouse: Warehouse, sample_data: Path) -> None:
@@ -82,6 +83,25 @@ def test_events_without_a_level_neither_start_nor_break_a_level_stretch(
         ("free", start, start + dt.timedelta(seconds=3)),
         ("paid", start + dt.timedelta(seconds=3), None),
     ]
+
+
+def test_a_rejected_line_keeps_its_raw_text_even_with_a_nul_byte(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    write_song(tmp_path, song("SO1", "A", "Band", 1.0))
+    write_day(tmp_path, [play(NOV_1, 1, 1, 0)], [b'{"bad\x00": 1'])
+    summary = etl(warehouse, tmp_path)
+    assert summary["rows_rejected"] == 1
+    assert warehouse.query("SELECT line_no, raw FROM etl_rejects") == [(2, '{"bad\\x00": 1')]
+
+
+def test_a_run_affecting_every_key_leaves_out_the_affected_key_filters() -> None:
+    statements = Statements(("postgres", "common"))
+    for step in ("upsert_songplays", "collect_user_changes", "upsert_users", "refresh_time"):
+        some = " ".join(statements.get(step))
+        every = " ".join(statements.get(step, all_keys=True))
+        assert "affected_" in some and "affected_" not in every, step
+    assert statements.get("upsert_users", all_keys=True)[0] == "DELETE FROM users"
 
 
 def test_titles_match_across_case_and_unicode_spaces(warehouse: Warehouse, tmp_path: Path) -> None:

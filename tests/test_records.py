@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparkify.records import MAX_RAW_CHARS, parse_events, parse_songs
+from sparkify.records import _SHORTCUTS, FIELDS, MAX_RAW_CHARS, Field, parse_events, parse_songs
 
 GOOD_EVENT = {
     "artist": "Des'ree",
@@ -62,8 +62,17 @@ def test_numbers_in_text_fields_are_kept_as_text() -> None:
     assert row["title"] == "66"
 
 
+@pytest.mark.parametrize(
+    "spec", [f for fields in FIELDS.values() for f in fields if f.sql_type == "INTEGER"]
+)
+def test_every_integer_column_rejects_what_32_bits_cannot_hold(spec: Field) -> None:
+    """PostgreSQL's binary COPY encoder would wrap a bigger value around, silently."""
+    kept, low, high = _SHORTCUTS[spec.convert]
+    assert kept is int and low >= -(2**31) and high <= 2**31 - 1, spec.key
+
+
 def test_integers_beyond_their_column_are_rejected_not_loaded() -> None:
-    """num_songs is an INTEGER column: a value beyond 32 bits would fail the bulk load."""
+    """num_songs is an INTEGER column: the record is rejected, not loaded wrong."""
     song = b'{"song_id": "S1", "artist_id": "A1", "num_songs": %d}'
     assert rows(parse_songs(song % (2**31 - 1), 1).rows)[0]["num_songs"] == 2**31 - 1
     [reject] = parse_songs(song % 2**31, 1).rejects

@@ -208,24 +208,33 @@ def _load(
         backend.run("clear_warehouse")
     plans, version_updates = _plan(_ledger(backend), inputs, summary)
     loads: list[FileLoad] = []
-    if any(plan.changed or plan.new for plan in plans):
+    all_keys = False
+    reads_files = any(plan.changed or plan.new for plan in plans)
+    if reads_files:
         with tempfile.TemporaryDirectory(prefix="sparkify-") as tmp:
-            parser = Parser(Path(tmp), backend.capabilities.row_format)
-            with parser:  # its worker processes end before the transforms start
-                scope = _read_and_stage(
-                    backend, parser, plans, loads, version_updates, summary, progress
-                )
-            _check_rejects(loads, summary, options.max_errors)
+            reading = Reading(
+                Parser(Path(tmp), backend.capabilities.row_format),
+                summary,
+                progress,
+                options.max_errors,
+                loads,
+                version_updates,
+            )
+            with reading.parser:  # its worker processes end before the transforms start
+                all_keys = _read_and_stage(backend, reading, plans, fail_after)
+            summary.first_rejects = _first_rejects(loads)
             fail_after("parse")
             _stage_rejects(backend, Path(tmp), summary.run_id, loads)
             fail_after("stage")
-            backend.run("snapshot_affected", scope)
+        for step in SNAPSHOT_STEPS if loads else ():
+            if not (all_keys and step in PARTIAL_RUN_STEPS):
+                backend.run(step)
     # The ledger goes first: the transforms read each staged row's file URL from it.
     _update_ledger(backend, loads, version_updates, summary.run_id)
     fail_after("ledger")
     if loads:
-        _transform(backend, scope, fail_after)
-    else:
+        _transform(backend, all_keys, fail_after)
+    elif reads_files:  # every file read had the content already loaded
         backend.run("drop_run_tables")
     summary.tables = table_counts(backend)
 
@@ -278,17 +287,54 @@ def _plan(
     return plans, version_updates
 
 
+@dataclass
+class Reading:
+    """Parsing a run's files: what it needs, and what it gathers."""
+
+    parser: Parser
+    summary: RunSummary
+    progress: ProgressFactory
+    max_errors: int
+    loads: list[FileLoad]  # files whose new content is staged
+    version_updates: list[tuple[str, str]]  # (version, URL) of files touched, same content
+
+    def parse(self, plan: KindPlan, files: list[SourceFile], verb: str) -> Iterator[FileLoad]:
+        """Parse ``files``; yields (and keeps) the loads of those whose content is not
+        loaded yet. More rejects than ``max_errors`` stop the run at once."""
+        summary = self.summary
+        description = f"{verb} {plan.kind} ({len(files):,} files)"
+        with self.progress(description, total=sum(f.size for f in files), unit="bytes") as step:
+            parsed_files = self.parser.parse(
+                plan.source, plan.kind, files, plan.file_ids, plan.loaded, step
+            )
+            for file, parsed in parsed_files:
+                if parsed.unchanged:
+                    summary.files_skipped += 1
+                    self.version_updates.append((file.version, file.url))
+                    continue
+                if file.url in plan.loaded:
+                    summary.files_changed += 1
+                else:
+                    summary.files_new += 1
+                summary.lines_read += parsed.lines_read
+                summary.rows_staged += parsed.rows_staged
+                summary.rows_rejected += len(parsed.rejects)
+                load = FileLoad(file, plan.kind, plan.file_ids[file.url], parsed)
+                self.loads.append(load)
+                if summary.rows_rejected > self.max_errors:
+                    raise TooManyRejects(
+                        f"{summary.rows_rejected} records rejected, more than --max-errors "
+                        f"{self.max_errors}; the run was rolled back. First rejects:\n  "
+                        + "\n  ".join(_first_rejects(self.loads))
+                    )
+                yield load
+
+
 def _read_and_stage(
-    backend: Backend,
-    parser: Parser,
-    plans: list[KindPlan],
-    loads: list[FileLoad],
-    version_updates: list[tuple[str, str]],
-    summary: RunSummary,
-    progress: ProgressFactory,
-) -> dict[str, bool]:
-    """Parse the run's files into ``loads`` and stage their rows; returns the transforms'
-    parameters. Files touched but with the same content go to ``version_updates``.
+    backend: Backend, reading: Reading, plans: list[KindPlan], fail_after: Callable[[str], None]
+) -> bool:
+    """Parse the run's files and stage their rows. Returns whether every staged event
+    comes from this run's files (then every play and user is affected).
 
     Known files come first: their content may turn out unchanged, and the old rows of
     those that changed must leave staging before any new row arrives. The new files' rows
@@ -296,65 +342,35 @@ def _read_and_stage(
     """
     for step in PREPARE_STEPS:
         backend.run(step)
-    read = (parser, version_updates, summary, progress)
+    loads = reading.loads
     for plan in plans:
         if plan.changed:
-            loads.extend(_parse(*read, plan, plan.changed, "Re-reading"))
+            for _ in reading.parse(plan, plan.changed, "Re-reading"):
+                pass
     if loads:
         _record_run_files(backend, loads)
         for step in SNAPSHOT_AND_CLEAR_STEPS:
-            backend.run(step, {"all_events_new": False})
+            backend.run(step)
     [staged_before] = backend.statements.get("count_other_staged_events")
-    scope = {"all_events_new": not backend.query(staged_before).scalar()}
+    all_keys = not backend.query(staged_before).scalar()
     for plan in plans:
         parts = {p: None for load in loads if load.kind == plan.kind and (p := load.parsed.part)}
         if not (parts or plan.new):
             continue
-        new_loads = []
+        first_new = len(loads)
         with backend.bulk_load(KIND_TABLE[plan.kind]) as add:
             for part in parts:
                 add(part)
-            for load in _parse(*read, plan, plan.new, "Reading"):
-                new_loads.append(load)
+            for load in reading.parse(plan, plan.new, "Reading"):
                 new_part = load.parsed.part
                 if new_part and new_part not in parts:  # a task's part file is complete
                     parts[new_part] = None
                     add(new_part)
-        _record_run_files(backend, new_loads)
-        loads.extend(new_loads)
+                    fail_after("bulk_load")
+        _record_run_files(backend, loads[first_new:])
     order = {plan.kind: n for n, plan in enumerate(plans)}
     loads.sort(key=lambda load: (order[load.kind], load.file.url))
-    return scope
-
-
-def _parse(
-    parser: Parser,
-    version_updates: list[tuple[str, str]],
-    summary: RunSummary,
-    progress: ProgressFactory,
-    plan: KindPlan,
-    files: list[SourceFile],
-    verb: str,
-) -> Iterator[FileLoad]:
-    """Parse ``files``; yields the loads of those whose content is not loaded yet."""
-    description = f"{verb} {plan.kind} ({len(files):,} files)"
-    with progress(description, total=sum(f.size for f in files), unit="bytes") as advance:
-        parsed_files = parser.parse(
-            plan.source, plan.kind, files, plan.file_ids, plan.loaded, advance
-        )
-        for file, parsed in parsed_files:
-            if parsed.unchanged:
-                summary.files_skipped += 1  # touched, same content
-                version_updates.append((file.version, file.url))
-                continue
-            if file.url in plan.loaded:
-                summary.files_changed += 1
-            else:
-                summary.files_new += 1
-            summary.lines_read += parsed.lines_read
-            summary.rows_staged += parsed.rows_staged
-            summary.rows_rejected += len(parsed.rejects)
-            yield FileLoad(file, plan.kind, plan.file_ids[file.url], parsed)
+    return all_keys
 
 
 def _ledger(backend: Backend) -> dict[str, KnownFile]:
@@ -389,24 +405,21 @@ def _record_run_files(backend: Backend, loads: list[FileLoad]) -> None:
     backend.insert_rows("run_files", ("file_id", "kind"), rows)
 
 
-def _check_rejects(loads: list[FileLoad], summary: RunSummary, max_errors: int) -> None:
-    summary.first_rejects = _first_rejects(loads)
-    if summary.rows_rejected > max_errors:
-        raise TooManyRejects(
-            f"{summary.rows_rejected} records rejected, more than --max-errors "
-            f"{max_errors}; the run was rolled back. First rejects:\n  "
-            + "\n  ".join(summary.first_rejects)
-        )
-
-
 def _stage_rejects(backend: Backend, scratch: Path, run_id: int, loads: list[FileLoad]) -> None:
     rejects = scratch / "rejects"
     if _write_rejects(rejects, backend.capabilities.row_format, run_id, loads):
         backend.load_canonical("etl_rejects", [rejects])
 
 
-PREPARE_STEPS = ("drop_run_tables", "create_run_files", "create_affected")
-SNAPSHOT_AND_CLEAR_STEPS = ("snapshot_affected", "delete_staged_rows")
+PREPARE_STEPS = ("create_run_files", "create_affected")
+SNAPSHOT_AND_CLEAR_STEPS = (
+    "snapshot_affected_events",
+    "snapshot_affected_songs",
+    "delete_staged_rows",
+)
+SNAPSHOT_STEPS = ("snapshot_affected_songs", "snapshot_affected_events")
+# Steps that only a run affecting some of the plays and users needs.
+PARTIAL_RUN_STEPS = frozenset({"snapshot_affected_events", "affect_late_songs"})
 TRANSFORM_STEPS = (
     "affect_late_songs",
     "rank_files",
@@ -421,9 +434,11 @@ TRANSFORM_STEPS = (
 )
 
 
-def _transform(backend: Backend, scope: dict[str, bool], fail_after: Callable[[str], None]) -> None:
+def _transform(backend: Backend, all_keys: bool, fail_after: Callable[[str], None]) -> None:
+    """Rebuild the affected keys; ``all_keys``: every play and user is affected."""
     for step in TRANSFORM_STEPS:
-        backend.run(step, scope)
+        if not (all_keys and step in PARTIAL_RUN_STEPS):
+            backend.run(step, all_keys=all_keys)
         fail_after(step)
     backend.run("drop_run_tables")  # temporary tables would outlive the run's transaction
 
@@ -543,17 +558,21 @@ def _record_failure(backend: Backend, run_id: int, started_at: dt.datetime, mess
 
 
 def dry_run(backend_cls: type[Backend]) -> list[tuple[str, list[str]]]:
-    """Every statement a run executes, in order, grouped by step; nothing connects."""
+    """Every statement a run that loads files executes, in order, grouped by step; nothing
+    connects. Lines marked ``AFFECTED_KEYS_ONLY`` are shown; a run that affects every key
+    leaves them out, with the snapshot of the events and affect_late_songs."""
     statements = backend_cls.dialect_statements()
     steps: list[tuple[str, list[str]]] = [("create tables", statements.create_tables())]
     steps += [(name, statements.get(name)) for name in PREPARE_STEPS]
-    steps.append(("record the files of this run", ["INSERT INTO run_files ..."]))
+    steps.append(("record the known files that changed", ["INSERT INTO run_files ..."]))
     steps += [(name, statements.get(name)) for name in SNAPSHOT_AND_CLEAR_STEPS]
     steps.append(("count_other_staged_events", statements.get("count_other_staged_events")))
     steps.append(
         ("load", [backend_cls.load_sql(table) for table in (*KIND_TABLE.values(), "etl_rejects")])
     )
-    steps.append(("snapshot_affected", statements.get("snapshot_affected")))
+    steps.append(("record the new files", ["INSERT INTO run_files ..."]))
+    steps += [(name, statements.get(name)) for name in SNAPSHOT_STEPS]
+    steps.append(("update the ledger", ["DELETE FROM etl_files ...", "INSERT INTO etl_files ..."]))
     steps += [(name, statements.get(name)) for name in TRANSFORM_STEPS]
     steps.append(("drop_run_tables", statements.get("drop_run_tables")))
     return steps

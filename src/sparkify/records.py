@@ -191,7 +191,9 @@ class Parsed:
 
 
 def _raw_text(line: bytes) -> str:
-    text = line.decode("utf-8", errors="backslashreplace")
+    """A rejected line as text, as every backend can store it: invalid UTF-8 and NUL
+    (which PostgreSQL text cannot hold) written as backslash escapes."""
+    text = line.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
     return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "...[truncated]"
 
 

@@ -2,7 +2,8 @@
 
 A dialect lists the files it reads, most specific first (``redshift`` → ``postgres`` →
 ``common``); the first file that names a statement wins. Statements are split on a
-semicolon that ends a line, so one name may hold several statements.
+semicolon that ends a line, so one name may hold several statements. A line ending with
+``AFFECTED_KEYS_ONLY`` is left out when a run affects every key.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from importlib import resources
 from sparkify.errors import SparkifyError
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+AFFECTED_KEYS_ONLY = "-- affected keys only"
 
 STAR_TABLES = ("songplays", "users", "songs", "artists", "time")
 TABLES = (
@@ -60,11 +62,17 @@ class Statements:
     def names(self) -> list[str]:
         return list(self._by_name)
 
-    def get(self, name: str) -> list[str]:
+    def get(self, name: str, all_keys: bool = False) -> list[str]:
+        """The statements stored under ``name``; ``all_keys``: without the lines that only
+        a run affecting some of the keys needs."""
         try:
-            return split_statements(self._by_name[name])
+            body = self._by_name[name]
         except KeyError:
             raise SparkifyError(f"no SQL statement named {name!r} for {self.chain[0]}") from None
+        if all_keys:
+            lines = body.splitlines()
+            body = "\n".join(line for line in lines if not line.endswith(AFFECTED_KEYS_ONLY))
+        return split_statements(body)
 
     def create_tables(self) -> list[str]:
         """The DDL for every table, in dependency order."""

@@ -98,11 +98,10 @@ class Backend(ABC):
     @abstractmethod
     def query(self, sql: str, params: Params = None) -> Result: ...
 
-    def run(self, name: str, params: Params = None) -> None:
-        """Execute every statement stored under ``name``, each with the parameters it uses."""
-        for sql in self.statements.get(name):
-            used = {k: v for k, v in (params or {}).items() if re.search(rf":{k}\b", sql)}
-            self.execute(sql, used or None)
+    def run(self, name: str, params: Params = None, all_keys: bool = False) -> None:
+        """Execute every statement stored under ``name`` (see ``Statements.get``)."""
+        for sql in self.statements.get(name, all_keys):
+            self.execute(sql, params)
 
     @abstractmethod
     def existing_tables(self) -> set[str]: ...

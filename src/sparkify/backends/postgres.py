@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -121,6 +121,7 @@ class PostgresBackend(Backend):
         super().__init__(settings)
         self.schema = settings.get("WAREHOUSE", "SCHEMA") or "public"
         self.wait_seconds = 0.0
+        self.rows_copied = 0  # by the last bulk load
         self._con: psycopg.Connection[Any] | None = None
 
     # -- connection ---------------------------------------------------------------------
@@ -352,40 +353,30 @@ class PostgresBackend(Backend):
         return f"-- rows in binary COPY format, encoded by the parse workers\n{cls.copy_sql(table)}"
 
     def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
-        """One binary COPY of every file's tuples, streamed in chunks."""
-        rows = self.copy_stream(table, copy_body(paths, self.copy_chunk_bytes))
-        self.after_load(table)
-        return rows
+        with self.bulk_load(table) as add:
+            for path in paths:
+                add(path)
+        return self.rows_copied
 
     @contextlib.contextmanager
     def bulk_load(self, table: str) -> Iterator[Callable[[Path], None]]:
-        """One COPY open for as long as files come: each is streamed as soon as it is
-        handed over, so the server takes in rows while the next ones are parsed."""
-        try:
-            with self.con.cursor() as cursor, cursor.copy(self.copy_sql(table)) as copy:
-                copy.write(PGCOPY_HEADER)
-
-                def add(path: Path) -> None:
-                    with path.open("rb") as rows:
-                        while chunk := rows.read(self.copy_chunk_bytes):
-                            copy.write(chunk)
-
-                yield add
-                copy.write(PGCOPY_TRAILER)
-        except psycopg.Error as exc:
-            raise self.map_error(exc) from exc
-        self.after_load(table)
-
-    def copy_stream(self, table: str, chunks: Iterable[bytes]) -> int:
-        """COPY chunks into ``table``; returns the rows loaded."""
+        """One binary COPY open for as long as files come: each is streamed as soon as it
+        is handed over, so the server takes in rows while the next ones are parsed."""
         try:
             with self.con.cursor() as cursor:
                 with cursor.copy(self.copy_sql(table)) as copy:
-                    for chunk in chunks:
-                        copy.write(chunk)
-                return cursor.rowcount
+                    copy.write(PGCOPY_HEADER)
+
+                    def add(path: Path) -> None:
+                        for chunk in file_chunks(path, self.copy_chunk_bytes):
+                            copy.write(chunk)
+
+                    yield add
+                    copy.write(PGCOPY_TRAILER)
+                self.rows_copied = cursor.rowcount
         except psycopg.Error as exc:
             raise self.map_error(exc) from exc
+        self.after_load(table)
 
     def after_load(self, table: str) -> None:
         """Refresh the planner's statistics, or the transforms that join the staged rows
@@ -394,14 +385,10 @@ class PostgresBackend(Backend):
         self.execute(f"ANALYZE {quote_identifier(table)}" + (f" ({columns})" if columns else ""))
 
 
-def copy_body(paths: Sequence[Path], chunk_bytes: int) -> Iterator[bytes]:
-    """A binary COPY body: the header, the tuples of every file, the trailer."""
-    yield PGCOPY_HEADER
-    for path in paths:
-        with path.open("rb") as rows:
-            while chunk := rows.read(chunk_bytes):
-                yield chunk
-    yield PGCOPY_TRAILER
+def file_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+    with path.open("rb") as rows:
+        while chunk := rows.read(chunk_bytes):
+            yield chunk
 
 
 def _scrub(text: str, params: dict[str, Any]) -> str:

@@ -161,6 +161,12 @@ CREATE TABLE IF NOT EXISTS time (
 -- their old rows touched, replaces their staging rows, then rebuilds exactly the affected
 -- keys of every star table from the whole staging area. Each star row is a function of
 -- staging alone, so split loads, reruns and backfills in any order give the same tables.
+--
+-- When every staged event comes from this run's files (a first load, a full refresh), every
+-- play and user is affected: the pipeline then leaves out the lines that end with
+-- "-- affected keys only" (schema.AFFECTED_KEYS_ONLY), and the snapshot of the events.
+-- Leaving them out, rather than binding a flag, keeps each IN (SELECT ...) below a
+-- semi-join for the planner (under an OR it is not one).
 ------------------------------------------------------------------------------------------
 
 -- name: create_run_files
@@ -183,20 +189,19 @@ DROP TABLE IF EXISTS affected_artists;
 DROP TABLE IF EXISTS affected_titles;
 DROP TABLE IF EXISTS file_order;
 
--- name: snapshot_affected
--- Run twice: before the old staging rows of run_files are deleted and after the new ones
--- are staged, so keys that disappeared from a changed file are rebuilt too.
--- :all_events_new is true when every staged event comes from this run's files (a first
--- load, a full refresh): then every play and user is affected, and the transforms skip the
--- lists of affected ones altogether.
+-- name: snapshot_affected_events
+-- Both snapshots run twice: before the old staging rows of run_files are deleted and after
+-- the new ones are staged, so keys that disappeared from a changed file are rebuilt too.
 INSERT INTO affected_plays
 SELECT e.session_id * 1000000 + e.item_in_session
 FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
-WHERE e.page = 'NextSong' AND NOT :all_events_new;
+WHERE e.page = 'NextSong';
 INSERT INTO affected_users
 SELECT DISTINCT e.user_id
 FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
-WHERE e.user_id IS NOT NULL AND NOT :all_events_new;
+WHERE e.user_id IS NOT NULL;
+
+-- name: snapshot_affected_songs
 INSERT INTO affected_songs
 SELECT DISTINCT s.song_id FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
 INSERT INTO affected_artists
@@ -221,7 +226,7 @@ INSERT INTO affected_plays
 SELECT e.session_id * 1000000 + e.item_in_session
 FROM staging_events e
 JOIN affected_titles t ON t.title_key = e.song_key AND t.artist_key = e.artist_key
-WHERE e.page = 'NextSong' AND NOT :all_events_new
+WHERE e.page = 'NextSong'
   AND NOT EXISTS (SELECT 1 FROM run_files r WHERE r.file_id = e.file_id);
 
 -- name: rank_files
@@ -238,7 +243,8 @@ SELECT file_id, ROW_NUMBER() OVER (ORDER BY url) AS file_rank FROM etl_files;
 -- the same title and artist name (match keys: trimmed, case-folded) whose duration is closest
 -- to the played length, then the lowest song_id. No match: the play is kept, song unknown.
 DELETE FROM songplays
-WHERE :all_events_new OR songplay_id IN (SELECT songplay_id FROM affected_plays);
+WHERE songplay_id IN (SELECT songplay_id FROM affected_plays)  -- affected keys only
+;
 INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent)
 SELECT songplay_id, start_time, user_id, level, song_id, artist_id,
@@ -265,7 +271,7 @@ FROM (
             WHERE page = 'NextSong'
         ) e
         JOIN file_order f ON f.file_id = e.file_id
-        WHERE :all_events_new OR e.songplay_id IN (SELECT songplay_id FROM affected_plays)
+        WHERE e.songplay_id IN (SELECT songplay_id FROM affected_plays)  -- affected keys only
     ) p
     LEFT JOIN staging_songs s ON s.title_key = p.song_key AND s.artist_key = p.artist_key
     WHERE p.pick = 1
@@ -298,7 +304,7 @@ FROM (
                ) AS next_ts
         FROM staging_events e JOIN file_order f ON f.file_id = e.file_id
         WHERE e.user_id IS NOT NULL
-          AND (:all_events_new OR e.user_id IN (SELECT user_id FROM affected_users))
+          AND e.user_id IN (SELECT user_id FROM affected_users)  -- affected keys only
     ) ranked
 ) marked
 WHERE last_of_kind OR level_changed;
@@ -306,7 +312,8 @@ WHERE last_of_kind OR level_changed;
 -- name: upsert_users
 -- Attributes and level come from each user's latest event.
 DELETE FROM users
-WHERE :all_events_new OR user_id IN (SELECT user_id FROM affected_users);
+WHERE user_id IN (SELECT user_id FROM affected_users)  -- affected keys only
+;
 INSERT INTO users (user_id, first_name, last_name, gender, level)
 SELECT user_id, first_name, last_name, gender, level
 FROM (
@@ -323,7 +330,8 @@ WHERE pick = 1;
 -- name: upsert_user_levels
 -- Type-2 history: one row per stretch of time a user spent on one level.
 DELETE FROM user_levels
-WHERE :all_events_new OR user_id IN (SELECT user_id FROM affected_users);
+WHERE user_id IN (SELECT user_id FROM affected_users)  -- affected keys only
+;
 INSERT INTO user_levels (user_id, level, valid_from, valid_to)
 SELECT user_id, level, start_time,
        LEAD(start_time) OVER (PARTITION BY user_id ORDER BY start_time)
@@ -376,7 +384,7 @@ SELECT start_time,
        CAST(DATE_PART('dow', start_time) AS INTEGER)
 FROM (
     SELECT DISTINCT start_time FROM songplays
-    WHERE :all_events_new OR songplay_id IN (SELECT songplay_id FROM affected_plays)
+    WHERE songplay_id IN (SELECT songplay_id FROM affected_plays)  -- affected keys only
 ) p
 WHERE NOT EXISTS (SELECT 1 FROM time t WHERE t.start_time = p.start_time)
 ORDER BY start_time;
