@@ -192,7 +192,7 @@ def song_catalogue(ds: Dataset, work: Path, result: ScaleResult) -> None:
     }
     run = run_child("etl", spec)
     result.details["song_catalogue"] = {"etl": run, "floor_seconds": floor, "files": count}
-    staged = sum(v for k, v in run["phases"].items() if k in ("parse", "stage"))
+    staged = sum(v for k, v in run["phases"].items() if k in ("bulk_load", "parse", "stage"))
     result.add(
         Figure(
             "songs",
