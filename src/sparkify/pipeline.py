@@ -346,7 +346,7 @@ def _read_and_stage(
     for plan in plans:
         if plan.changed:
             for _ in reading.parse(plan, plan.changed, "Re-reading"):
-                pass
+                pass  # parse() keeps the loads; nothing to stream yet
     if loads:
         _record_run_files(backend, loads)
         for step in SNAPSHOT_AND_CLEAR_STEPS:
