@@ -126,9 +126,9 @@ def _pgcopy_rows(read: dict[str, str], derived: dict[str, Derived]) -> RowEncode
     out = bytearray()
 
     def encode(values: list[Any]) -> bytes:
-        for index, compute in sources:
-            source = values[index]
-            values.append(None if source is None else compute(source))
+        if sources:  # the derived columns follow the read ones
+            computed = [None if (v := values[i]) is None else compute(v) for i, compute in sources]
+            values = [*values, *computed]
         format_row_binary(values, transformer, out)
         row = bytes(out)
         out.clear()
