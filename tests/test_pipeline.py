@@ -165,6 +165,25 @@ def test_a_changed_file_is_reloaded_without_duplicates(
     assert warehouse.query("SELECT user_id FROM users") == [(1,)]
 
 
+def test_changed_and_new_files_in_one_run_equal_one_load(
+    new_warehouse: Callable[[], Warehouse], generated: Path, tmp_path: Path
+) -> None:
+    """The changed file's rows go into the same bulk load as the new file's, after its old
+    rows have left staging."""
+    days = event_days(generated)
+    data = copy_days(generated, tmp_path / "data", days[:2])
+    incremental = new_warehouse()
+    etl(incremental, data)
+    first_day = sorted((data / "log_data").rglob("*.json"))[0]
+    first_day.write_bytes(b"\n".join(first_day.read_bytes().split(b"\n")[:-5]))
+    copy_days(generated, data, days[2:3])
+    summary = etl(incremental, data)
+    assert (summary["files"]["changed"], summary["files"]["new"]) == (1, 1)
+    at_once = new_warehouse()
+    etl(at_once, data)
+    assert dump(incremental) == dump(at_once)
+
+
 def test_a_touched_but_identical_file_is_not_reloaded(
     warehouse: Warehouse, semantics_data: Path
 ) -> None:
