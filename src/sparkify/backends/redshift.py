@@ -28,7 +28,7 @@ from sparkify.backends.base import Backend, Capabilities, quote_identifier
 from sparkify.backends.postgres import PostgresBackend
 from sparkify.config import Settings
 from sparkify.errors import ConfigError, RunInProgress, SparkifyError, WarehouseError
-from sparkify.staging import table_columns
+from sparkify.staging import CANONICAL, table_columns
 
 _AWS_HOST = re.compile(
     r"^(?P<name>[a-z0-9-]+)\.[a-z0-9]+\.(?P<region>[a-z]{2}(-[a-z]+)+-\d)"
@@ -38,9 +38,13 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^'\\\s]*)?$")
 QUERY_CANCELED = "57014"  # what a statement_timeout raises
-# Columns COPY fills from another key of the same JSON line: the timestamp is the epoch
-# milliseconds of ts, parsed by TIMEFORMAT 'epochmillisecs'.
-COPY_DERIVED = {"staging_events": {"start_time": "ts"}}
+# Columns COPY fills from another key of the same JSON line (staging's derived columns): the
+# timestamp is the epoch milliseconds of ts, parsed by TIMEFORMAT 'epochmillisecs'.
+COPY_DERIVED = {
+    table: {column: d.source for column, d in derived.items()}
+    for table, (_, derived) in CANONICAL.items()
+    if derived
+}
 
 
 @dataclass(frozen=True)
