@@ -76,7 +76,7 @@ def _canonical_rows(ds: Dataset, limit: int) -> list[tuple[Any, ...]]:
     columns = table_columns("staging_events")
     rows: list[tuple[Any, ...]] = []
     for file_id, path in enumerate(ds.load_files, start=1):
-        for raw in parse_events(Path(path).read_bytes(), file_id).rows:
+        for raw in parse_events(Path(path).read_bytes(), file_id).data.splitlines():
             record = orjson.loads(raw)
             record["start_time"] = dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=record["ts"])
             rows.append(tuple(record[c] for c in columns))

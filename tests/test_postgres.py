@@ -344,7 +344,10 @@ def staged_file(backend: Backend, path: Path, rows: list[dict[str, Any]]) -> Pat
     """``rows`` of staging_events in the backend's row format, as a parse task writes them."""
     read, _ = CANONICAL["staging_events"]
     encode = row_encoder("staging_events", backend.capabilities.row_format)
-    path.write_bytes(b"".join(encode([row.get(c) for c in read]) for row in rows))
+    out = bytearray()
+    for row in rows:
+        encode([row.get(c) for c in read], out)
+    path.write_bytes(out)
     return path
 
 

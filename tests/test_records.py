@@ -7,7 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparkify.records import _SHORTCUTS, FIELDS, MAX_RAW_CHARS, Field, parse_events, parse_songs
+from sparkify.records import (
+    _SHORTCUTS,
+    FIELDS,
+    MAX_RAW_CHARS,
+    Field,
+    Parsed,
+    parse_events,
+    parse_songs,
+)
 
 GOOD_EVENT = {
     "artist": "Des'ree",
@@ -36,15 +44,16 @@ def event(**changes: object) -> bytes:
     return orjson.dumps({k: v for k, v in record.items() if v is not ...})
 
 
-def rows(parsed_rows: list[bytes]) -> list[dict]:
-    return [orjson.loads(r) for r in parsed_rows]
+def rows(parsed: Parsed) -> list[dict]:
+    """A parse's staged rows (JSON lines by default), decoded."""
+    return [orjson.loads(line) for line in parsed.data.splitlines()]
 
 
 def test_a_good_event_is_typed_and_keeps_its_line_number() -> None:
     parsed = parse_events(b"\n" + event() + b"\n", file_id=7)
     assert parsed.lines_read == 1
     assert parsed.rejects == []
-    [row] = rows(parsed.rows)
+    [row] = rows(parsed)
     assert row["user_id"] == 8  # userId is a string in the raw data
     assert row["registration"] == 1540344794796  # written as a float in the raw data
     assert row["ts"] == 1541106106796
@@ -53,12 +62,12 @@ def test_a_good_event_is_typed_and_keeps_its_line_number() -> None:
 
 
 def test_logged_out_visitors_have_no_user_id() -> None:
-    [row] = rows(parse_events(event(userId="", firstName=None), 1).rows)
+    [row] = rows(parse_events(event(userId="", firstName=None), 1))
     assert row["user_id"] is None
 
 
 def test_numbers_in_text_fields_are_kept_as_text() -> None:
-    [row] = rows(parse_songs(b'{"song_id": "S1", "artist_id": "A1", "title": 66}', 1).rows)
+    [row] = rows(parse_songs(b'{"song_id": "S1", "artist_id": "A1", "title": 66}', 1))
     assert row["title"] == "66"
 
 
@@ -74,7 +83,7 @@ def test_every_integer_column_rejects_what_32_bits_cannot_hold(spec: Field) -> N
 def test_integers_beyond_their_column_are_rejected_not_loaded() -> None:
     """num_songs is an INTEGER column: the record is rejected, not loaded wrong."""
     song = b'{"song_id": "S1", "artist_id": "A1", "num_songs": %d}'
-    assert rows(parse_songs(song % (2**31 - 1), 1).rows)[0]["num_songs"] == 2**31 - 1
+    assert rows(parse_songs(song % (2**31 - 1), 1))[0]["num_songs"] == 2**31 - 1
     [reject] = parse_songs(song % 2**31, 1).rejects
     assert reject.reason == "field 'num_songs': out of range [-2147483648, 2147483647]: 2147483648"
 
@@ -83,7 +92,7 @@ def test_a_pretty_printed_song_file_is_one_record() -> None:
     text = b'{\n  "song_id": "S1",\n  "artist_id": "A1",\n  "duration": 1.5\n}\n'
     parsed = parse_songs(text, 1)
     assert parsed.lines_read == 1
-    assert rows(parsed.rows)[0]["duration"] == 1.5
+    assert rows(parsed)[0]["duration"] == 1.5
 
 
 NASTY_EVENT_LINES = [
@@ -142,7 +151,7 @@ def test_a_truncated_last_line_is_rejected_and_the_rest_loads() -> None:
 
 def test_a_huge_line_is_parsed_and_its_raw_text_is_capped() -> None:
     huge = event(song="x" * 10_000_000)
-    assert rows(parse_events(huge, 1).rows)[0]["song"] == "x" * 10_000_000
+    assert rows(parse_events(huge, 1))[0]["song"] == "x" * 10_000_000
     broken = huge[:-1]
     [reject] = parse_events(broken, 1).rejects
     assert len(reject.raw) < MAX_RAW_CHARS + 50
@@ -150,7 +159,7 @@ def test_a_huge_line_is_parsed_and_its_raw_text_is_capped() -> None:
 
 def test_duplicated_keys_keep_the_last_value() -> None:
     line = event()[:-1] + b',"level":"paid"}'
-    [row] = rows(parse_events(line, 1).rows)
+    [row] = rows(parse_events(line, 1))
     assert row["level"] == "paid"
 
 
@@ -185,6 +194,6 @@ def test_no_line_is_lost_or_counted_twice(batch: list[bytes], separator: bytes) 
     expected = {n for n, line in enumerate(lines, 1) if line.strip()}
     assert parsed.lines_read == len(expected)
     assert parsed.rows_staged + len(parsed.rejects) == parsed.lines_read
-    seen = [r["line_no"] for r in rows(parsed.rows)] + [r.line_no for r in parsed.rejects]
+    seen = [r["line_no"] for r in rows(parsed)] + [r.line_no for r in parsed.rejects]
     assert len(seen) == len(set(seen))
     assert set(seen) == expected

@@ -70,14 +70,14 @@ def parse_task(
                 results.append(FileParse(digest, unchanged=True))
                 continue
             parsed = parse(data, item.file_id, encode)
-            out.write(b"".join(parsed.rows))
+            out.write(parsed.data)
             results.append(
                 FileParse(
                     digest,
                     lines_read=parsed.lines_read,
-                    rows_staged=len(parsed.rows),
+                    rows_staged=parsed.rows_staged,
                     rejects=parsed.rejects,
-                    part=part if parsed.rows else None,
+                    part=part if parsed.rows_staged else None,
                 )
             )
     return results

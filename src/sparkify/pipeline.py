@@ -391,12 +391,13 @@ def _first_rejects(loads: list[FileLoad], limit: int = 5) -> list[str]:
 def _write_rejects(path: Path, row_format: str, run_id: int, loads: list[FileLoad]) -> int:
     """The run's rejects as rows of etl_rejects; returns how many."""
     encode = row_encoder("etl_rejects", row_format)
+    rows = bytearray()
     count = 0
-    with path.open("wb") as out:
-        for load in loads:
-            for reject in load.parsed.rejects:
-                out.write(encode([run_id, load.file_id, reject.line_no, reject.reason, reject.raw]))
-                count += 1
+    for load in loads:
+        for reject in load.parsed.rejects:
+            encode([run_id, load.file_id, reject.line_no, reject.reason, reject.raw], rows)
+            count += 1
+    path.write_bytes(rows)
     return count
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import msgspec
 import orjson
+from msgspec.structs import astuple
 
 MAX_RAW_CHARS = 2000  # raw text kept per rejected record
 MAX_ITEM_IN_SESSION = 999_999  # songplay_id = session_id * 1_000_000 + item_in_session
@@ -178,16 +179,13 @@ class Reject:
 
 @dataclass
 class Parsed:
-    """The result of parsing one file: its staged rows, encoded for the warehouse's bulk
-    loader (each row carries its ``file_id`` and ``line_no``), plus rejects."""
+    """The result of parsing one file: its staged rows, encoded one after another for the
+    warehouse's bulk loader (each row carries its ``file_id`` and ``line_no``), plus rejects."""
 
     lines_read: int = 0
-    rows: list[bytes] = field(default_factory=list)
+    rows_staged: int = 0
+    data: bytearray = field(default_factory=bytearray)
     rejects: list[Reject] = field(default_factory=list)
-
-    @property
-    def rows_staged(self) -> int:
-        return len(self.rows)
 
 
 def _raw_text(line: bytes) -> str:
@@ -288,14 +286,21 @@ def staged_values(kind: str, row: dict[str, Any], file_id: int, line_no: int) ->
     return values + [match_key(row[source]) for source, _ in MATCH_KEYS[kind]]
 
 
-RowEncoder = Callable[[list[Any]], bytes]  # a staged row's values -> its bytes in a part file
+# Appends a staged row (its values, see ``staged_columns``) to a buffer in a row format. It
+# may extend the list it is given: the list is the row's own.
+RowEncoder = Callable[[list[Any], bytearray], None]
 
 
 def json_rows(name: str, columns: list[str]) -> RowEncoder:
     """Rows as JSON lines keyed by column (what DuckDB and Redshift load)."""
     struct = msgspec.defstruct(f"Row_{name}", [(c, Any) for c in columns])
-    encode = msgspec.json.Encoder().encode
-    return lambda values: encode(struct(*values)) + b"\n"
+    encode_into = msgspec.json.Encoder().encode_into
+
+    def encode(values: list[Any], out: bytearray) -> None:
+        encode_into(struct(*values), out, -1)
+        out += b"\n"
+
+    return encode
 
 
 class FastPath:
@@ -314,9 +319,10 @@ class FastPath:
     def __init__(self, kind: str) -> None:
         fields = FIELDS[kind]
         spec: list[tuple[str, Any, Any]] = []
-        # the converted fields: (position, converter, type kept as is, low, high)
+        # the converted fields: (position in the staged row, converter, type kept as is, low,
+        # high)
         checks: list[tuple[int, Callable[[Any], Any], Any, Any, Any]] = []
-        for i, f in enumerate(fields):
+        for i, f in enumerate(fields, start=len(STAGED_EXTRA)):
             kept, low, high = _SHORTCUTS.get(f.convert, (None, None, None))
             decoded: Any
             if f.convert in CONVERTED:
@@ -341,7 +347,7 @@ class FastPath:
         )
         self.decode = msgspec.json.Decoder(decoder_type).decode
         self.checks = tuple(checks)
-        columns = [f.column for f in fields]
+        columns = staged_columns(kind)
         # positions of the texts whose match keys follow the fields in a staged row
         self.key_sources = tuple(columns.index(source) for source, _ in MATCH_KEYS[kind])
 
@@ -349,15 +355,16 @@ class FastPath:
         if b"\\u0000" in line:
             return None
         try:
-            values = list(msgspec.structs.astuple(self.decode(line)))
+            values = [file_id, line_no, *astuple(self.decode(line))]
             for i, convert, kept, low, high in self.checks:
                 value = values[i]
                 if value is not None and not (
                     type(value) is kept and (low is None or low <= value <= high)
                 ):
                     values[i] = convert(value)
-            keys = [match_key(values[i]) for i in self.key_sources]
-            return [file_id, line_no, *values, *keys]
+            for i in self.key_sources:
+                values.append(match_key(values[i]))
+            return values
         except (msgspec.MsgspecError, FieldError, UnicodeError, RecursionError):
             return None
 
@@ -377,26 +384,36 @@ def plain_stage_line(kind: str, line: bytes, file_id: int, line_no: int) -> list
     return staged_values(kind, row, file_id, line_no)
 
 
-def _add(result: Parsed, verdict: list[Any] | Reject, encode: RowEncoder) -> None:
-    if isinstance(verdict, Reject):
-        result.rejects.append(verdict)
-    else:
-        result.rows.append(encode(verdict))
+def _stage_lines(
+    kind: str, lines: Iterable[tuple[int, bytes]], file_id: int, encode: RowEncoder
+) -> Parsed:
+    """The verdict of every line that is not blank, rows encoded into ``Parsed.data``."""
+    result = Parsed()
+    out = result.data
+    reject = result.rejects.append
+    lines_read = rows_staged = 0
+    for line_no, raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        lines_read += 1
+        verdict = stage_line(kind, line, file_id, line_no)
+        if isinstance(verdict, Reject):
+            reject(verdict)
+        else:
+            encode(verdict, out)
+            rows_staged += 1
+    result.lines_read, result.rows_staged = lines_read, rows_staged
+    return result
 
 
 def parse_events(data: bytes, file_id: int, encode: RowEncoder | None = None) -> Parsed:
     """Parse a JSON-lines event file. Blank lines are not records and are not counted.
     Rows are encoded by ``encode`` (by default as JSON lines)."""
-    encode = encode or JSON_ROWS["events"]
-    result = Parsed()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    for line_no, line in enumerate(data.split(b"\n"), start=1):
-        line = line.strip()
-        if line:
-            result.lines_read += 1
-            _add(result, stage_line("events", line, file_id, line_no), encode)
-    return result
+    lines = enumerate(data.split(b"\n"), start=1)
+    return _stage_lines("events", lines, file_id, encode or JSON_ROWS["events"])
 
 
 def parse_songs(data: bytes, file_id: int, encode: RowEncoder | None = None) -> Parsed:
@@ -404,17 +421,16 @@ def parse_songs(data: bytes, file_id: int, encode: RowEncoder | None = None) -> 
 
     A file of several objects on separate lines is accepted too (one record per line).
     """
-    encode = encode or JSON_ROWS["songs"]
-    result = Parsed()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    encode = encode or JSON_ROWS["songs"]
     body = data.strip()
     if not body:
-        return result
+        return Parsed()
     staged = FAST_PATHS["songs"].staged_values(body, file_id, 1)
     if staged is not None:
-        result.lines_read = 1
-        result.rows.append(encode(staged))
+        result = Parsed(lines_read=1, rows_staged=1)
+        encode(staged, result.data)
         return result
     chunks = [(1, body)]
     try:
@@ -424,10 +440,7 @@ def parse_songs(data: bytes, file_id: int, encode: RowEncoder | None = None) -> 
         lines = [(n, line) for n, line in lines if line]
         if len(lines) > 1 and all(line[:1] == b"{" and line[-1:] == b"}" for _, line in lines):
             chunks = lines  # JSON lines get a verdict each; anything else is one document
-    for line_no, chunk in chunks:
-        result.lines_read += 1
-        _add(result, stage_line("songs", chunk, file_id, line_no), encode)
-    return result
+    return _stage_lines("songs", chunks, file_id, encode)
 
 
 FAST_PATHS = {kind: FastPath(kind) for kind in FIELDS}

@@ -123,15 +123,11 @@ def _pgcopy_rows(read: dict[str, str], derived: dict[str, Derived]) -> RowEncode
     transformer = Transformer()
     transformer.set_dumper_types([postgres.types[_PG_TYPES[t]].oid for t in types], Format.BINARY)
     sources = [(list(read).index(d.source), d.pgcopy) for d in derived.values()]
-    out = bytearray()
 
-    def encode(values: list[Any]) -> bytes:
-        if sources:  # the derived columns follow the read ones
-            computed = [None if (v := values[i]) is None else compute(v) for i, compute in sources]
-            values = [*values, *computed]
+    def encode(values: list[Any], out: bytearray) -> None:
+        for i, compute in sources:  # the derived columns follow the read ones
+            value = values[i]
+            values.append(None if value is None else compute(value))
         format_row_binary(values, transformer, out)
-        row = bytes(out)
-        out.clear()
-        return row
 
     return encode
