@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import os
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -22,8 +24,27 @@ def _rusage() -> dict[str, int]:
     return {"max_rss_self": own, "max_rss_children": children}
 
 
+def _cpu_seconds(server_pid: int | None) -> dict[str, float]:
+    """CPU time so far of this process (with DuckDB's threads), of its finished children
+    (the parse workers) and of the PostgreSQL backend serving it, when that runs here."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {
+        "main": own.ru_utime + own.ru_stime,
+        "workers": children.ru_utime + children.ru_stime,
+    }
+    if server_pid is not None:
+        try:  # utime and stime: fields 14 and 15 of /proc/PID/stat, after "(comm)"
+            fields = Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu["server"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return cpu
+
+
 def etl(spec: dict[str, Any]) -> dict[str, Any]:
-    """One ``run_etl`` (plus the quality checks when asked), with a time per pipeline step."""
+    """One ``run_etl`` (plus the quality checks when asked), with the time and the CPU time of
+    each process per pipeline step."""
     from sparkify import quality
     from sparkify.backends import open_backend
     from sparkify.config import load_settings
@@ -33,27 +54,38 @@ def etl(spec: dict[str, Any]) -> dict[str, Any]:
     until = dt.date.fromisoformat(spec["until"]) if spec.get("until") else None
     options = EtlOptions(songs=spec["songs"], logs=spec["logs"], until=until)
     started = time.perf_counter()
-    marks: list[tuple[str, float]] = [("start", started)]
     backend = open_backend(load_settings(overrides=overrides, environ={}))
     backend.connect()
+    server_pid = None
+    if backend.name == "postgres":
+        server_pid = int(backend.query("SELECT pg_backend_pid()").scalar())
+    marks = [("start", started, _cpu_seconds(server_pid))]
+
+    def mark(step: str) -> None:
+        marks.append((step, time.perf_counter(), _cpu_seconds(server_pid)))
+
     try:
-        summary = run_etl(
-            backend, options, fail_after=lambda s: marks.append((s, time.perf_counter()))
-        )
-        marks.append(("finish", time.perf_counter()))
+        summary = run_etl(backend, options, fail_after=mark)
+        mark("finish")
         passed = None
         if spec.get("checks"):
             results = quality.run_checks(backend)
             passed = not quality.failed(results)
-            marks.append(("checks", time.perf_counter()))
+            mark("checks")
     finally:
         backend.close()
     phases: dict[str, float] = {}  # a step reached several times (bulk_load): the sum
-    for (_, before), (step, after) in itertools.pairwise(marks):
+    phase_cpu: dict[str, dict[str, float]] = {}
+    for (_, before, cpu_before), (step, after, cpu_after) in itertools.pairwise(marks):
         phases[step] = round(phases.get(step, 0.0) + after - before, 4)
+        spent = phase_cpu.setdefault(step, {})
+        for process, seconds in cpu_after.items():
+            used = seconds - cpu_before.get(process, seconds)
+            spent[process] = round(spent.get(process, 0.0) + used, 3)
     return {
         "seconds": marks[-1][1] - started,
         "phases": phases,
+        "phase_cpu": phase_cpu,
         "summary": summary.as_dict(),
         "checks_passed": passed,
         **_rusage(),

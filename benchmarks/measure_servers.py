@@ -25,6 +25,7 @@ from measure_local import Dataset, duckdb_settings
 from proc import ChildFailed, ChildTimedOut, run_child
 from report import Figure, ScaleResult
 
+from sparkify.pipeline import TRANSFORM_STEPS
 from sparkify.records import parse_events
 from sparkify.staging import table_columns
 
@@ -217,6 +218,22 @@ def postgres(ds: Dataset, result: ScaleResult, timeout: float) -> None:
             ),
         )
     )
+    cpu = _load_cpu(load)
+    if "server" in cpu:
+        result.add(
+            Figure(
+                "postgres",
+                "CPU time of the load, all processes",
+                sum(cpu.values()),
+                "CPU-s",
+                baseline=f"wall {seconds:.2f} s on {os.cpu_count()} cores",
+                ratio=sum(cpu.values()) / seconds,
+                ratio_label="cores busy on average",
+                note=f"parse workers {cpu['workers']:.1f}, PostgreSQL backend "
+                f"{cpu['server']:.1f} (of which transforms {_transform_cpu(load):.1f}, one "
+                f"core), main process {cpu['main']:.1f} CPU-s",
+            )
+        )
     if floor:
         result.add(
             Figure(
@@ -230,6 +247,22 @@ def postgres(ds: Dataset, result: ScaleResult, timeout: float) -> None:
                 note="the COPY alone bounds any load of these rows into this server",
             )
         )
+
+
+def _load_cpu(load: dict[str, Any]) -> dict[str, float]:
+    """CPU seconds per process over the load's steps (the quality checks left out)."""
+    totals: dict[str, float] = {}
+    for step, spent in load.get("phase_cpu", {}).items():
+        if step != "checks":
+            for process, seconds in spent.items():
+                totals[process] = totals.get(process, 0.0) + seconds
+    return totals
+
+
+def _transform_cpu(load: dict[str, Any]) -> float:
+    """The PostgreSQL backend's CPU seconds in the transform steps (one process, one core)."""
+    spent = load.get("phase_cpu", {})
+    return sum(spent.get(step, {}).get("server", 0.0) for step in TRANSFORM_STEPS)
 
 
 def s3(ds: Dataset, scale: t.Scale, work: Path, result: ScaleResult) -> None:
