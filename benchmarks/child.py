@@ -24,9 +24,22 @@ def _rusage() -> dict[str, int]:
     return {"max_rss_self": own, "max_rss_children": children}
 
 
+def _server_pid(backend: Any) -> int | None:
+    """The process id of the PostgreSQL backend serving ``backend``, if it runs on this
+    machine (a server elsewhere, or in a container, has ids this /proc does not show)."""
+    if backend.name != "postgres":
+        return None
+    pid = int(backend.query("SELECT pg_backend_pid()").scalar())
+    try:
+        return pid if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres" else None
+    except OSError:
+        return None
+
+
 def _cpu_seconds(server_pid: int | None) -> dict[str, float]:
     """CPU time so far of this process (with DuckDB's threads), of its finished children
-    (the parse workers) and of the PostgreSQL backend serving it, when that runs here."""
+    and of the PostgreSQL backend serving it (``_server_pid``). The parse workers count once
+    they have exited, so their CPU falls in the step that ends with their pool: ``parse``."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = {
@@ -56,9 +69,7 @@ def etl(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     backend = open_backend(load_settings(overrides=overrides, environ={}))
     backend.connect()
-    server_pid = None
-    if backend.name == "postgres":
-        server_pid = int(backend.query("SELECT pg_backend_pid()").scalar())
+    server_pid = _server_pid(backend)
     marks = [("start", started, _cpu_seconds(server_pid))]
 
     def mark(step: str) -> None:

@@ -223,7 +223,7 @@ def postgres(ds: Dataset, result: ScaleResult, timeout: float) -> None:
         result.add(
             Figure(
                 "postgres",
-                "CPU time of the load, all processes",
+                "CPU time of the load: main process, parse workers, its PostgreSQL backend",
                 sum(cpu.values()),
                 "CPU-s",
                 baseline=f"wall {seconds:.2f} s on {os.cpu_count()} cores",

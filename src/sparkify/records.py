@@ -286,8 +286,8 @@ def staged_values(kind: str, row: dict[str, Any], file_id: int, line_no: int) ->
     return values + [match_key(row[source]) for source, _ in MATCH_KEYS[kind]]
 
 
-# Appends a staged row (its values, see ``staged_columns``) to a buffer in a row format. It
-# may extend the list it is given: the list is the row's own.
+# Appends one row (a staged row's values, see ``staged_columns``, or a reject's) to a buffer
+# in a row format. It may extend the list it is given: the list is the row's own.
 RowEncoder = Callable[[list[Any], bytearray], None]
 
 

@@ -88,7 +88,8 @@ def canonical_select(table: str, path_parameter: str = "$path") -> str:
 
 @cache
 def row_encoder(table: str, row_format: str) -> RowEncoder:
-    """How a row of ``table`` (its values in ``CANONICAL`` read order) is written."""
+    """How a row of ``table`` (its values in ``CANONICAL`` read order) is appended to a
+    buffer; see ``RowEncoder``."""
     read, derived = CANONICAL[table]
     if row_format == "json":
         return json_rows(table, list(read))
