@@ -27,10 +27,12 @@ from click.testing import CliRunner
 from conftest import run_cli
 from moto import mock_aws
 
+from sparkify import aws as aws_adapter
 from sparkify import infrastructure
+from sparkify.aws import aws_error
 from sparkify.cli import cli
 from sparkify.errors import ConfigError, SparkifyError
-from sparkify.infrastructure import Infrastructure, aws_error, lifecycle, network
+from sparkify.infrastructure import Infrastructure, lifecycle, network
 
 REGION = "us-west-2"
 MODELS = create_loader()
@@ -207,7 +209,7 @@ def aws(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> FakeAws:
     monkeypatch.setattr(network, "CHECKIP_URL", "http://127.0.0.1:9/")  # never the internet
     monkeypatch.setattr(Infrastructure, "poll_seconds", 0.0)
     fake = FakeAws(f"t{uuid.uuid4().hex[:10]}")
-    real_session = infrastructure.aws_session
+    real_session = aws_adapter.aws_session
 
     def session(settings: Any) -> Any:
         made = real_session(settings)
@@ -403,7 +405,7 @@ def test_access_denied_names_the_failing_action(aws: FakeAws, config: Path) -> N
     message = "User: arn:aws:iam::123456789012:user/me is not authorized to perform: iam:CreateRole"
     aws.fail_next("iam.CreateRole", "AccessDenied", message)
     result = up(config)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a permission to grant: the setup must change
     assert result.stderr == (
         "error: insufficient permissions: iam:CreateRole was denied; allow it for your AWS user "
         f"or role ({message})\n"
@@ -436,7 +438,7 @@ def test_missing_credentials_is_a_usage_error(
             ConfigError,
             "AWS rejected the credentials (InvalidClientTokenId)",
         ),
-        ("UnauthorizedOperation", SparkifyError, "insufficient permissions: ec2:X was denied"),
+        ("UnauthorizedOperation", ConfigError, "insufficient permissions: ec2:X was denied"),
         ("NumberOfNodesQuotaExceeded", SparkifyError, "AWS quota reached on ec2:X"),
         ("ClusterAlreadyExists", SparkifyError, "name taken (ec2:X): m"),
         ("InvalidParameterValue", ConfigError, "AWS refused ec2:X (InvalidParameterValue): m"),

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import orjson
 import psycopg
 
+from sparkify.aws import Aws, resolve_region
 from sparkify.backends.base import Backend, Capabilities, quote_identifier
 from sparkify.backends.postgres import PostgresBackend
 from sparkify.config import Settings
@@ -87,7 +88,7 @@ class RedshiftBackend(PostgresBackend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._aws: Any = None
+        self._aws: Aws | None = None
         self._run_prefix = ""
         self._uploaded: list[str] = []  # objects of successful loads, removed at close
 
@@ -109,14 +110,14 @@ class RedshiftBackend(PostgresBackend):
         found = self.aws_host
         return bool(found and found["kind"] == "redshift-serverless")
 
-    def aws(self) -> Any:
+    def aws(self) -> Aws:
+        """AWS clients (``sparkify.aws``): S3 in the region every S3 access resolves; the
+        Redshift APIs in the region of the cluster's or workgroup's endpoint."""
         if self._aws is None:
-            from sparkify.infrastructure import Aws, aws_session
-
             found = self.aws_host
             region = found["region"] if found else None
-            endpoint = self.settings.get("S3", "ENDPOINT_URL")
-            self._aws = Aws(aws_session(self.settings), {"s3": endpoint}, region)
+            regions = {"redshift": region, "redshift-serverless": region}
+            self._aws = Aws.from_settings(self.settings, regions)
         return self._aws
 
     def connection_params(self) -> dict[str, Any]:
@@ -232,7 +233,7 @@ class RedshiftBackend(PostgresBackend):
         role = self.settings.require(
             "IAM_ROLE", "ARN", "the role Redshift assumes to read S3; `sparkify aws up` sets it"
         )
-        region = self.settings.get("AWS", "REGION") or "us-west-2"
+        region = resolve_region(self.settings)  # the region the staged objects went to
         return (
             _literal(role, _ROLE_ARN, "[IAM_ROLE] ARN"),
             _literal(region, _REGION, "[AWS] REGION"),

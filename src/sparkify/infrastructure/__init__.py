@@ -5,14 +5,12 @@ lets one address reach port 5439.
 ``Infrastructure`` (``lifecycle``) is made of one mixin per resource (``iam``, ``network``,
 ``cluster``, ``serverless``) over ``resources.AwsResources``. ``up`` and ``down`` look before
 they act, so both can be rerun after any partial failure. Every AWS call goes through
-``Aws.call`` (``clients``), which turns boto errors into one-line sparkify errors in one
-place (``errors.aws_error``). Resources are tagged ``created-by=sparkify`` and ``down``
-deletes only tagged resources. boto3 is imported lazily: the CLI imports this package.
+``Aws.call`` of the one AWS adapter (``sparkify.aws``: session, region rule, and the mapping
+of boto errors into one-line sparkify errors). Resources are tagged ``created-by=sparkify``
+and ``down`` deletes only tagged resources. boto3 is imported lazily: the CLI imports this package.
 """
 
-from sparkify.infrastructure.clients import Aws, aws_session
 from sparkify.infrastructure.dwhcfg import forget_endpoints, update_config_file, write_endpoint
-from sparkify.infrastructure.errors import aws_error, error_code
 from sparkify.infrastructure.iam import INLINE_POLICY, S3_READ_ONLY_ARN, TRUST_POLICY, read_policy
 from sparkify.infrastructure.lifecycle import Infrastructure, deletions, status_report
 from sparkify.infrastructure.network import discover_public_ip, open_to_everyone, resolve_cidr
@@ -34,21 +32,17 @@ __all__ = [
     "TAG_KEY",
     "TAG_VALUE",
     "TRUST_POLICY",
-    "Aws",
     "CostRow",
     "Infrastructure",
     "Log",
     "Spec",
     "Tick",
     "UpResult",
-    "aws_error",
-    "aws_session",
     "check_password",
     "cluster_cost",
     "cost_rows",
     "deletions",
     "discover_public_ip",
-    "error_code",
     "forget_endpoints",
     "generate_password",
     "hourly_usd",

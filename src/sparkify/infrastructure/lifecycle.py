@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sparkify.aws import Aws, aws_session
 from sparkify.config import Settings
 from sparkify.errors import SparkifyError
-from sparkify.infrastructure.clients import Aws, aws_session
 from sparkify.infrastructure.cluster import ClusterMixin
 from sparkify.infrastructure.iam import RoleMixin
 from sparkify.infrastructure.network import SecurityGroupMixin, open_cidrs

@@ -7,8 +7,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from sparkify.aws import Aws
 from sparkify.errors import ConfigError, SparkifyError
-from sparkify.infrastructure.clients import Aws
 from sparkify.infrastructure.resources import TAG_KEY, TAG_VALUE, AwsResources, Tick
 from sparkify.infrastructure.spec import PORT
 

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sparkify.aws import Aws
 from sparkify.errors import SparkifyError
-from sparkify.infrastructure.clients import Aws
 from sparkify.infrastructure.spec import Spec
 
 TAG_KEY, TAG_VALUE = "created-by", "sparkify"

@@ -1,0 +1,32 @@
+"""Finding and reading raw files. A source lists its ``.json`` files once, with a cheap change
+token (modification time or ETag) so the ledger can skip unchanged files without reading them.
+
+``base`` holds what every source shares, ``local`` reads local folders and ``file://`` URLs,
+``objectstore`` reads ``s3://`` and other fsspec URLs (imported only when such a URL is given:
+it pulls in fsspec and botocore).
+"""
+
+from __future__ import annotations
+
+from sparkify.config import Settings
+from sparkify.sources.base import Source, SourceFile, filter_by_date, fingerprint
+from sparkify.sources.local import LocalSource, is_local
+
+__all__ = [
+    "LocalSource",
+    "Source",
+    "SourceFile",
+    "filter_by_date",
+    "fingerprint",
+    "is_local",
+    "open_source",
+]
+
+
+def open_source(location: str, settings: Settings | None = None) -> Source:
+    """A source for a local path, ``file://`` URL or object-store URL (``s3://`` ...)."""
+    if is_local(location):
+        return LocalSource(location)
+    from sparkify.sources.objectstore import ObjectStoreSource
+
+    return ObjectStoreSource(location, settings)

@@ -1,0 +1,70 @@
+"""What every source shares: a listed file (``SourceFile``), the ``Source`` interface, the
+content fingerprint and the filter on the date in event file names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+_DATE_IN_NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    url: str
+    size: int
+    version: str  # changes when the content may have changed (mtime, ETag)
+    etag: str | None = None  # a content fingerprint known without reading (object stores)
+
+    @property
+    def event_date(self) -> dt.date | None:
+        """The day in an event file's name (``2018-11-01-events.json``), if any."""
+        match = _DATE_IN_NAME.search(self.url.rsplit("/", 1)[-1])
+        if not match:
+            return None
+        try:
+            return dt.date(*(int(part) for part in match.groups()))
+        except ValueError:
+            return None
+
+
+def fingerprint(data: bytes) -> str:
+    return "blake2b:" + hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class Source:
+    """Raw files under one location. Subclasses implement listing and reading."""
+
+    location: str
+    read_in_workers = False  # True: parse workers may call ``read`` themselves
+
+    def list_files(self) -> list[SourceFile]:
+        raise NotImplementedError
+
+    def read(self, file: SourceFile) -> bytes:
+        raise NotImplementedError
+
+    def read_many(self, files: Iterable[SourceFile]) -> Iterator[tuple[SourceFile, bytes]]:
+        """Contents in the order given; object stores override this to read concurrently."""
+        for file in files:
+            yield file, self.read(file)
+
+
+def filter_by_date(
+    files: list[SourceFile], since: dt.date | None, until: dt.date | None
+) -> list[SourceFile]:
+    """Event files whose name carries a date within [since, until]; all files when unbounded."""
+    if since is None and until is None:
+        return files
+    kept = []
+    for file in files:
+        day = file.event_date
+        if day is None:
+            continue
+        if (since and day < since) or (until and day > until):
+            continue
+        kept.append(file)
+    return kept
