@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -32,6 +33,7 @@ from moto.server import ThreadedMotoServer
 KEY_ID = "AKIATESTSPARKIFY0001"
 SECRET = "sparkify-test-secret-must-never-be-printed"
 REGION = "us-east-1"
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/s3/")
 _CLEARED = (
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
@@ -57,6 +59,7 @@ class LoggedRequest:
     key: str  # "" for bucket-level requests (listing)
     query: str
     signed: bool
+    region: str = ""  # the region of a SigV4 signature's credential scope
 
     @property
     def is_object_get(self) -> bool:
@@ -96,7 +99,9 @@ class RequestLog:
         bucket, _, key = path.lstrip("/").partition("/")
         query = environ.get("QUERY_STRING", "")
         signed = "HTTP_AUTHORIZATION" in environ or "X-Amz-Signature" in query
-        request = LoggedRequest(environ["REQUEST_METHOD"], bucket, key, query, signed)
+        scope = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        region = scope["region"] if scope else ""
+        request = LoggedRequest(environ["REQUEST_METHOD"], bucket, key, query, signed, region)
         with self._lock:
             self.requests.append(request)
             fault = self._take_fault(request)

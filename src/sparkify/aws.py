@@ -172,14 +172,15 @@ class Aws:
 
         client = self.client(service)
         action = f"{service}:{client.meta.method_to_api_mapping.get(operation, operation)}"
+        endpoint = self.endpoints.get(service)
         try:
             return getattr(client, operation)(**params)
         except ClientError as exc:
             if error_code(exc) in missing:
                 return None
-            raise aws_error(exc, action) from None
+            raise aws_error(exc, action, endpoint=endpoint) from None
         except BotoCoreError as exc:
-            raise aws_error(exc, action) from None
+            raise aws_error(exc, action, endpoint=endpoint) from None
 
 
 # -- errors -------------------------------------------------------------------------------
