@@ -15,8 +15,10 @@ from typing import Any
 
 import orjson
 import pytest
+from botocore.exceptions import ClientError
 from moto_server import MotoServer, S3Bucket
 
+from sparkify.aws import classify
 from sparkify.backends.redshift import RedshiftBackend
 from sparkify.config import Settings, load_settings
 from sparkify.errors import EXIT_USAGE, SparkifyError
@@ -184,3 +186,20 @@ def test_reads_and_uploads_map_aws_failures_alike(
     assert str(upload).startswith(on_upload.format(**values)), upload
     assert read.exit_code == upload.exit_code == exit_code
     assert all("\n" not in str(e) and "secret" not in str(e) for e in errors)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "transient"),
+    [
+        ("SlowDown", 503, True),
+        ("SomethingNew", 429, True),  # throttled, whatever the code says
+        ("SomethingNew", 502, True),
+        ("AccessDenied", 403, False),
+        ("NoSuchBucket", 404, False),
+    ],
+)
+def test_only_throttling_and_server_errors_are_retried(
+    code: str, status: int, transient: bool
+) -> None:
+    response = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    assert classify(ClientError(response, "GetObject")).transient is transient  # type: ignore[arg-type]

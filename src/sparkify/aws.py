@@ -365,7 +365,7 @@ def classify(exc: BaseException) -> Failure:
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         kind = _KIND_OF_CODE.get(code)
         if kind is None:
-            kind = "server" if status >= 500 else "other"
+            kind = "throttled" if status == 429 else "server" if status >= 500 else "other"
         return Failure(kind, code, message)
     name = type(exc).__name__
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
