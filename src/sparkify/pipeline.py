@@ -26,7 +26,7 @@ from sparkify.errors import (
 from sparkify.parsing import FileParse, Parser
 from sparkify.progress import NO_PROGRESS, ProgressFactory
 from sparkify.schema import STAR_TABLES, TABLES
-from sparkify.sources import Source, SourceFile, filter_by_date, open_source
+from sparkify.sources import IgnoredFile, Source, SourceFile, filter_by_date, open_source
 from sparkify.staging import KIND_TABLE, row_encoder
 
 DEFAULT_MAX_ERRORS = 1000
@@ -84,6 +84,7 @@ class RunSummary:
     tables: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     first_rejects: list[str] = field(default_factory=list)
+    ignored: list[IgnoredFile] = field(default_factory=list)  # left out by the listings
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +102,7 @@ class RunSummary:
             "tables": self.tables,
             "seconds": round(self.seconds, 3),
             "first_rejects": self.first_rejects,
+            "ignored": [item.as_dict() for item in self.ignored],
         }
 
 
@@ -176,6 +178,7 @@ def _run_once(
                 backend.query("SELECT COALESCE(MAX(run_id), 0) + 1 FROM etl_runs").scalar()
             )
             summary = RunSummary(run_id, "succeeded", backend.describe())
+            summary.ignored = [*inputs[0].ignored, *inputs[2].ignored]
             _load(backend, options, inputs, summary, progress, fail_after)
             summary.seconds = time.monotonic() - started
             _record_run(backend, summary, started_at)

@@ -120,6 +120,8 @@ def etl_command(
     with connected(backend, wait_seconds=wait):
         summary = run_etl(backend, etl_options, options.progress)
         results = [] if no_checks else quality.run_checks(backend)
+    for item in summary.ignored:
+        click.echo(f"warning: ignored {item.url}: {item.reason}", err=True)
     report = summary.as_dict()
     if not no_checks:
         report["checks"] = [r.as_dict() for r in results]
@@ -134,9 +136,10 @@ def etl_command(
 
 
 def _print_summary(summary: RunSummary) -> None:
+    ignored = f", {len(summary.ignored)} ignored" if summary.ignored else ""
     click.echo(
         f"run {summary.run_id} into {summary.warehouse}: {summary.files_new} new, "
-        f"{summary.files_changed} changed, {summary.files_skipped} unchanged files; "
+        f"{summary.files_changed} changed, {summary.files_skipped} unchanged{ignored} files; "
         f"{summary.lines_read:,} records read, {summary.rows_staged:,} staged, "
         f"{summary.rows_rejected:,} rejected in {summary.seconds:.2f} s"
     )

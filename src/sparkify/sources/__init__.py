@@ -9,10 +9,20 @@ it pulls in fsspec and botocore).
 from __future__ import annotations
 
 from sparkify.config import Settings
-from sparkify.sources.base import Source, SourceFile, filter_by_date, fingerprint
+from sparkify.sources.base import (
+    MAX_URL_BYTES,
+    IgnoredFile,
+    Source,
+    SourceFile,
+    filter_by_date,
+    fingerprint,
+    printable,
+)
 from sparkify.sources.local import LocalSource, is_local
 
 __all__ = [
+    "MAX_URL_BYTES",
+    "IgnoredFile",
     "LocalSource",
     "Source",
     "SourceFile",
@@ -20,6 +30,7 @@ __all__ = [
     "fingerprint",
     "is_local",
     "open_source",
+    "printable",
 ]
 
 

@@ -1,15 +1,20 @@
 """What every source shares: a listed file (``SourceFile``), the ``Source`` interface, the
-content fingerprint and the filter on the date in event file names."""
+content fingerprint, the filter on the date in event file names, and the rule for entries a
+listing leaves out (``IgnoredFile``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 _DATE_IN_NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+# etl_files.url holds this many bytes on every backend (Redshift counts VARCHAR in bytes).
+MAX_URL_BYTES = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,35 @@ class SourceFile:
             return None
 
 
+@dataclass(frozen=True)
+class IgnoredFile:
+    """A ``.json`` entry a listing left out, and why; ``url`` is printable (``printable``)."""
+
+    url: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"url": self.url, "reason": self.reason}
+
+
+def printable(url: str) -> str:
+    """``url`` safe to print: bytes that are not UTF-8 and control characters as ``\\xNN``."""
+    text = os.fsencode(url).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def ledger_problem(url: str) -> str | None:
+    """Why ``url`` cannot be recorded in the file ledger, or None. The same rule holds on
+    every backend: the URL must be valid UTF-8 and at most MAX_URL_BYTES long."""
+    try:
+        size = len(url.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "the path is not valid UTF-8 (rename it to load it)"
+    if size > MAX_URL_BYTES:
+        return f"the URL is longer than {MAX_URL_BYTES:,} bytes, the most the ledger holds"
+    return None
+
+
 def fingerprint(data: bytes) -> str:
     return "blake2b:" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
@@ -40,8 +74,10 @@ class Source:
 
     location: str
     read_in_workers = False  # True: parse workers may call ``read`` themselves
+    ignored: tuple[IgnoredFile, ...] = ()  # what the last listing left out, and why
 
     def list_files(self) -> list[SourceFile]:
+        """The ``.json`` files, sorted by URL; sets ``ignored``."""
         raise NotImplementedError
 
     def read(self, file: SourceFile) -> bytes:

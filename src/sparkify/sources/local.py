@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from sparkify.errors import SourceError
-from sparkify.sources.base import Source, SourceFile
+from sparkify.sources.base import IgnoredFile, Source, SourceFile, ledger_problem, printable
+
+_FILE_TYPES = (
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+)
 
 
 def is_local(location: str) -> bool:
@@ -26,29 +34,66 @@ class LocalSource(Source):
         self.root = Path(raw).expanduser()
 
     def list_files(self) -> list[SourceFile]:
+        """Regular ``.json`` files below the root (or the root itself). Other entries named
+        ``*.json`` (FIFOs, sockets, devices, broken links) and paths the ledger cannot hold
+        are left out, each with its reason in ``ignored``."""
         if not self.root.exists():
-            raise SourceError(f"no such file or directory: {self.location}")
+            raise SourceError(f"no such file or directory: {printable(self.location)}")
         root = self.root.resolve()  # once: a realpath per file costs more than the listing
-        if root.is_file():
-            stat = root.stat()
-            return [SourceFile(str(root), stat.st_size, str(stat.st_mtime_ns))]
-        files = [
-            SourceFile(entry.path, stat.st_size, str(stat.st_mtime_ns))
-            for entry in _walk_json(str(root))
-            for stat in (entry.stat(),)
-        ]
+        if not root.is_dir():
+            mode = root.stat().st_mode
+            if not stat.S_ISREG(mode):
+                kind = _file_type(mode)
+                shown = printable(self.location)
+                raise SourceError(f"not a regular file or folder ({kind}): {shown}")
+        entries = [(str(root), root.stat())] if root.is_file() else _walk_json(str(root))
+        files, ignored = [], []
+        for path, found in entries:
+            problem = _problem(path, found)
+            if problem is not None:
+                ignored.append(IgnoredFile(printable(path), problem))
+            elif found is not None:
+                files.append(SourceFile(path, found.st_size, str(found.st_mtime_ns)))
         files.sort(key=lambda f: f.url)
+        self.ignored = tuple(sorted(ignored, key=lambda i: i.url))
         return files
 
     def read(self, file: SourceFile) -> bytes:
+        """The file's bytes. It is opened without blocking and must still be a regular file,
+        so an entry replaced by a FIFO after the listing cannot make the run wait."""
         try:
-            return Path(file.url).read_bytes()
+            fd = os.open(file.url, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
-            raise SourceError(f"cannot read {file.url}: {exc.strerror}") from None
+            raise SourceError(f"cannot read {printable(file.url)}: {exc.strerror}") from None
+        with open(fd, "rb") as handle:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise SourceError(
+                    f"cannot read {printable(file.url)}: not a regular file ({_file_type(mode)})"
+                )
+            try:
+                return handle.read()
+            except OSError as exc:
+                raise SourceError(f"cannot read {printable(file.url)}: {exc.strerror}") from None
 
 
-def _walk_json(root: str) -> Iterator[os.DirEntry[str]]:
-    """``.json`` files below ``root``, following folder links but never into a loop."""
+def _problem(path: str, found: os.stat_result | None) -> str | None:
+    """Why a listed entry is left out, or None."""
+    if found is None:
+        return "a broken link"
+    if not stat.S_ISREG(found.st_mode):
+        return f"not a regular file ({_file_type(found.st_mode)})"
+    return ledger_problem(path)
+
+
+def _file_type(mode: int) -> str:
+    return next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
+
+
+def _walk_json(root: str) -> Iterator[tuple[str, os.stat_result | None]]:
+    """Entries named ``*.json`` below ``root`` that are not folders, with their status
+    (links followed; None for a broken link), following folder links but never into a
+    loop."""
     stack = [root]
     seen = {_identity(root)}
     while stack:
@@ -60,7 +105,10 @@ def _walk_json(root: str) -> Iterator[os.DirEntry[str]]:
                         seen.add(identity)
                         stack.append(entry.path)
                 elif entry.name.endswith(".json"):
-                    yield entry
+                    try:
+                        yield entry.path, entry.stat()
+                    except FileNotFoundError:
+                        yield entry.path, None
 
 
 def _identity(folder: str) -> tuple[int, int]:

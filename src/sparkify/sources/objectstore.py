@@ -27,7 +27,7 @@ from fsspec.registry import known_implementations
 from sparkify.aws import AwsOptions, aws_error, classify, network_errors
 from sparkify.config import Settings, load_settings
 from sparkify.errors import SourceError
-from sparkify.sources.base import Source, SourceFile
+from sparkify.sources.base import IgnoredFile, Source, SourceFile, ledger_problem, printable
 
 T = TypeVar("T")
 
@@ -106,12 +106,17 @@ class ObjectStoreSource(Source):
         entries = self._retrying(lambda: self.fs.find(self.root, detail=True), self.location)
         if not entries:
             raise SourceError(f"no objects under {self.location}: check the bucket and prefix")
-        files = [
-            _source_file(self.fs.unstrip_protocol(name), info)
-            for name, info in entries.items()
-            if name.endswith(".json") and info.get("type", "file") == "file"
-        ]
+        files, ignored = [], []
+        for name, info in entries.items():
+            if name.endswith(".json") and info.get("type", "file") == "file":
+                url = self.fs.unstrip_protocol(name)
+                problem = ledger_problem(url)
+                if problem:
+                    ignored.append(IgnoredFile(printable(url), problem))
+                else:
+                    files.append(_source_file(url, info))
         files.sort(key=lambda f: f.url)
+        self.ignored = tuple(sorted(ignored, key=lambda i: i.url))
         return files
 
     def read(self, file: SourceFile) -> bytes:
