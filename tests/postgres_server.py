@@ -6,18 +6,25 @@ PostgreSQL binaries installed here: ``initdb`` into a temporary directory, a fre
 port, fsync off, a UTF-8 locale (so LOWER() folds non-ASCII letters the way DuckDB does),
 stopped and removed when the session ends. As root, PostgreSQL refuses to run, so the
 server runs as the ``postgres`` user through ``runuser``.
+
+``statement_logs`` makes login roles whose every statement the server logs (``log_statement``
+set on the role, ``log_line_prefix`` holding the process id and user name), and reads their
+statements back from the server's log file: what a backend really sends, on the wire.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,6 +48,7 @@ SETTINGS = {
     "shared_buffers": "128MB",
     "logging_collector": "off",
     "log_min_messages": "warning",
+    "log_line_prefix": "'%m [%p] %q%u@%d '",  # time, process id, then user@database
     "timezone": "'UTC'",
 }
 HBA = f"""\
@@ -146,12 +154,60 @@ def _create_database(admin_dsn: str, name: str) -> None:
         con.execute(f'CREATE DATABASE "{name}"')
 
 
+@dataclass(frozen=True)
+class LoggedStatement:
+    pid: int  # the server process, one per connection
+    sql: str
+    prepared: str | None  # the name of the prepared statement it executed
+
+
+# The start of a log entry (log_line_prefix, then the level); its next lines start with a tab.
+_ENTRY = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \S+ \[(?P<pid>\d+)\] "
+    r"(?:(?P<user>\S*)@\S* )?(?P<level>[A-Z0-9]+):  (?P<text>.*)$"
+)
+# log_statement's entries: simple queries, and executions of (un)named prepared statements.
+_STATEMENT = re.compile(r"^(?:statement|execute (?P<name>[^:]+)): ")
+
+
+class StatementLog:
+    """Every statement that one login role sends, read back from the server's log."""
+
+    def __init__(self, server: ThrowawayServer, role: str) -> None:
+        self.server = server
+        self.role = role
+        self.dsn = f"postgresql://{role}@127.0.0.1:{server.port}/{DATABASE}"
+        self.start = server.log.stat().st_size  # only what is logged from now on
+
+    def entries(self) -> Iterator[tuple[int, str, str, str]]:
+        """(pid, user, level, text) of each log entry since the log was opened."""
+        with self.server.log.open("rb") as log:
+            log.seek(self.start)
+            lines = log.read().decode("utf-8", errors="replace").split("\n")
+        entry: list[str] = []
+        for line in lines:
+            if line.startswith("\t") and entry:
+                entry.append(line[1:])
+                continue
+            if entry and (found := _ENTRY.match(entry[0])):
+                text = "\n".join([found["text"], *entry[1:]])
+                yield int(found["pid"]), found["user"] or "", found["level"], text
+            entry = [line]
+
+    def statements(self) -> list[LoggedStatement]:
+        found = []
+        for pid, user, level, text in self.entries():
+            if user == self.role and level == "LOG" and (match := _STATEMENT.match(text)):
+                name = match["name"] if match["name"] != "<unnamed>" else None
+                found.append(LoggedStatement(pid, text[match.end() :], name))
+        return found
+
+
 @pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
-    """DSN of a PostgreSQL superuser on an empty, UTF-8 database."""
-    external = os.environ.get(DSN_ENV)
-    if external:
-        yield external
+def postgres_server() -> Iterator[ThrowawayServer | None]:
+    """The session's own server; None when $SPARKIFY_TEST_POSTGRES_DSN names another."""
+    if os.environ.get(DSN_ENV):
+        yield None
         return
     bindir = find_bindir()
     if bindir is None:
@@ -161,6 +217,36 @@ def postgres_dsn() -> Iterator[str]:
         server.init()
         server.start()
         _create_database(server.dsn("postgres"), DATABASE)
-        yield server.dsn(DATABASE)
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(postgres_server: ThrowawayServer | None) -> str:
+    """DSN of a PostgreSQL superuser on an empty, UTF-8 database."""
+    if postgres_server is None:
+        return os.environ[DSN_ENV]
+    return postgres_server.dsn(DATABASE)
+
+
+@pytest.fixture(scope="session")
+def statement_logs(
+    postgres_server: ThrowawayServer | None, postgres_dsn: str
+) -> Callable[[], StatementLog]:
+    """Makes a new superuser login role whose every statement is logged
+    (``ALTER ROLE ... SET log_statement = 'all'``), and its log."""
+    if postgres_server is None:
+        pytest.skip(f"the statement log is read from the session's own server, not {DSN_ENV}")
+    server = postgres_server
+
+    def new_log() -> StatementLog:
+        import psycopg
+
+        role = f"logged_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(postgres_dsn, autocommit=True) as con:
+            con.execute(f'CREATE ROLE "{role}" LOGIN SUPERUSER')
+            con.execute(f"ALTER ROLE \"{role}\" SET log_statement = 'all'")
+        return StatementLog(server, role)
+
+    return new_log

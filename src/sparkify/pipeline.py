@@ -421,7 +421,8 @@ SNAPSHOT_AND_CLEAR_STEPS = (
     "snapshot_affected_songs",
     "delete_staged_rows",
 )
-SNAPSHOT_STEPS = ("snapshot_affected_songs", "snapshot_affected_events")
+# Once everything is staged: statistics first, the snapshots and transforms join the rows.
+SNAPSHOT_STEPS = ("analyze_staging", "snapshot_affected_songs", "snapshot_affected_events")
 # Steps that only a run affecting some of the plays and users needs.
 PARTIAL_RUN_STEPS = frozenset({"snapshot_affected_events", "affect_late_songs"})
 TRANSFORM_STEPS = (

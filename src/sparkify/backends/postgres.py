@@ -111,11 +111,9 @@ class PostgresBackend(Backend):
     connect_timeout: ClassVar[int] = 10  # seconds per try
     lock_poll_seconds: ClassVar[float] = 0.2
     copy_chunk_bytes: ClassVar[int] = 1 << 20
-    # Columns the transforms filter, join or group on; statistics of the other columns of
-    # a large staging table cost two thirds of the ANALYZE and change no plan.
-    analyze_columns: ClassVar[dict[str, tuple[str, ...]]] = {
-        "staging_events": ("file_id", "page", "user_id", "session_id", "item_in_session", "level"),
-    }
+    # Executions of one statement after which psycopg prepares it on the server (its
+    # default); None: never (psycopg then never sends DEALLOCATE either).
+    prepare_threshold: ClassVar[int | None] = 5
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -179,7 +177,7 @@ class PostgresBackend(Backend):
 
     def open_connection(self, params: dict[str, Any]) -> psycopg.Connection[Any]:
         """One connection attempt, in autocommit mode: transactions are explicit."""
-        return psycopg.connect(**params, autocommit=True)
+        return psycopg.connect(**params, autocommit=True, prepare_threshold=self.prepare_threshold)
 
     def connect(self, wait_seconds: float = 0.0) -> None:
         self.wait_seconds = wait_seconds
@@ -376,13 +374,6 @@ class PostgresBackend(Backend):
                 self.rows_copied = cursor.rowcount
         except psycopg.Error as exc:
             raise self.map_error(exc) from exc
-        self.after_load(table)
-
-    def after_load(self, table: str) -> None:
-        """Refresh the planner's statistics, or the transforms that join the staged rows
-        next are planned for an empty table (nested loops over 10^5 rows: minutes)."""
-        columns = ", ".join(quote_identifier(c) for c in self.analyze_columns.get(table, ()))
-        self.execute(f"ANALYZE {quote_identifier(table)}" + (f" ({columns})" if columns else ""))
 
 
 def file_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:

@@ -85,6 +85,9 @@ class RedshiftBackend(PostgresBackend):
     credential_seconds: ClassVar[int] = 3600  # IAM temporary credentials (900..3600)
     lock_floor_seconds: ClassVar[float] = 5.0  # a LOCK needs a moment even when free
     copy_max_errors: ClassVar[int] = 100_000  # keeps the transaction alive to read errors
+    # No server-side prepared statements: after a DROP or ROLLBACK psycopg would clear them
+    # with DEALLOCATE ALL, which Redshift (PostgreSQL 8.0.2 protocol) does not have.
+    prepare_threshold = None
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -235,6 +235,10 @@ WHERE e.page = 'NextSong'
 CREATE TEMPORARY TABLE file_order AS
 SELECT file_id, ROW_NUMBER() OVER (ORDER BY url) AS file_rank FROM etl_files;
 
+-- name: analyze_staging
+-- Planner statistics for the rows just staged, before the snapshots and transforms join
+-- them: nothing to do on DuckDB, which keeps its statistics up to date itself.
+
 -- name: analyze_run_tables
 -- Planner statistics for the run's temporary tables: nothing to do on DuckDB.
 

@@ -201,6 +201,13 @@ CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR(2048), artist_key VARC
 CREATE TEMPORARY TABLE file_order DISTSTYLE ALL AS
 SELECT file_id, ROW_NUMBER() OVER (ORDER BY url) AS file_rank FROM etl_files;
 
+-- name: analyze_staging
+-- PREDICATE COLUMNS: the columns queries filter, join or group on, and the keys (all of them
+-- until a query has marked some). Redshift skips the ANALYZE while fewer than
+-- analyze_threshold_percent (10%) of a table's rows changed since the last one.
+ANALYZE staging_events PREDICATE COLUMNS;
+ANALYZE staging_songs PREDICATE COLUMNS;
+
 ------------------------------------------------------------------------------------------
 -- Redshift-only statements, run by backends/redshift.py.
 ------------------------------------------------------------------------------------------
