@@ -33,13 +33,13 @@ from moto import mock_aws
 from postgres_server import LoggedStatement, StatementLog
 from sqlglot import exp
 
-from sparkify.backends import REGISTRY
+from sparkify.backends import REGISTRY, Backend
 from sparkify.backends.postgres import PostgresBackend
 from sparkify.backends.redshift import COPY_DERIVED, RedshiftBackend, StagedLoad
 from sparkify.config import load_settings
-from sparkify.errors import ConfigError, RunInProgress
+from sparkify.errors import ConfigError, RunInProgress, TransientWarehouseError, WarehouseError
 from sparkify.generate import GenerateOptions, generate
-from sparkify.pipeline import dry_run
+from sparkify.pipeline import EtlOptions, dry_run, run_etl
 from sparkify.schema import TABLES, Statements
 from sparkify.staging import KIND_TABLE, table_columns
 
@@ -483,6 +483,93 @@ def test_a_row_redshift_refuses_fails_the_run_with_the_reason(
     ), message
     assert redshift_on_postgres.query("SELECT COUNT(*) FROM staging_songs") == [(0,)]
     assert [k for k in objects(aws) if k.endswith("staging_songs.json.gz")]  # kept for a look
+
+
+# Redshift's serialization conflict: error 1023 under the catch-all SQLSTATE XX000 (the AWS
+# troubleshooting guide: "ERROR:1023 DETAIL: Serializable isolation violation on table").
+CONFLICT = ("1023", "Serializable isolation violation on table - 100123, transactions forming "
+            "the cycle are: 4223, 4227 (pid:7208)")  # fmt: skip
+
+
+def raise_internal_error(backend: Backend, message: str, detail: str = "") -> None:
+    """Make the server itself answer with SQLSTATE XX000, ``message`` and ``detail``."""
+    backend.execute(
+        f"DO $$BEGIN RAISE EXCEPTION USING ERRCODE = 'XX000', MESSAGE = '{message}', "
+        f"DETAIL = '{detail}'; END$$"
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "detail", "transient"),
+    [
+        (*CONFLICT, True),
+        ("1023", "", True),
+        ("Serializable isolation violation on table", "", True),
+        ("could not open relation with OID 16385", "", False),
+        ("10234", "", False),
+    ],
+)
+def test_only_redshift_serialization_conflicts_among_internal_errors_are_transient(
+    redshift_on_postgres: Warehouse, message: str, detail: str, transient: bool
+) -> None:
+    backend = redshift_on_postgres.backend()
+    backend.connect()
+    try:
+        with pytest.raises(WarehouseError, match=f"Redshift error XX000: {message}") as raised:
+            raise_internal_error(backend, message, detail)
+    finally:
+        backend.close()
+    assert isinstance(raised.value, TransientWarehouseError) is transient
+
+
+def run_with_an_internal_error(
+    warehouse: Warehouse, data: Path, message: str, detail: str = ""
+) -> tuple[list[str], Any]:
+    """A run whose first upsert_songplays meets SQLSTATE XX000; returns the steps reached
+    and the summary (or the error raised)."""
+    reached: list[str] = []
+    backend = warehouse.backend()
+
+    def conflict_once(step: str) -> None:
+        reached.append(step)
+        if step == "upsert_songplays" and reached.count(step) == 1:
+            raise_internal_error(backend, message, detail)
+
+    backend.connect()
+    try:
+        options = EtlOptions(songs=str(data / "song_data"), logs=str(data / "log_data"))
+        return reached, run_etl(backend, options, fail_after=conflict_once)
+    except WarehouseError as exc:
+        return reached, exc
+    finally:
+        backend.close()
+
+
+def test_a_serialization_conflict_reruns_the_run_from_the_start(
+    redshift_on_postgres: Warehouse, semantics_data: Path, tmp_path: Path
+) -> None:
+    reached, summary = run_with_an_internal_error(redshift_on_postgres, semantics_data, *CONFLICT)
+    assert reached.count("upsert_songplays") == 2 and reached.count("parse") == 2
+    assert summary.status == "succeeded" and summary.files_new == len(
+        list(semantics_data.rglob("*.json"))
+    )
+    runs = redshift_on_postgres.query("SELECT run_id, status, message FROM etl_runs ORDER BY 1")
+    assert [run[:2] for run in runs] == [(1, "failed"), (2, "succeeded")]
+    assert "Redshift error XX000: 1023 (Serializable isolation violation" in runs[0][2]
+    reference = duckdb_warehouse(tmp_path)
+    etl(reference, semantics_data)
+    assert dump(redshift_on_postgres) == dump(reference)
+
+
+def test_other_internal_errors_fail_the_run_at_once(
+    redshift_on_postgres: Warehouse, semantics_data: Path
+) -> None:
+    reached, error = run_with_an_internal_error(
+        redshift_on_postgres, semantics_data, "could not open relation with OID 16385"
+    )
+    assert reached.count("upsert_songplays") == 1
+    assert isinstance(error, WarehouseError) and not isinstance(error, TransientWarehouseError)
+    assert redshift_on_postgres.query("SELECT status FROM etl_runs") == [("failed",)]
 
 
 def test_one_run_at_a_time(redshift_on_postgres: Warehouse) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -54,21 +55,35 @@ TRANSIENT_SQLSTATES = frozenset(
 )
 
 
-def is_transient(sqlstate: str | None) -> bool:
+# Redshift reports a serialization conflict as its error 1023 under the catch-all SQLSTATE
+# XX000 ("ERROR: 1023 DETAIL: Serializable isolation violation on table ..."); only the
+# message tells it from the other internal errors, which are not worth retrying.
+INTERNAL_ERROR = "XX000"
+SERIALIZATION_CONFLICT = re.compile(
+    r"^\s*1023\b|serializable isolation violation", re.IGNORECASE | re.MULTILINE
+)
+
+
+def is_transient(sqlstate: str | None, message: str = "") -> bool:
+    """``message``: the server's primary message and detail, one per line."""
+    if sqlstate == INTERNAL_ERROR:
+        return bool(SERIALIZATION_CONFLICT.search(message))
     return sqlstate is not None and (
         sqlstate in TRANSIENT_SQLSTATES or sqlstate[:2] in TRANSIENT_CLASSES
     )
 
 
 def map_driver_error(exc: psycopg.Error, product: str = "PostgreSQL") -> WarehouseError:
-    """The one place a driver error becomes a sparkify error, decided by SQLSTATE.
+    """The one place a driver error becomes a sparkify error, decided by SQLSTATE (and, for
+    Redshift's internal errors, by the message).
 
     An ``OperationalError`` without a SQLSTATE means the connection broke before the
     server answered, which is transient too.
     """
     diag = exc.diag
     sqlstate = exc.sqlstate or diag.sqlstate
-    transient = is_transient(sqlstate) or (
+    said = "\n".join(m for m in (diag.message_primary, diag.message_detail) if m)
+    transient = is_transient(sqlstate, said) or (
         sqlstate is None and isinstance(exc, psycopg.OperationalError)
     )
     message = diag.message_primary or " ".join(str(exc).split()) or type(exc).__name__
