@@ -313,10 +313,27 @@ def strip_redshift_clauses(sql: str) -> str:
     )
 
 
+# The load-error logs the stand-in can keep: Redshift's SYS view (every cluster today,
+# Serverless and concurrency scaling included; no raw value) and its older STL table.
+LOAD_ERROR_LOGS = {
+    "sys_load_error_detail": (
+        "CREATE TABLE IF NOT EXISTS sys_load_error_detail (file_name CHAR(256), line_number "
+        "BIGINT, column_name CHAR(127), error_code INTEGER, error_message CHAR(512))",
+        "INSERT INTO sys_load_error_detail VALUES (:url, :line, :column, :code, :reason)",
+    ),
+    "stl_load_errors": (
+        "CREATE TABLE IF NOT EXISTS stl_load_errors (filename CHAR(256), line_number BIGINT, "
+        "colname CHAR(127), raw_field_value CHAR(1024), err_code INTEGER, err_reason CHAR(100))",
+        "INSERT INTO stl_load_errors VALUES (:url, :line, :column, :value, :code, :reason)",
+    ),
+}
+
+
 class RedshiftOnPostgres(RedshiftBackend):
     """The Redshift backend on PostgreSQL, with COPY from S3 played from the real manifest."""
 
     lock_floor_seconds = 0.3
+    load_error_log = "sys_load_error_detail"
 
     @classmethod
     def dialect_statements(cls) -> Statements:
@@ -327,7 +344,7 @@ class RedshiftOnPostgres(RedshiftBackend):
     def run_copy(self, staged: StagedLoad) -> int:
         """What COPY ... MANIFEST FORMAT AS JSON 'auto' GZIP does, on PostgreSQL: read the
         manifest, load its objects, refuse text wider (in bytes) than its column and log the
-        refusal to a stand-in for stl_load_errors. Its statements begin with ``STAND_IN``,
+        refusal to a stand-in for ``load_error_log``. Its statements begin with ``STAND_IN``,
         so the wire-capture tests can tell them from what Redshift would receive."""
         self.copy_options()
         s3 = self.aws().client("s3")
@@ -341,11 +358,8 @@ class RedshiftOnPostgres(RedshiftBackend):
                 {"schema": self.schema, "table": staged.table},
             ).rows
         )
-        self.execute(
-            f"{STAND_IN} CREATE TABLE IF NOT EXISTS stl_load_errors (filename VARCHAR(256), "
-            "line_number BIGINT, colname VARCHAR(127), raw_field_value VARCHAR(1024), "
-            "err_code INTEGER, err_reason VARCHAR(100))"
-        )
+        create, insert = LOAD_ERROR_LOGS[self.load_error_log]
+        self.execute(f"{STAND_IN} {create}")
         refused: list[tuple[str, int, str, str, int]] = []
         loaded, names = 0, ", ".join(f'"{c}"' for c in columns)
         sql = f'{STAND_IN} COPY "{staged.table}" ({names}) FROM STDIN'
@@ -373,8 +387,7 @@ class RedshiftOnPostgres(RedshiftBackend):
                     loaded += 1
         for url, number, column, value, width in refused:
             self.execute(
-                f"{STAND_IN} INSERT INTO stl_load_errors VALUES (:url, :line, :column, :value, "
-                ":code, :reason)",
+                f"{STAND_IN} {insert}",
                 {
                     "url": url,
                     "line": number,
@@ -387,9 +400,17 @@ class RedshiftOnPostgres(RedshiftBackend):
         return loaded
 
 
-def stand_in(dsn: str, monkeypatch: pytest.MonkeyPatch) -> Warehouse:
-    """A fresh schema on the PostgreSQL server at ``dsn``, loaded by ``RedshiftOnPostgres``."""
-    monkeypatch.setitem(REGISTRY, "redshift", f"{__name__}:RedshiftOnPostgres")
+class RedshiftOnPostgresWithStl(RedshiftOnPostgres):
+    """A cluster without SYS_LOAD_ERROR_DETAIL: only STL_LOAD_ERRORS logs refused rows."""
+
+    load_error_log = "stl_load_errors"
+
+
+def stand_in(
+    dsn: str, monkeypatch: pytest.MonkeyPatch, backend: str = "RedshiftOnPostgres"
+) -> Warehouse:
+    """A fresh schema on the PostgreSQL server at ``dsn``, loaded by the stand-in ``backend``."""
+    monkeypatch.setitem(REGISTRY, "redshift", f"{__name__}:{backend}")
     for key, value in {
         "S3_STAGING_PREFIX": PREFIX,
         "IAM_ROLE_ARN": ROLE,
@@ -459,9 +480,16 @@ def test_rejected_records_reach_etl_rejects_through_copy(
     assert len(rejects) == summary["rows_rejected"] and all(r["raw"] for r in rejects)
 
 
+@pytest.mark.parametrize("backend", ["RedshiftOnPostgres", "RedshiftOnPostgresWithStl"])
 def test_a_row_redshift_refuses_fails_the_run_with_the_reason(
-    redshift_on_postgres: Warehouse, semantics_data: Path, aws: Any
+    postgres_dsn: str,
+    aws: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    semantics_data: Path,
+    backend: str,
 ) -> None:
+    """The reason comes from sys_load_error_detail wherever it exists, else stl_load_errors."""
+    redshift_on_postgres = stand_in(postgres_dsn, monkeypatch, backend)
     song_file = next((semantics_data / "song_data").rglob("*.json"))
     record = json.loads(song_file.read_text())
     record["title"] = "é" * 600  # 600 characters, 1200 bytes: wider than VARCHAR(1024)

@@ -5,8 +5,8 @@ then common.sql. A bulk load uploads the canonical rows the pipeline wrote (gzip
 lines) under [S3] STAGING_PREFIX, writes a manifest naming exactly that object, and runs
 ``COPY ... MANIFEST FORMAT AS JSON 'auto'``, so every backend stages the same rows and
 rejects the same records. A row Redshift still refuses fails the run with the file, line,
-column, value and reason read from ``stl_load_errors`` (``sys_load_error_detail`` on
-Serverless). Without a password, connections use IAM temporary credentials.
+column, value and reason read from ``sys_load_error_detail`` (``stl_load_errors`` where
+that view is missing). Without a password, connections use IAM temporary credentials.
 """
 
 from __future__ import annotations
@@ -298,8 +298,10 @@ class RedshiftBackend(PostgresBackend):
 
     def load_failure(self, staged: StagedLoad, loaded: int) -> WarehouseError:
         """Why rows were left out: file, line, column, value and reason, per rejected line."""
-        name = "load_errors_serverless" if self.serverless else "load_errors"
-        found = self.query(self.statements.get(name)[0], {"url": staged.data_url})
+        [has_detail] = self.statements.get("has_load_error_detail")
+        name = "load_errors" if self.query(has_detail).scalar() else "load_errors_stl"
+        [load_errors] = self.statements.get(name)
+        found = self.query(load_errors, {"url": staged.data_url})
         lines = gzip.decompress(staged.local.read_bytes()).splitlines()
         details = []
         for file, line, column, value, code, reason in found.rows:

@@ -216,20 +216,27 @@ ANALYZE staging_songs PREDICATE COLUMNS;
 -- One run at a time: held until the run's transaction ends. Readers of etl_runs wait too.
 LOCK etl_runs;
 
--- name: load_errors
--- Why a COPY left rows out, for the staged object it read (provisioned clusters).
-SELECT TRIM(filename) AS file, line_number, TRIM(colname) AS column_name,
-       TRIM(raw_field_value) AS value, err_code AS code, TRIM(err_reason) AS reason
-FROM stl_load_errors
-WHERE TRIM(filename) = :url
-ORDER BY line_number
-LIMIT 5;
+-- name: has_load_error_detail
+-- Whether SYS_LOAD_ERROR_DETAIL is there to read (1) or not (0), as the search path finds it.
+SELECT COUNT(*) FROM pg_class
+WHERE relname = 'sys_load_error_detail' AND pg_table_is_visible(oid);
 
--- name: load_errors_serverless
--- The same from the SYS view, the only one Redshift Serverless has (no raw value there).
+-- name: load_errors
+-- Why a COPY left rows out, for the staged object it read. SYS_LOAD_ERROR_DETAIL covers
+-- provisioned clusters, Serverless and concurrency scaling; it keeps no raw value.
 SELECT TRIM(file_name) AS file, line_number, TRIM(column_name) AS column_name,
        CAST(NULL AS VARCHAR(1024)) AS value, error_code AS code, TRIM(error_message) AS reason
 FROM sys_load_error_detail
 WHERE TRIM(file_name) = :url
+ORDER BY line_number
+LIMIT 5;
+
+-- name: load_errors_stl
+-- The same from STL_LOAD_ERRORS, where SYS_LOAD_ERROR_DETAIL is missing (it misses the
+-- loads of Serverless and of concurrency scaling).
+SELECT TRIM(filename) AS file, line_number, TRIM(colname) AS column_name,
+       TRIM(raw_field_value) AS value, err_code AS code, TRIM(err_reason) AS reason
+FROM stl_load_errors
+WHERE TRIM(filename) = :url
 ORDER BY line_number
 LIMIT 5;
