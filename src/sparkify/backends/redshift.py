@@ -16,7 +16,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -85,6 +85,9 @@ class RedshiftBackend(PostgresBackend):
     credential_seconds: ClassVar[int] = 3600  # IAM temporary credentials (900..3600)
     lock_floor_seconds: ClassVar[float] = 5.0  # a LOCK needs a moment even when free
     copy_max_errors: ClassVar[int] = 100_000  # keeps the transaction alive to read errors
+    max_bind_parameters: ClassVar[int] = 32_767  # per statement, in the wire protocol
+    # Bound values per INSERT; Redshift takes statements of up to 16 MB.
+    max_insert_bytes: ClassVar[int] = 4 << 20
     # No server-side prepared statements: after a DROP or ROLLBACK psycopg would clear them
     # with DEALLOCATE ALL, which Redshift (PostgreSQL 8.0.2 protocol) does not have.
     prepare_threshold = None
@@ -200,15 +203,18 @@ class RedshiftBackend(PostgresBackend):
         """Nothing to set: Redshift gives each query its memory through workload management."""
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
-        """Redshift has no COPY FROM STDIN: the rows go in one pipelined batch of INSERTs."""
-        if not rows:
-            return
+        """Redshift has no COPY FROM STDIN: multi-row INSERTs with bound values, each as
+        large as the parameter and size limits allow (a few per run, not one per row)."""
         names = ", ".join(quote_identifier(c) for c in columns)
-        marks = ", ".join(["%s"] * len(columns))
-        sql = f"INSERT INTO {quote_identifier(table)} ({names}) VALUES ({marks})"
+        into = f"INSERT INTO {quote_identifier(table)} ({names}) VALUES "
+        marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        limits = (self.max_bind_parameters, self.max_insert_bytes)
         try:
             with self.con.cursor() as cursor:
-                cursor.executemany(sql, [tuple(row) for row in rows])  # type: ignore[arg-type]
+                for batch in insert_batches(rows, len(columns), *limits):
+                    sql = into + ", ".join([marks] * len(batch))
+                    values = [value for row in batch for value in row]
+                    cursor.execute(sql, values)  # type: ignore[arg-type]
         except psycopg.Error as exc:
             raise self.map_error(exc) from exc
 
@@ -321,6 +327,23 @@ class RedshiftBackend(PostgresBackend):
             f"was rolled back and {staged.data_url} kept for inspection. "
             + ("; ".join(details) or "no detail in the load error log")
         )
+
+
+def insert_batches(
+    rows: Sequence[tuple], width: int, max_parameters: int, max_bytes: int
+) -> Iterator[Sequence[tuple]]:
+    """Consecutive slices of ``rows`` (of ``width`` values each) holding at most
+    ``max_parameters`` values and ``max_bytes`` of text; a row larger than that goes alone."""
+    per_batch = max(1, max_parameters // width)
+    start, size = 0, 0
+    for n, row in enumerate(rows):
+        row_bytes = sum(len(v.encode()) if isinstance(v, str) else 8 for v in row)
+        if n > start and (n - start == per_batch or size + row_bytes > max_bytes):
+            yield rows[start:n]
+            start, size = n, 0
+        size += row_bytes
+    if start < len(rows):
+        yield rows[start:]
 
 
 def write_copy_input(table: str, paths: Sequence[Path], target: Path) -> int:

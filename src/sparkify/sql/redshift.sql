@@ -218,8 +218,9 @@ LOCK etl_runs;
 
 -- name: has_load_error_detail
 -- Whether SYS_LOAD_ERROR_DETAIL is there to read (1) or not (0), as the search path finds it.
-SELECT COUNT(*) FROM pg_class
-WHERE relname = 'sys_load_error_detail' AND pg_table_is_visible(oid);
+-- OID is a reserved word: qualified, as in Redshift's own PG_TABLE_DEF.
+SELECT COUNT(*) FROM pg_class c
+WHERE c.relname = 'sys_load_error_detail' AND pg_table_is_visible(c.oid);
 
 -- name: load_errors
 -- Why a COPY left rows out, for the staged object it read. SYS_LOAD_ERROR_DETAIL covers
