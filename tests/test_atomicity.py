@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import Warehouse, dump, etl
 
-from sparkify.pipeline import TRANSFORM_STEPS, EtlOptions, run_etl
+from sparkify.pipeline import EtlOptions, run_etl
+from sparkify.plan import TRANSFORM_STEPS
 
 LEDGER = ("etl_files", "etl_rejects", "staging_events", "staging_songs")
 STEPS = ("bulk_load", "parse", "stage", "ledger", *TRANSFORM_STEPS)

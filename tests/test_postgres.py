@@ -29,7 +29,7 @@ from sparkify.errors import (
     TransientWarehouseError,
     WarehouseError,
 )
-from sparkify.pipeline import ensure_tables
+from sparkify.pipeline import EtlOptions, ensure_tables, run_etl
 from sparkify.staging import CANONICAL, row_encoder
 
 PASSWORD = "Corr3ct-Horse-Battery"
@@ -281,6 +281,7 @@ def lock_holder(pg: Warehouse) -> Iterator[PostgresBackend]:
     holder = pg.backend()
     assert isinstance(holder, PostgresBackend)
     holder.connect()
+    ensure_tables(holder)
     holder.execute("BEGIN")
     holder.lock_run()
     yield holder
@@ -308,6 +309,74 @@ def test_with_wait_a_second_run_waits_for_the_first(
         release.join()
     assert time.monotonic() - started >= 0.5
     assert summary["status"] == "succeeded"
+
+
+def waiting_for_the_lock(dsn: str, holder_pid: int) -> bool:
+    """Whether a sparkify session other than the holder is trying to take the run lock."""
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        found = admin.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'sparkify' "
+            "AND pid NOT IN (pg_backend_pid(), %s) AND query ILIKE '%%lock%%'",
+            [holder_pid],
+        ).fetchone()
+    return bool(found and found[0])
+
+
+def test_a_run_that_waited_for_the_lock_sees_the_first_runs_rows(
+    postgres_dsn: str, generated: Path
+) -> None:
+    """At REPEATABLE READ a snapshot starts with the transaction's first query: a run that
+    waited for the lock must not take its snapshot before it holds the lock, or it works
+    from the warehouse as it was before the first run committed (stale ledger: duplicate
+    file ids and rows)."""
+    dsn = with_dsn(postgres_dsn, options=r"-c default_transaction_isolation=repeatable\ read")
+    target, reference = pg_warehouse(dsn), pg_warehouse(postgres_dsn)
+    options = EtlOptions(songs=str(generated / "song_data"), logs=str(generated / "log_data"))
+    first, second = target.backend(), target.backend()
+    first.connect()
+    second.connect(wait_seconds=30)
+    holding, release = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def hold(step: str) -> None:
+        if step == "ledger":
+            holding.set()
+            release.wait(30)
+
+    def run(name: str, backend: Backend, **kwargs: Any) -> None:
+        try:
+            outcome[name] = run_etl(backend, options, **kwargs)
+        except Exception as exc:  # reported by the assertions below
+            outcome[name] = exc
+
+    runs = [threading.Thread(target=run, args=("first", first), kwargs={"fail_after": hold})]
+    try:
+        assert first.query("SHOW transaction_isolation").scalar() == "repeatable read"
+        holder_pid = first.query("SELECT pg_backend_pid()").scalar()
+        runs[0].start()
+        assert holding.wait(60)
+        runs.append(threading.Thread(target=run, args=("second", second)))
+        runs[1].start()
+        deadline = time.monotonic() + 20
+        while not waiting_for_the_lock(postgres_dsn, holder_pid):
+            assert time.monotonic() < deadline, "the second run never reached the lock"
+            time.sleep(0.05)
+        release.set()
+        for thread in runs:
+            thread.join(60)
+    finally:
+        release.set()
+        first.close()
+        second.close()
+    assert not isinstance(outcome["first"], Exception), outcome["first"]
+    assert not isinstance(outcome["second"], Exception), outcome["second"]
+    assert outcome["second"].files_new == 0 and outcome["second"].run_id == 2
+    etl(reference, generated)
+    assert dump(target) == dump(reference)
+    assert target.query("SELECT run_id, status FROM etl_runs ORDER BY run_id") == [
+        (1, "succeeded"),
+        (2, "succeeded"),
+    ]
 
 
 # -- COPY fidelity ---------------------------------------------------------------------------
@@ -479,7 +548,7 @@ def test_sql_prints_the_copy_statements() -> None:
     result = run_cli("sql", "--backend", "postgres")
     assert result.exit_code == 0
     assert 'COPY "staging_events" ("file_id", "line_no",' in result.stdout
-    assert "FROM STDIN (FORMAT binary);" in result.stdout
+    assert "FROM STDIN WITH (FORMAT binary);" in result.stdout
 
 
 # -- parity with DuckDB ----------------------------------------------------------------------

@@ -36,6 +36,10 @@ class ConnectionFailed(SparkifyError):
 class WarehouseError(SparkifyError):
     """The warehouse refused a statement (a data or SQL error); not worth retrying."""
 
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate  # the server's SQLSTATE, when it gave one
+
 
 class TransientWarehouseError(WarehouseError):
     """A failure that may pass (connection reset, serialization failure); safe to retry."""

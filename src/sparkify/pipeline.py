@@ -10,6 +10,7 @@ import datetime as dt
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,14 @@ from sparkify.errors import (
     SparkifyError,
     TooManyRejects,
     TransientWarehouseError,
+    WarehouseError,
 )
 from sparkify.parsing import FileParse, Parser
+from sparkify.plan import RUN_PLAN, Step
 from sparkify.progress import NO_PROGRESS, ProgressFactory
-from sparkify.schema import STAR_TABLES, TABLES
+from sparkify.schema import TABLES
 from sparkify.sources import IgnoredFile, Source, SourceFile, filter_by_date, open_source
-from sparkify.staging import KIND_TABLE, row_encoder
+from sparkify.staging import row_encoder
 
 DEFAULT_MAX_ERRORS = 1000
 RUN_ATTEMPTS = 3
@@ -107,11 +110,23 @@ class RunSummary:
 
 
 def ensure_tables(backend: Backend, drop: bool = False) -> None:
-    """Create every table that is missing (``drop``: recreate them empty)."""
+    """Create every table that is missing (``drop``: recreate them all empty).
+
+    Outside a transaction, two runs may start at once on a new warehouse: a CREATE that
+    fails because the other run created the table meanwhile is not an error.
+    """
     if drop:
         backend.run("drop_tables")
-    for sql in backend.statements.create_tables():
-        backend.execute(sql)
+    existing = set() if drop else backend.existing_tables()
+    for table, sqls in backend.statements.table_ddl().items():
+        if table in existing:
+            continue
+        for sql in sqls:
+            try:
+                backend.execute(sql)
+            except WarehouseError:
+                if table not in backend.existing_tables():
+                    raise
 
 
 def require_tables(backend: Backend) -> None:
@@ -145,12 +160,13 @@ def run_etl(
 
     A transient warehouse failure (connection reset, serialization failure) rolls the run
     back, so it is retried from the start, a bounded number of times. ``fail_after`` is
-    called with each step's name; tests use it to inject failures.
+    called with each checkpoint's name (see ``sparkify.plan``); tests use it to inject
+    failures.
     """
     inputs = list_inputs(options)
     for attempt in range(1, RUN_ATTEMPTS + 1):
         try:
-            return _run_once(backend, options, inputs, progress, fail_after or _no_failure)
+            return Run(backend, options, inputs, progress, fail_after or _no_failure).perform()
         except TransientWarehouseError:
             if attempt == RUN_ATTEMPTS:
                 raise
@@ -158,37 +174,6 @@ def run_etl(
             backend.close()
             backend.connect(wait_seconds=options.wait_seconds)
     raise AssertionError("unreachable")
-
-
-def _run_once(
-    backend: Backend,
-    options: EtlOptions,
-    inputs: tuple[Source, list[SourceFile], Source, list[SourceFile]],
-    progress: ProgressFactory,
-    fail_after: Callable[[str], None],
-) -> RunSummary:
-    started = time.monotonic()
-    started_at = _utc_now()
-    run_id = 0
-    try:
-        with backend.transaction():
-            backend.lock_run()
-            ensure_tables(backend)
-            run_id = int(
-                backend.query("SELECT COALESCE(MAX(run_id), 0) + 1 FROM etl_runs").scalar()
-            )
-            summary = RunSummary(run_id, "succeeded", backend.describe())
-            summary.ignored = [*inputs[0].ignored, *inputs[2].ignored]
-            _load(backend, options, inputs, summary, progress, fail_after)
-            summary.seconds = time.monotonic() - started
-            _record_run(backend, summary, started_at)
-    except TooManyRejects:
-        _record_failure(backend, run_id, started_at, "too many rejected records")
-        raise
-    except SparkifyError as exc:
-        _record_failure(backend, run_id, started_at, str(exc))
-        raise
-    return summary
 
 
 def _no_failure(step: str) -> None:
@@ -199,47 +184,231 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def _load(
-    backend: Backend,
-    options: EtlOptions,
-    inputs: tuple[Source, list[SourceFile], Source, list[SourceFile]],
-    summary: RunSummary,
-    progress: ProgressFactory,
-    fail_after: Callable[[str], None],
-) -> None:
-    if options.full_refresh:
-        backend.run("clear_warehouse")
-    plans, version_updates = _plan(_ledger(backend), inputs, summary)
-    loads: list[FileLoad] = []
-    all_keys = False
-    reads_files = any(plan.changed or plan.new for plan in plans)
-    if reads_files:
-        with tempfile.TemporaryDirectory(prefix="sparkify-") as tmp:
-            reading = Reading(
-                Parser(Path(tmp), backend.capabilities.row_format),
-                summary,
-                progress,
-                options.max_errors,
-                loads,
-                version_updates,
+Inputs = tuple[Source, list[SourceFile], Source, list[SourceFile]]
+
+
+class Run:
+    """One attempt at a run: walks ``RUN_PLAN``, one method per kind of step."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        options: EtlOptions,
+        inputs: Inputs,
+        progress: ProgressFactory,
+        fail_after: Callable[[str], None],
+    ) -> None:
+        self.backend = backend
+        self.options = options
+        self.inputs = inputs
+        self.progress = progress
+        self.fail_after = fail_after
+        self.started = time.monotonic()
+        self.started_at = _utc_now()
+        self.summary = RunSummary(0, "succeeded", backend.describe())
+        self.summary.ignored = [*inputs[0].ignored, *inputs[2].ignored]
+        self.plans: list[KindPlan] = []
+        self.loads: list[FileLoad] = []  # files whose new content is staged
+        self.version_updates: list[tuple[str, str]] = []  # (version, URL): same content
+        self.all_keys = False  # every staged event comes from this run's files
+        self.first_runs: dict[int, int] = {}
+        self.scratch = ExitStack()  # the part files' folder, until the run ends
+        self.parsing = ExitStack()  # the parse workers, until the last file is parsed
+        self.scratch_dir = Path()
+        self.reading: Reading | None = None
+        self.first_new = 0  # where the new files of the kind being loaded start in loads
+        self.failure = ""
+
+    def perform(self) -> RunSummary:
+        backend = self.backend
+        try:
+            with self.scratch:
+                self.walk(RUN_PLAN.before)
+                with backend.transaction():
+                    self.walk(RUN_PLAN.transaction)
+        except SparkifyError as exc:
+            self.failure = (
+                "too many rejected records" if isinstance(exc, TooManyRejects) else str(exc)
             )
-            with reading.parser:  # its worker processes end before the transforms start
-                all_keys = _read_and_stage(backend, reading, plans, fail_after)
-            summary.first_rejects = _first_rejects(loads)
-            fail_after("parse")
-            _stage_rejects(backend, Path(tmp), summary.run_id, loads)
-            fail_after("stage")
-        for step in SNAPSHOT_STEPS if loads else ():
-            if not (all_keys and step in PARTIAL_RUN_STEPS):
-                backend.run(step)
-    # The ledger goes first: the transforms read each staged row's file URL from it.
-    _update_ledger(backend, loads, version_updates, summary.run_id)
-    fail_after("ledger")
-    if loads:
-        _transform(backend, all_keys, fail_after)
-    elif reads_files:  # every file read had the content already loaded
-        backend.run("drop_run_tables")
-    summary.tables = table_counts(backend)
+            self.record_failure()
+            raise
+        return self.summary
+
+    def walk(self, steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            if all(self.holds(condition) for condition in step.when):
+                getattr(self, f"do_{step.does}")(step)
+            if step.checkpoint:
+                self.fail_after(step.checkpoint)
+
+    def holds(self, condition: str) -> bool:
+        """Whether a condition of ``plan.CONDITIONS`` holds at this point of the run."""
+        loads = self.loads
+        by_kind = {plan.kind: plan for plan in self.plans}
+        match condition.split("_", 1):
+            case ["stage", kind]:
+                return bool(by_kind[kind].new or any(load.kind == kind for load in loads))
+            case ["new", kind]:
+                return bool(by_kind[kind].new)
+        facts = {
+            "full_refresh": lambda: self.options.full_refresh,
+            "reads_files": lambda: any(plan.changed or plan.new for plan in self.plans),
+            "known_changed": lambda: bool(loads),  # only known files are parsed yet
+            "rejects": lambda: any(load.parsed.rejects for load in loads),
+            "loads": lambda: bool(loads),
+            "some_keys": lambda: not self.all_keys,
+            "version_updates": lambda: bool(self.version_updates),
+            "numbered": lambda: bool(self.summary.run_id),
+        }
+        return bool(facts[condition]())
+
+    # -- the kinds of step -----------------------------------------------------------------
+    def do_tables(self, step: Step) -> None:
+        ensure_tables(self.backend)
+
+    def do_run(self, step: Step) -> None:
+        backend = self.backend
+        if step.name == "lock_wait":
+            backend.run(step.name, backend.lock_params())
+        elif step.each:  # update_file_version, once per file
+            for version, url in self.version_updates:
+                backend.run(step.name, {"version": version, "url": url})
+        else:
+            backend.run(step.name, all_keys=self.all_keys and step.all_keys)
+
+    def do_lock(self, step: Step) -> None:
+        self.backend.lock_run()
+
+    def do_query(self, step: Step) -> None:
+        [sql] = self.backend.statements.get(step.name)
+        rows = self.backend.query(sql).rows
+        summary = self.summary
+        if step.name == "next_run_id":
+            summary.run_id = int(rows[0][0])
+        elif step.name == "read_ledger":
+            known = {row[0]: KnownFile(row[1], row[2], row[3], row[4]) for row in rows}
+            self.plans, self.version_updates = _plan(known, self.inputs, summary)
+        elif step.name == "count_other_staged_events":
+            self.all_keys = not rows[0][0]
+        elif step.name == "read_first_runs":
+            self.first_runs = {int(file_id): int(first) for file_id, first in rows}
+        elif step.name == "table_counts":
+            summary.tables = {name: int(count) for name, count in rows}
+
+    def do_parse(self, step: Step) -> None:
+        """Start the parse workers, then parse the known files whose token moved: their
+        content may be the same, and the old rows of those that changed must leave
+        staging before any new row arrives."""
+        tmp = self.scratch.enter_context(tempfile.TemporaryDirectory(prefix="sparkify-"))
+        self.scratch_dir = Path(tmp)
+        self.scratch.enter_context(self.parsing)
+        parser = self.parsing.enter_context(
+            Parser(self.scratch_dir, self.backend.capabilities.row_format)
+        )
+        self.reading = Reading(
+            parser,
+            self.summary,
+            self.progress,
+            self.options.max_errors,
+            self.loads,
+            self.version_updates,
+        )
+        for plan in self.plans:
+            if plan.changed:
+                for _ in self.reading.parse(plan, plan.changed, "Re-reading"):
+                    pass  # parse() keeps the loads; nothing to stream yet
+
+    def do_load(self, step: Step) -> None:
+        if step.table == "etl_rejects":
+            rejects = self.scratch_dir / "rejects"
+            row_format = self.backend.capabilities.row_format
+            _write_rejects(rejects, row_format, self.summary.run_id, self.loads)
+            self.backend.load_canonical("etl_rejects", [rejects])
+            return
+        assert self.reading is not None
+        plan = next(plan for plan in self.plans if plan.kind == step.kind)
+        parts = {
+            p: None for load in self.loads if load.kind == plan.kind and (p := load.parsed.part)
+        }
+        self.first_new = len(self.loads)
+        with self.backend.bulk_load(step.table) as add:
+            for part in parts:
+                add(part)
+            for load in self.reading.parse(plan, plan.new, "Reading"):
+                new_part = load.parsed.part
+                if new_part and new_part not in parts:  # a task's part file is complete
+                    parts[new_part] = None
+                    add(new_part)
+                    self.fail_after("bulk_load")
+
+    def do_end_parse(self, step: Step) -> None:
+        """The parse workers end before the transforms start."""
+        self.parsing.close()
+        order = {plan.kind: n for n, plan in enumerate(self.plans)}
+        self.loads.sort(key=lambda load: (order[load.kind], load.file.url))
+        self.summary.first_rejects = _first_rejects(self.loads)
+
+    def do_insert(self, step: Step) -> None:
+        self.backend.insert_rows(step.table, step.columns, self.rows(step))
+
+    def rows(self, step: Step) -> list[tuple[Any, ...]]:
+        """The rows an insert step writes."""
+        summary, run_id = self.summary, self.summary.run_id
+        if step.name == "record_changed_files":
+            return [(load.file_id, load.kind) for load in self.loads]
+        if step.table == "run_files":  # the new files of one kind, just loaded
+            return [(load.file_id, load.kind) for load in self.loads[self.first_new :]]
+        if step.name == "record_files":
+            return [
+                (
+                    load.file_id,
+                    load.file.url,
+                    load.kind,
+                    load.file.size,
+                    load.file.version,
+                    load.parsed.fingerprint,
+                    self.first_runs.get(load.file_id, run_id),
+                    run_id,
+                    load.parsed.lines_read,
+                    load.parsed.rows_staged,
+                    len(load.parsed.rejects),
+                )
+                for load in self.loads
+            ]
+        if step.name == "record_failure":
+            return [(run_id, self.started_at, _utc_now(), "failed", _fit(self.failure, 1000))]
+        summary.seconds = time.monotonic() - self.started
+        tables = summary.tables
+        return [
+            (
+                run_id,
+                self.started_at,
+                _utc_now(),
+                summary.status,
+                summary.files_new,
+                summary.files_changed,
+                summary.files_skipped,
+                summary.lines_read,
+                summary.rows_staged,
+                summary.rows_rejected,
+                tables.get("songplays"),
+                tables.get("users"),
+                tables.get("songs"),
+                tables.get("artists"),
+                tables.get("time"),
+            )
+        ]
+
+    def record_failure(self) -> None:
+        """After the rollback: end the lock's wait bound and keep a trace of the failed
+        run, if the warehouse is reachable."""
+        try:
+            self.walk(RUN_PLAN.after_rollback)
+            if all(self.holds(c) for step in RUN_PLAN.failure for c in step.when):
+                with self.backend.transaction():
+                    self.walk(RUN_PLAN.failure)
+        except Exception:
+            return
 
 
 @dataclass
@@ -333,54 +502,6 @@ class Reading:
                 yield load
 
 
-def _read_and_stage(
-    backend: Backend, reading: Reading, plans: list[KindPlan], fail_after: Callable[[str], None]
-) -> bool:
-    """Parse the run's files and stage their rows. Returns whether every staged event
-    comes from this run's files (then every play and user is affected).
-
-    Known files come first: their content may turn out unchanged, and the old rows of
-    those that changed must leave staging before any new row arrives. The new files' rows
-    are then bulk-loaded while they are parsed, each part file as soon as it is complete.
-    """
-    for step in PREPARE_STEPS:
-        backend.run(step)
-    loads = reading.loads
-    for plan in plans:
-        if plan.changed:
-            for _ in reading.parse(plan, plan.changed, "Re-reading"):
-                pass  # parse() keeps the loads; nothing to stream yet
-    if loads:
-        _record_run_files(backend, loads)
-        for step in SNAPSHOT_AND_CLEAR_STEPS:
-            backend.run(step)
-    [staged_before] = backend.statements.get("count_other_staged_events")
-    all_keys = not backend.query(staged_before).scalar()
-    for plan in plans:
-        parts = {p: None for load in loads if load.kind == plan.kind and (p := load.parsed.part)}
-        if not (parts or plan.new):
-            continue
-        first_new = len(loads)
-        with backend.bulk_load(KIND_TABLE[plan.kind]) as add:
-            for part in parts:
-                add(part)
-            for load in reading.parse(plan, plan.new, "Reading"):
-                new_part = load.parsed.part
-                if new_part and new_part not in parts:  # a task's part file is complete
-                    parts[new_part] = None
-                    add(new_part)
-                    fail_after("bulk_load")
-        _record_run_files(backend, loads[first_new:])
-    order = {plan.kind: n for n, plan in enumerate(plans)}
-    loads.sort(key=lambda load: (order[load.kind], load.file.url))
-    return all_keys
-
-
-def _ledger(backend: Backend) -> dict[str, KnownFile]:
-    result = backend.query("SELECT url, file_id, size, version, fingerprint FROM etl_files")
-    return {row[0]: KnownFile(row[1], row[2], row[3], row[4]) for row in result.rows}
-
-
 def _first_rejects(loads: list[FileLoad], limit: int = 5) -> list[str]:
     found = []
     for load in loads:
@@ -402,182 +523,3 @@ def _write_rejects(path: Path, row_format: str, run_id: int, loads: list[FileLoa
             count += 1
     path.write_bytes(rows)
     return count
-
-
-def _record_run_files(backend: Backend, loads: list[FileLoad]) -> None:
-    rows = [(load.file_id, load.kind) for load in loads]
-    backend.insert_rows("run_files", ("file_id", "kind"), rows)
-
-
-def _stage_rejects(backend: Backend, scratch: Path, run_id: int, loads: list[FileLoad]) -> None:
-    rejects = scratch / "rejects"
-    if _write_rejects(rejects, backend.capabilities.row_format, run_id, loads):
-        backend.load_canonical("etl_rejects", [rejects])
-
-
-PREPARE_STEPS = ("create_run_files", "create_affected")
-SNAPSHOT_AND_CLEAR_STEPS = (
-    "snapshot_affected_events",
-    "snapshot_affected_songs",
-    "delete_staged_rows",
-)
-# Once everything is staged: statistics first, the snapshots and transforms join the rows.
-SNAPSHOT_STEPS = ("analyze_staging", "snapshot_affected_songs", "snapshot_affected_events")
-# Steps that only a run affecting some of the plays and users needs.
-PARTIAL_RUN_STEPS = frozenset({"snapshot_affected_events", "affect_late_songs"})
-TRANSFORM_STEPS = (
-    "affect_late_songs",
-    "rank_files",
-    "analyze_run_tables",
-    "upsert_songplays",
-    "collect_user_changes",
-    "upsert_users",
-    "upsert_user_levels",
-    "upsert_songs",
-    "upsert_artists",
-    "refresh_time",
-)
-
-
-def _transform(backend: Backend, all_keys: bool, fail_after: Callable[[str], None]) -> None:
-    """Rebuild the affected keys; ``all_keys``: every play and user is affected."""
-    for step in TRANSFORM_STEPS:
-        if not (all_keys and step in PARTIAL_RUN_STEPS):
-            backend.run(step, all_keys=all_keys)
-        fail_after(step)
-    backend.run("drop_run_tables")  # temporary tables would outlive the run's transaction
-
-
-def _update_ledger(
-    backend: Backend, loads: list[FileLoad], version_updates: list[tuple[str, str]], run_id: int
-) -> None:
-    for version, url in version_updates:
-        backend.execute(
-            "UPDATE etl_files SET version = :version WHERE url = :url",
-            {"version": version, "url": url},
-        )
-    if not loads:
-        return
-    first_runs = dict(
-        backend.query("SELECT file_id, first_run_id FROM etl_files").rows  # type: ignore[arg-type]
-    )
-    backend.execute("DELETE FROM etl_files WHERE file_id IN (SELECT file_id FROM run_files)")
-    backend.insert_rows(
-        "etl_files",
-        (
-            "file_id",
-            "url",
-            "kind",
-            "size",
-            "version",
-            "fingerprint",
-            "first_run_id",
-            "last_run_id",
-            "lines_read",
-            "rows_staged",
-            "rows_rejected",
-        ),
-        [
-            (
-                load.file_id,
-                load.file.url,
-                load.kind,
-                load.file.size,
-                load.file.version,
-                load.parsed.fingerprint,
-                first_runs.get(load.file_id, run_id),
-                run_id,
-                load.parsed.lines_read,
-                load.parsed.rows_staged,
-                len(load.parsed.rejects),
-            )
-            for load in loads
-        ],
-    )
-
-
-def table_counts(backend: Backend) -> dict[str, int]:
-    sql = " UNION ALL ".join(
-        f"SELECT '{table}', COUNT(*) FROM {table}" for table in (*STAR_TABLES, "user_levels")
-    )
-    return {name: int(count) for name, count in backend.query(sql).rows}
-
-
-def _record_run(backend: Backend, summary: RunSummary, started_at: dt.datetime) -> None:
-    tables = summary.tables
-    backend.insert_rows(
-        "etl_runs",
-        (
-            "run_id",
-            "started_at",
-            "finished_at",
-            "status",
-            "files_new",
-            "files_changed",
-            "files_skipped",
-            "lines_read",
-            "rows_staged",
-            "rows_rejected",
-            "songplays_rows",
-            "users_rows",
-            "songs_rows",
-            "artists_rows",
-            "time_rows",
-        ),
-        [
-            (
-                summary.run_id,
-                started_at,
-                _utc_now(),
-                summary.status,
-                summary.files_new,
-                summary.files_changed,
-                summary.files_skipped,
-                summary.lines_read,
-                summary.rows_staged,
-                summary.rows_rejected,
-                tables.get("songplays"),
-                tables.get("users"),
-                tables.get("songs"),
-                tables.get("artists"),
-                tables.get("time"),
-            )
-        ],
-    )
-
-
-def _record_failure(backend: Backend, run_id: int, started_at: dt.datetime, message: str) -> None:
-    """After a rollback: keep a trace of the failed run, if the warehouse is reachable."""
-    if not run_id:
-        return
-    try:
-        with backend.transaction():
-            ensure_tables(backend)
-            backend.insert_rows(
-                "etl_runs",
-                ("run_id", "started_at", "finished_at", "status", "message"),
-                [(run_id, started_at, _utc_now(), "failed", _fit(message, 1000))],
-            )
-    except Exception:
-        return
-
-
-def dry_run(backend_cls: type[Backend]) -> list[tuple[str, list[str]]]:
-    """Every statement a run that loads files executes, in order, grouped by step; nothing
-    connects. Lines marked ``AFFECTED_KEYS_ONLY`` are shown; a run that affects every key
-    leaves them out, with the snapshot of the events and affect_late_songs."""
-    statements = backend_cls.dialect_statements()
-    steps: list[tuple[str, list[str]]] = [("create tables", statements.create_tables())]
-    steps += [(name, statements.get(name)) for name in PREPARE_STEPS]
-    steps.append(("record the known files that changed", ["INSERT INTO run_files ..."]))
-    steps += [(name, statements.get(name)) for name in SNAPSHOT_AND_CLEAR_STEPS]
-    steps.append(("count_other_staged_events", statements.get("count_other_staged_events")))
-    steps.append(
-        ("load", [backend_cls.load_sql(table) for table in (*KIND_TABLE.values(), "etl_rejects")])
-    )
-    steps.append(("record the new files", ["INSERT INTO run_files ..."]))
-    steps += [(name, statements.get(name)) for name in SNAPSHOT_STEPS]
-    steps.append(("update the ledger", ["DELETE FROM etl_files ...", "INSERT INTO etl_files ..."]))
-    steps += [(name, statements.get(name)) for name in TRANSFORM_STEPS]
-    steps.append(("drop_run_tables", statements.get("drop_run_tables")))
-    return steps

@@ -74,11 +74,14 @@ class Statements:
             body = "\n".join(line for line in lines if not line.endswith(AFFECTED_KEYS_ONLY))
         return split_statements(body)
 
+    def table_ddl(self) -> dict[str, list[str]]:
+        """Each table's DDL, in dependency order."""
+        return {
+            table: self.get(name)
+            for name in self._by_name
+            if name.startswith("create_") and (table := name.removeprefix("create_")) in TABLES
+        }
+
     def create_tables(self) -> list[str]:
         """The DDL for every table, in dependency order."""
-        return [
-            sql
-            for name in self._by_name
-            if name.startswith("create_") and name.removeprefix("create_") in TABLES
-            for sql in self.get(name)
-        ]
+        return [sql for sqls in self.table_ddl().values() for sql in sqls]

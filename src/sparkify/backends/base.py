@@ -31,6 +31,15 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class Sent:
+    """A statement as the driver receives it, for the dry run; ``when`` names the
+    conditions under which it is sent (see ``sparkify.plan.CONDITIONS``), none: always."""
+
+    sql: str
+    when: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Result:
     columns: list[str]
     rows: list[tuple[Any, ...]]
@@ -49,6 +58,11 @@ def bind_style(sql: str, style: str) -> str:
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
+def has_parameters(sql: str) -> bool:
+    """Whether ``sql`` takes ``:name`` parameters (then it is sent with them bound)."""
+    return bool(_PARAM.search(sql))
+
+
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -59,18 +73,33 @@ class Backend(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
 
+    lock_floor_seconds: ClassVar[float] = 0.001  # the shortest wait the lock is given
+    begin_sql: ClassVar[str] = "BEGIN"
+    commit_sql: ClassVar[str] = "COMMIT"
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.statements = self.dialect_statements()
+        self.wait_seconds = 0.0  # how long lock_run waits for another run (connect sets it)
 
     @classmethod
     def dialect_statements(cls) -> Statements:
         return Statements(cls.capabilities.sql_chain)
 
     @classmethod
+    def driver_sql(cls, sql: str, bound: bool) -> str:
+        """``sql`` as the driver receives it: with ``bound`` parameters, in its style."""
+        return bind_style(sql, cls.capabilities.paramstyle) if bound else sql
+
+    @classmethod
     @abstractmethod
-    def load_sql(cls, table: str) -> str:
-        """The bulk-load statement for ``table``, as printed by ``sparkify sql``."""
+    def load_statements(cls, table: str) -> list[Sent]:
+        """What a bulk load of ``table`` sends (see ``load_canonical``), for the dry run."""
+
+    @classmethod
+    @abstractmethod
+    def insert_sql(cls, table: str, columns: Sequence[str]) -> str:
+        """The statement ``insert_rows`` sends."""
 
     # -- connection ---------------------------------------------------------------------
     @abstractmethod
@@ -109,20 +138,26 @@ class Backend(ABC):
     # -- transactions -------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.execute("BEGIN")
+        self.execute(self.begin_sql)
         try:
             yield
         except BaseException:
             self.rollback()
             raise
-        self.execute("COMMIT")
+        self.execute(self.commit_sql)
 
     def rollback(self) -> None:
         self.execute("ROLLBACK")
 
-    @abstractmethod
+    def lock_params(self) -> dict[str, str]:
+        """The bound values of ``lock_wait``: how long the lock may be waited for, in ms."""
+        return {"timeout": str(int(max(self.wait_seconds, self.lock_floor_seconds) * 1000))}
+
     def lock_run(self) -> None:
-        """Inside a transaction: make sure no other run loads this warehouse at once."""
+        """The first statement of a run's transaction: no other run loads this warehouse
+        until it ends. Taken before anything is read, so the run's snapshot starts after
+        the lock is held; ``lock_wait`` (before BEGIN) bounds the wait."""
+        self.run("lock_run")
 
     # -- loading ------------------------------------------------------------------------
     @contextmanager

@@ -14,6 +14,7 @@ from sparkify.backends.base import (
     Capabilities,
     Params,
     Result,
+    Sent,
     bind_style,
     quote_identifier,
 )
@@ -45,6 +46,7 @@ class DuckDBBackend(Backend):
     def connect(self, wait_seconds: float = 0.0) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.wait_seconds = wait_seconds
         deadline = time.monotonic() + wait_seconds
         while True:
             try:
@@ -91,16 +93,23 @@ class DuckDBBackend(Backend):
         return Result(columns, cursor.fetchall())
 
     def existing_tables(self) -> set[str]:
-        result = self.query("SELECT table_name FROM information_schema.tables")
-        return {row[0] for row in result.rows}
-
-    def lock_run(self) -> None:
-        """The database file lock already admits a single writing process."""
+        [sql] = self.statements.get("existing_tables")
+        return {row[0] for row in self.query(sql).rows}
 
     @classmethod
     def load_sql(cls, table: str) -> str:
         columns = ", ".join(f'"{c}"' for c in table_columns(table))
         return f'INSERT INTO "{table}" ({columns})\n{canonical_select(table)}'
+
+    @classmethod
+    def load_statements(cls, table: str) -> list[Sent]:
+        return [Sent(cls.driver_sql(cls.load_sql(table), bound=True))]
+
+    @classmethod
+    def insert_sql(cls, table: str, columns: Sequence[str]) -> str:
+        names = ", ".join(quote_identifier(c) for c in columns)
+        lists = ", ".join(f"UNNEST(:p{i})" for i in range(len(columns)))
+        return f"INSERT INTO {quote_identifier(table)} ({names}) SELECT {lists}"
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
         """All rows in one statement, each column bound as one list and unnested.
@@ -110,10 +119,8 @@ class DuckDBBackend(Backend):
         """
         if not rows:
             return
-        names = ", ".join(quote_identifier(c) for c in columns)
-        lists = ", ".join(f"UNNEST(:p{i})" for i in range(len(columns)))
         values = {f"p{i}": list(column) for i, column in enumerate(zip(*rows, strict=True))}
-        self.execute(f"INSERT INTO {quote_identifier(table)} ({names}) SELECT {lists}", values)
+        self.execute(self.insert_sql(table, columns), values)
 
     def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
         return int(self.query(self.load_sql(table), {"path": [str(p) for p in paths]}).scalar())

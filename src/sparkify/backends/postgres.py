@@ -9,7 +9,6 @@ connection, schema handling, error mapping, the run lock and the COPY stream.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +25,7 @@ from sparkify.backends.base import (
     Capabilities,
     Params,
     Result,
+    Sent,
     bind_style,
     quote_identifier,
 )
@@ -93,8 +93,8 @@ def map_driver_error(exc: psycopg.Error, product: str = "PostgreSQL") -> Warehou
     if diag.context:
         text += f" [{diag.context.strip().splitlines()[-1]}]"
     if transient:
-        return TransientWarehouseError(text + " (transient: trying again may succeed)")
-    return WarehouseError(text)
+        return TransientWarehouseError(text + " (transient: trying again may succeed)", sqlstate)
+    return WarehouseError(text, sqlstate)
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class PostgresBackend(Backend):
     connect_attempts: ClassVar[int] = 3  # tries for a server that cannot be reached
     connect_backoff: ClassVar[float] = 0.25  # seconds before the 2nd try, doubled after
     connect_timeout: ClassVar[int] = 10  # seconds per try
-    lock_poll_seconds: ClassVar[float] = 0.2
+    lock_timeout_sqlstate: ClassVar[str] = "55P03"  # lock_not_available: lock_timeout passed
     copy_chunk_bytes: ClassVar[int] = 1 << 20
     # Executions of one statement after which psycopg prepares it on the server (its
     # default); None: never (psycopg then never sends DEALLOCATE either).
@@ -133,7 +133,6 @@ class PostgresBackend(Backend):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.schema = settings.get("WAREHOUSE", "SCHEMA") or "public"
-        self.wait_seconds = 0.0
         self.rows_copied = 0  # by the last bulk load
         self._con: psycopg.Connection[Any] | None = None
 
@@ -311,25 +310,25 @@ class PostgresBackend(Backend):
                 raise self.map_error(exc) from exc
             return Result([d.name for d in cursor.description], rows)
 
+    @classmethod
+    def insert_sql(cls, table: str, columns: Sequence[str]) -> str:
+        names = ", ".join(quote_identifier(c) for c in columns)
+        return f"COPY {quote_identifier(table)} ({names}) FROM STDIN"
+
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
         """Bookkeeping rows (thousands for a catalogue of song files) by one COPY."""
         if not rows:
             return
-        names = ", ".join(quote_identifier(c) for c in columns)
-        sql = f"COPY {quote_identifier(table)} ({names}) FROM STDIN"
         try:
-            with self.con.cursor() as cursor, cursor.copy(sql) as copy:
+            with self.con.cursor() as cursor, cursor.copy(self.insert_sql(table, columns)) as copy:
                 for row in rows:
                     copy.write_row(row)
         except psycopg.Error as exc:
             raise self.map_error(exc) from exc
 
     def existing_tables(self) -> set[str]:
-        result = self.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema",
-            {"schema": self.schema},
-        )
-        return {row[0] for row in result.rows}
+        [sql] = self.statements.get("existing_tables")
+        return {row[0] for row in self.query(sql, {"schema": self.schema}).rows}
 
     def rollback(self) -> None:
         """A broken connection has lost its transaction already: nothing to roll back."""
@@ -338,32 +337,30 @@ class PostgresBackend(Backend):
         self.execute("ROLLBACK")
 
     # -- one run at a time ---------------------------------------------------------------
-    def lock_key(self) -> int:
-        """A stable 64-bit advisory-lock key for the schema (locks are per database)."""
-        digest = hashlib.blake2b(f"sparkify:{self.schema}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big", signed=True)
-
     def lock_run(self) -> None:
-        deadline = time.monotonic() + self.wait_seconds
-        key = {"key": self.lock_key()}
-        while not self.query("SELECT pg_try_advisory_xact_lock(:key)", key).scalar():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        """LOCK etl_runs, given up after ``lock_wait``'s timeout. A LOCK starts no snapshot
+        (an advisory lock taken by a SELECT would: at REPEATABLE READ the run would then see
+        the warehouse as it was before the run it waited for committed)."""
+        try:
+            super().lock_run()
+        except WarehouseError as exc:
+            if exc.sqlstate == self.lock_timeout_sqlstate:
                 raise RunInProgress(
                     f"another run is in progress on {self.describe()}; "
                     "try again later or pass --wait SECONDS"
-                )
-            time.sleep(min(self.lock_poll_seconds, remaining))
+                ) from None
+            raise
 
     # -- loading ------------------------------------------------------------------------
     @classmethod
     def copy_sql(cls, table: str) -> str:
         columns = ", ".join(quote_identifier(c) for c in table_columns(table))
-        return f"COPY {quote_identifier(table)} ({columns}) FROM STDIN (FORMAT binary)"
+        return f"COPY {quote_identifier(table)} ({columns}) FROM STDIN WITH (FORMAT binary)"
 
     @classmethod
-    def load_sql(cls, table: str) -> str:
-        return f"-- rows in binary COPY format, encoded by the parse workers\n{cls.copy_sql(table)}"
+    def load_statements(cls, table: str) -> list[Sent]:
+        """The rows in binary COPY format, encoded by the parse workers."""
+        return [Sent(cls.copy_sql(table))]
 
     def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
         with self.bulk_load(table) as add:

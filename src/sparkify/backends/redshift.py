@@ -25,10 +25,10 @@ import orjson
 import psycopg
 
 from sparkify.aws import Aws, resolve_region
-from sparkify.backends.base import Backend, Capabilities, quote_identifier
+from sparkify.backends.base import Backend, Capabilities, Sent, quote_identifier
 from sparkify.backends.postgres import PostgresBackend
 from sparkify.config import Settings
-from sparkify.errors import ConfigError, RunInProgress, SparkifyError, WarehouseError
+from sparkify.errors import ConfigError, SparkifyError, WarehouseError
 from sparkify.staging import CANONICAL, table_columns
 
 _AWS_HOST = re.compile(
@@ -38,7 +38,6 @@ _AWS_HOST = re.compile(
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^'\\\s]*)?$")
-QUERY_CANCELED = "57014"  # what a statement_timeout raises
 # Columns COPY fills from another key of the same JSON line (staging's derived columns): the
 # timestamp is the epoch milliseconds of ts, parsed by TIMEFORMAT 'epochmillisecs'.
 COPY_DERIVED = {
@@ -84,6 +83,7 @@ class RedshiftBackend(PostgresBackend):
     default_port: ClassVar[int] = 5439
     credential_seconds: ClassVar[int] = 3600  # IAM temporary credentials (900..3600)
     lock_floor_seconds: ClassVar[float] = 5.0  # a LOCK needs a moment even when free
+    lock_timeout_sqlstate: ClassVar[str] = "57014"  # query_canceled: statement_timeout passed
     copy_max_errors: ClassVar[int] = 100_000  # keeps the transaction alive to read errors
     max_bind_parameters: ClassVar[int] = 32_767  # per statement, in the wire protocol
     # Bound values per INSERT; Redshift takes statements of up to 16 MB.
@@ -175,44 +175,26 @@ class RedshiftBackend(PostgresBackend):
             except SparkifyError:
                 return  # only a leftover copy under STAGING_PREFIX; the data is loaded
 
-    # -- one run at a time ---------------------------------------------------------------
-    def lock_run(self) -> None:
-        """LOCK etl_runs inside the run's transaction, giving up after --wait seconds.
-
-        The timeout is set for this transaction only and restored once the lock is held.
-        """
-        previous = self.query("SELECT current_setting('statement_timeout')").scalar()
-        waiting = max(self.wait_seconds, self.lock_floor_seconds)
-        self.query(
-            "SELECT set_config('statement_timeout', :ms, true)", {"ms": str(int(waiting * 1000))}
-        )
-        try:  # a first run creates etl_runs; a concurrent first run waits on that too
-            for sql in [*self.statements.get("create_etl_runs"), *self.statements.get("lock_run")]:
-                with self.con.cursor() as cursor:
-                    cursor.execute(sql)  # type: ignore[arg-type]
-        except psycopg.Error as exc:
-            if exc.sqlstate == QUERY_CANCELED:
-                raise RunInProgress(
-                    f"another run is in progress on {self.describe()}; "
-                    "try again later or pass --wait SECONDS"
-                ) from None
-            raise self.map_error(exc) from exc
-        self.query("SELECT set_config('statement_timeout', :ms, true)", {"ms": str(previous)})
-
     def configure_session(self) -> None:
         """Nothing to set: Redshift gives each query its memory through workload management."""
+
+    @classmethod
+    def insert_sql(cls, table: str, columns: Sequence[str], rows: int = 1) -> str:
+        """A multi-row INSERT of ``rows`` rows (the dry run shows one)."""
+        names = ", ".join(quote_identifier(c) for c in columns)
+        marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        return f"INSERT INTO {quote_identifier(table)} ({names}) VALUES " + ", ".join(
+            [marks] * rows
+        )
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
         """Redshift has no COPY FROM STDIN: multi-row INSERTs with bound values, each as
         large as the parameter and size limits allow (a few per run, not one per row)."""
-        names = ", ".join(quote_identifier(c) for c in columns)
-        into = f"INSERT INTO {quote_identifier(table)} ({names}) VALUES "
-        marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
         limits = (self.max_bind_parameters, self.max_insert_bytes)
         try:
             with self.con.cursor() as cursor:
                 for batch in insert_batches(rows, len(columns), *limits):
-                    sql = into + ", ".join([marks] * len(batch))
+                    sql = self.insert_sql(table, columns, len(batch))
                     values = [value for row in batch for value in row]
                     cursor.execute(sql, values)  # type: ignore[arg-type]
         except psycopg.Error as exc:
@@ -232,10 +214,24 @@ class RedshiftBackend(PostgresBackend):
         )
 
     @classmethod
-    def load_sql(cls, table: str) -> str:
+    def load_statements(cls, table: str) -> list[Sent]:
+        """After the rows (gzipped) and a manifest naming exactly that object are uploaded:
+        COPY, the count of rows loaded, and why rows were left out when some were."""
         manifest = f"'s3://<STAGING_PREFIX>/<run>/{table}.manifest'"
         copy = cls.s3_copy_sql(table, manifest, "'<[IAM_ROLE] ARN>'", "'<[AWS] REGION>'")
-        return f"-- upload the rows, gzipped, and a manifest naming exactly that object\n{copy}"
+        statements = cls.dialect_statements()
+        [count] = statements.get("copy_count")
+        [has_detail] = statements.get("has_load_error_detail")
+        [errors] = statements.get("load_errors")
+        [stl_errors] = statements.get("load_errors_stl")
+        refused = ("copy_refused",)
+        return [
+            Sent(copy),
+            Sent(count),
+            Sent(has_detail, refused),
+            Sent(cls.driver_sql(errors, bound=True), (*refused, "load_error_detail")),
+            Sent(cls.driver_sql(stl_errors, bound=True), (*refused, "no_load_error_detail")),
+        ]
 
     def copy_options(self) -> tuple[str, str]:
         """The IAM role and region COPY needs, validated, as SQL literals."""
@@ -300,7 +296,8 @@ class RedshiftBackend(PostgresBackend):
         role, region = self.copy_options()
         manifest = _literal(staged.manifest_url, _S3_URL, "the manifest URL")
         self.execute(self.s3_copy_sql(staged.table, manifest, role, region))
-        return int(self.query("SELECT pg_last_copy_count()").scalar())
+        [count] = self.statements.get("copy_count")
+        return int(self.query(count).scalar())
 
     def load_failure(self, staged: StagedLoad, loaded: int) -> WarehouseError:
         """Why rows were left out: file, line, column, value and reason, per rejected line."""

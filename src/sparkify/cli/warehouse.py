@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import click
 
@@ -23,11 +22,11 @@ from sparkify.pipeline import (
     DEFAULT_MAX_ERRORS,
     EtlOptions,
     RunSummary,
-    dry_run,
     ensure_tables,
     require_tables,
     run_etl,
 )
+from sparkify.plan import dry_run_text
 
 
 @click.command("create-tables")
@@ -186,19 +185,11 @@ def rejects_command(options: WarehouseOptions, run_id: int | None, limit: int) -
     Example:
       sparkify rejects --run 3 --json
     """
-    sql = (
-        "SELECT r.run_id, f.url AS file, r.line_no, r.reason, r.raw "
-        "FROM etl_rejects r JOIN etl_files f ON f.file_id = r.file_id "
-        + ("WHERE r.run_id = :run_id " if run_id is not None else "")
-        + "ORDER BY r.run_id, f.url, r.line_no LIMIT :limit"
-    )
-    params: dict[str, Any] = {"limit": limit}
-    if run_id is not None:
-        params["run_id"] = run_id
     backend = options.backend_for()
     with connected(backend):
         require_tables(backend)
-        result = backend.query(sql, params)
+        [sql] = backend.statements.get("list_rejects")
+        result = backend.query(sql, {"run_id": run_id, "limit": limit})
     if options.json:
         echo_json(result.as_dicts())
     else:
@@ -269,16 +260,16 @@ def query_command(
     help="Dialect to print: duckdb, postgres or redshift.",
 )
 def sql_command(backend_name: str) -> None:
-    """Print every DDL and DML statement a run executes, without connecting (a dry run).
+    """Print every statement a run sends, in order, without connecting (a dry run).
+
+    The run's declared plan, step by step: each step says when it runs, and bound values
+    are shown as the driver's placeholders. The output is one SQL script.
 
     \b
     Example:
       sparkify sql --backend redshift > run.sql
     """
-    for section, sqls in dry_run(backend_class(backend_name)):
-        click.echo(f"-- {section}")
-        for sql in sqls:
-            click.echo(sql.rstrip(";") + ";\n")
+    click.echo(dry_run_text(backend_class(backend_name)), nl=False)
 
 
 COMMANDS = (

@@ -157,6 +157,46 @@ CREATE TABLE IF NOT EXISTS time (
 );
 
 ------------------------------------------------------------------------------------------
+-- The ledger and the run record (sparkify.plan lists when each statement runs).
+------------------------------------------------------------------------------------------
+
+-- name: existing_tables
+SELECT table_name FROM information_schema.tables;
+
+-- name: next_run_id
+SELECT COALESCE(MAX(run_id), 0) + 1 FROM etl_runs;
+
+-- name: read_ledger
+SELECT url, file_id, size, version, fingerprint FROM etl_files;
+
+-- name: update_file_version
+-- A known file whose change token moved but whose content (ETag) did not.
+UPDATE etl_files SET version = :version WHERE url = :url;
+
+-- name: read_first_runs
+-- The run that first loaded each file this run reloads; its ledger row is replaced next.
+SELECT file_id, first_run_id FROM etl_files WHERE file_id IN (SELECT file_id FROM run_files);
+
+-- name: delete_ledger_rows
+DELETE FROM etl_files WHERE file_id IN (SELECT file_id FROM run_files);
+
+-- name: table_counts
+SELECT 'songplays', COUNT(*) FROM songplays
+UNION ALL SELECT 'users', COUNT(*) FROM users
+UNION ALL SELECT 'songs', COUNT(*) FROM songs
+UNION ALL SELECT 'artists', COUNT(*) FROM artists
+UNION ALL SELECT 'time', COUNT(*) FROM time
+UNION ALL SELECT 'user_levels', COUNT(*) FROM user_levels;
+
+-- name: list_rejects
+-- `sparkify rejects`: quarantined records, of one run when :run_id is not NULL.
+SELECT r.run_id, f.url AS file, r.line_no, r.reason, r."raw"
+FROM etl_rejects r JOIN etl_files f ON f.file_id = r.file_id
+WHERE CAST(:run_id AS INTEGER) IS NULL OR r.run_id = :run_id
+ORDER BY r.run_id, f.url, r.line_no
+LIMIT :limit;
+
+------------------------------------------------------------------------------------------
 -- One run. The pipeline fills run_files with the files this run (re)loads, snapshots what
 -- their old rows touched, replaces their staging rows, then rebuilds exactly the affected
 -- keys of every star table from the whole staging area. Each star row is a function of

@@ -8,6 +8,10 @@
 -- 2. Statistics. Temporary tables are never analyzed automatically, and autovacuum analyzes
 --    the staging tables only later, if at all (a rolled-back load can leave "0 rows" behind);
 --    without statistics the planner picks nested loops over millions of staged rows.
+-- 3. One run at a time: LOCK etl_runs, the first statement of the run's transaction. A LOCK
+--    starts no snapshot, so a run that waited for it reads what the previous run committed
+--    even at REPEATABLE READ (a SELECT of an advisory lock would start the snapshot before
+--    the wait). EXCLUSIVE mode lets readers (check, query, report) through.
 -- Titles and artist names are matched on keys computed while parsing (records.match_key),
 -- so no collation or TRIM difference reaches the matching.
 
@@ -58,3 +62,17 @@ ANALYZE affected_songs;
 ANALYZE affected_artists;
 ANALYZE affected_titles;
 ANALYZE file_order;
+
+-- name: existing_tables
+SELECT table_name FROM information_schema.tables WHERE table_schema = :schema;
+
+-- name: lock_wait
+-- Before the run's transaction: how long its LOCK may wait (--wait), in milliseconds.
+SELECT set_config('lock_timeout', :timeout, false);
+
+-- name: lock_run
+LOCK TABLE etl_runs IN EXCLUSIVE MODE;
+
+-- name: lock_wait_end
+-- Once the lock is held (and after a rollback, which undoes the first RESET).
+RESET lock_timeout;

@@ -8,7 +8,7 @@
 -- 2. No COLLATE "C": Redshift already compares text byte by byte, as DuckDB does.
 -- 3. Match keys (case-folded titles and artist names) get twice their source's width:
 --    case folding can lengthen text (ß -> ss).
--- 4. No advisory locks: a run holds LOCK etl_runs until it commits (see lock_run).
+-- 4. A run holds LOCK etl_runs until it commits (see lock_run).
 -- 5. "raw" is a reserved word in Redshift and is quoted.
 
 -- name: create_etl_runs
@@ -212,9 +212,22 @@ ANALYZE staging_songs PREDICATE COLUMNS;
 -- Redshift-only statements, run by backends/redshift.py.
 ------------------------------------------------------------------------------------------
 
+-- name: lock_wait
+-- Redshift has no lock_timeout: a statement_timeout bounds the LOCK (--wait, at least 5 s),
+-- set for the session before the run's transaction and reset once the lock is held.
+SELECT set_config('statement_timeout', :timeout, false);
+
 -- name: lock_run
 -- One run at a time: held until the run's transaction ends. Readers of etl_runs wait too.
+-- The first statement of the transaction: Redshift starts a transaction's snapshot at its
+-- first SELECT, CREATE or INSERT, so a LOCK after one of them would protect nothing.
 LOCK etl_runs;
+
+-- name: lock_wait_end
+RESET statement_timeout;
+
+-- name: copy_count
+SELECT pg_last_copy_count();
 
 -- name: has_load_error_detail
 -- Whether SYS_LOAD_ERROR_DETAIL is there to read (1) or not (0), as the search path finds it.
