@@ -192,7 +192,8 @@ def step_statements(backend: type[Backend], step: Step, all_keys: bool = False) 
     if step.does == "load":
         return backend.load_statements(step.table)
     if step.does == "insert":
-        return [Sent(backend.insert_sql(step.table, step.columns))]
+        sql = backend.insert_sql(step.table, step.columns)
+        return [Sent(backend.driver_sql(sql, has_parameters(sql)))]
     if step.does in ("parse", "end_parse"):
         return []
     return _named(backend, step.name, all_keys and step.all_keys)

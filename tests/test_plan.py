@@ -1,0 +1,146 @@
+"""One run plan: what a run sends is what ``sparkify sql`` prints.
+
+The statements a real run sends are recorded where they reach the driver (psycopg's
+cursor, DuckDB's connection) and held to the plan's list for the same conditions; the dry
+run is one SQL script that sqlglot parses as a whole in each backend's dialect.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+import sqlglot
+from conftest import Warehouse, run_cli
+from datasets import DAY_MS, NOV_1, play, song, write_day, write_song
+
+from sparkify.backends import backend_class
+from sparkify.pipeline import EtlOptions, RunSummary, run_etl
+from sparkify.plan import CONDITIONS, RUN_PLAN, dry_run_text, expected_statements, walk
+
+DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "redshift": "redshift"}
+
+
+# -- the dry run ------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", sorted(DIALECTS))
+def test_the_dry_run_is_one_script_sqlglot_parses(backend: str) -> None:
+    text = run_cli("sql", "--backend", backend).stdout
+    assert text == dry_run_text(backend_class(backend))
+    parsed = [tree for tree in sqlglot.parse(text, read=DIALECTS[backend]) if tree]
+    planned = [sent for _, statements in walk(backend_class(backend)) for sent in statements]
+    assert len(parsed) >= len(planned)  # the failed run's statements follow
+    assert "..." not in text
+    for word in ("BEGIN;", "COMMIT;", "ROLLBACK;", "SELECT COALESCE(MAX(run_id), 0) + 1"):
+        assert word in text
+
+
+def test_the_lock_is_the_first_statement_of_the_transaction() -> None:
+    for backend in ("postgres", "redshift"):
+        steps = walk(backend_class(backend))
+        begin = next(n for n, (step, _) in enumerate(steps) if step.name == "begin")
+        lock_step, lock = steps[begin + 1]
+        assert lock_step.name == "lock_run" and lock[0].sql.startswith("LOCK ")
+    before = [step.name for step in RUN_PLAN.before]
+    assert before == ["create_tables", "lock_wait"]
+
+
+def test_every_condition_is_explained() -> None:
+    used = {c for _, sents in walk(backend_class("redshift")) for s in sents if (c := s.when)}
+    steps = (*RUN_PLAN.before, *RUN_PLAN.transaction, *RUN_PLAN.failure)
+    used |= {c for step in steps for c in step.when}
+    assert used == set(CONDITIONS)
+
+
+# -- a real run against the plan ----------------------------------------------------------------
+class Recorder:
+    """Every statement sent to psycopg or DuckDB while ``on``."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.sent: list[str] = []
+
+    def wrap(self, method: Any) -> Any:
+        def recorded(this: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.on:
+                self.sent.append(str(query))
+            return method(this, query, *args, **kwargs)
+
+        return recorded
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    found = Recorder()
+    for cls, name in (
+        (psycopg.Cursor, "execute"),
+        (psycopg.Cursor, "executemany"),
+        (psycopg.Cursor, "copy"),
+        (duckdb.DuckDBPyConnection, "execute"),
+    ):
+        monkeypatch.setattr(cls, name, found.wrap(getattr(cls, name)))
+    return found
+
+
+def recorded_run(
+    warehouse: Warehouse, data: Path, recorder: Recorder
+) -> tuple[RunSummary, list[str]]:
+    backend = warehouse.backend()
+    backend.connect()
+    options = EtlOptions(songs=str(data / "song_data"), logs=str(data / "log_data"))
+    recorder.sent = []
+    recorder.on = True
+    try:
+        summary = run_etl(backend, options)
+    finally:
+        recorder.on = False
+        backend.close()
+    return summary, recorder.sent
+
+
+@pytest.fixture
+def two_days(tmp_path: Path) -> Path:
+    write_song(tmp_path, song("SO1", "Song One", "The Band", 200.0))
+    write_day(tmp_path, [play(NOV_1 + 1000, 1, 10, 0, song="Song One", artist="The Band")])
+    write_day(tmp_path, [play(NOV_1 + DAY_MS, 2, 11, 0, page="Home")])
+    return tmp_path
+
+
+def facts(**true: int | bool) -> dict[str, int | bool]:
+    return {name: true.get(name, False) for name in CONDITIONS}
+
+
+def test_a_run_sends_exactly_the_planned_statements(
+    warehouse: Warehouse, two_days: Path, recorder: Recorder
+) -> None:
+    backend = backend_class(warehouse.name)
+    # 1. A first load: every play and user is affected, so the partial-run steps go.
+    summary, sent = recorded_run(warehouse, two_days, recorder)
+    assert summary.files_new == 3
+    first = facts(tables_missing=True, reads_files=True, stage_songs=True, new_songs=True,
+                  stage_events=True, new_events=True, loads=True)  # fmt: skip
+    assert sent == expected_statements(backend, first)
+
+    # 2. One day file changed (a bad line added), a song file added: some keys affected.
+    day = next((two_days / "log_data").rglob("2018-11-02-*.json"))
+    day.write_bytes(day.read_bytes() + b"\n{not json")
+    write_song(two_days, song("SO2", "Song Two", "The Band", 100.0))
+    summary, sent = recorded_run(warehouse, two_days, recorder)
+    assert (summary.files_new, summary.files_changed, summary.rows_rejected) == (1, 1, 1)
+    second = facts(reads_files=True, known_changed=True, stage_songs=True, new_songs=True,
+                   stage_events=True, rejects=True, loads=True, some_keys=True)  # fmt: skip
+    assert sent == expected_statements(backend, second)
+
+    # 3. A file touched but not changed: its ledger version is updated, nothing loaded.
+    os.utime(day, (1, 1))
+    summary, sent = recorded_run(warehouse, two_days, recorder)
+    assert summary.files_skipped == 4
+    assert sent == expected_statements(backend, facts(reads_files=True, version_updates=1))
+
+    # 4. Nothing new: the run reads the ledger and records itself.
+    summary, sent = recorded_run(warehouse, two_days, recorder)
+    assert sent == expected_statements(backend, facts())
+    assert sent[sent.index(backend.begin_sql) + 1].startswith(("LOCK", "SELECT COALESCE"))
