@@ -1,7 +1,8 @@
 """Named SQL statements per dialect, loaded from the ``.sql`` files beside this package.
 
 A dialect lists the files it reads, most specific first (``redshift`` → ``postgres`` →
-``common``); the first file that names a statement wins. Statements are split on a
+``common``); the first file that names a statement wins. The tables' DDL comes from their
+declarations (``sparkify.tables``), under the names ``create_<table>``. Statements are split on a
 semicolon that ends a line, so one name may hold several statements. A line ending with
 ``AFFECTED_KEYS_ONLY`` is left out when a run affects every key.
 """
@@ -13,20 +14,12 @@ from functools import cache
 from importlib import resources
 
 from sparkify.errors import SparkifyError
+from sparkify.tables import TABLES, create_statements
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 AFFECTED_KEYS_ONLY = "-- affected keys only"
 
 STAR_TABLES = ("songplays", "users", "songs", "artists", "time")
-TABLES = (
-    "etl_runs",
-    "etl_files",
-    "etl_rejects",
-    "staging_events",
-    "staging_songs",
-    *STAR_TABLES,
-    "user_levels",
-)
 
 
 @cache
@@ -54,7 +47,7 @@ class Statements:
 
     def __init__(self, chain: tuple[str, ...]) -> None:
         self.chain = chain
-        merged: dict[str, str] = {}
+        merged = create_statements(chain)  # a dialect file may override one by name
         for dialect_file in reversed(chain):
             merged.update(_read(dialect_file))
         self._by_name = merged

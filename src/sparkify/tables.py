@@ -1,0 +1,322 @@
+"""Every table, declared once; the dialects' differences, declared as data.
+
+A column names its type once. Text without a fixed width says what it holds (``CODE``: short
+codes and ids, ``TEXT``: free text, ``KEY``: a case-folded match key); a dialect that needs
+explicit widths gives each class one (``Dialect.widths``). The Redshift distribution and sort
+keys are part of a table's declaration and rendered only where a dialect has them. Shared
+code (``create_statements``) renders the DDL; ``schema.Statements`` serves it under the
+names ``create_<table>`` (and ``create_affected`` for the affected-key tables), so a dialect
+file may still override one by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+CODE, TEXT, KEY = "VARCHAR:code", "VARCHAR:text", "VARCHAR:key"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # a SQL type, or CODE / TEXT / KEY
+    not_null: bool = False
+    primary_key: bool = False
+    unique: bool = False
+    byte_order: bool = False  # ties are broken by this text: it must sort byte by byte
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()  # a key of several columns
+    temporary: bool = False  # one run's working table
+    # Redshift's physical design: how rows are spread over the slices and sorted on disk.
+    diststyle: str = ""  # ALL, EVEN or KEY
+    distkey: str = ""
+    sortkey: tuple[str, ...] = ()
+    compound_sortkey: bool = False
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a dialect renders the declarations, where it differs from the shared one."""
+
+    widths: Mapping[str, int] = field(default_factory=dict)  # CODE/TEXT/KEY -> bytes
+    byte_order_collation: str = ""  # for columns whose sort order must be by bytes
+    not_null_primary_key: bool = False  # write NOT NULL beside PRIMARY KEY
+    reserved: frozenset[str] = frozenset()  # column names to quote
+    physical_design: bool = False  # DISTSTYLE / DISTKEY / SORTKEY
+
+
+# Looked up along a backend's dialect chain (``Capabilities.sql_chain``), like the .sql files.
+DIALECTS = {
+    "common": Dialect(),  # DuckDB compares text byte by byte and needs no widths
+    # The database collation (en_US...) ignores punctuation and case at first.
+    "postgres": Dialect(byte_order_collation='COLLATE "C"'),
+    # A bare VARCHAR is 256 bytes and widths count bytes; match keys get twice their
+    # source's width, as case folding can lengthen text (ß -> ss). Keys are informational
+    # only; text already compares byte by byte.
+    "redshift": Dialect(
+        widths={"code": 256, "text": 1024, "key": 2048},
+        not_null_primary_key=True,
+        reserved=frozenset({"raw"}),
+        physical_design=True,
+    ),
+}
+
+
+def _c(name: str, sql_type: str, **flags: bool) -> Column:
+    return Column(name, sql_type, **flags)
+
+
+def _nn(name: str, sql_type: str, **flags: bool) -> Column:
+    return Column(name, sql_type, not_null=True, **flags)
+
+
+def _pk(name: str, sql_type: str) -> Column:
+    return Column(name, sql_type, primary_key=True)
+
+
+DECLARED = (
+    Table(
+        "etl_runs",
+        (
+            _pk("run_id", "INTEGER"),
+            _nn("started_at", "TIMESTAMP"),
+            _c("finished_at", "TIMESTAMP"),
+            _nn("status", "VARCHAR(16)"),
+            *(_c(f"files_{what}", "INTEGER") for what in ("new", "changed", "skipped")),
+            *(_c(what, "BIGINT") for what in ("lines_read", "rows_staged", "rows_rejected")),
+            *(
+                _c(f"{t}_rows", "BIGINT")
+                for t in ("songplays", "users", "songs", "artists", "time")
+            ),
+            _c("message", "VARCHAR(1000)"),
+        ),
+        diststyle="ALL",
+        sortkey=("run_id",),
+    ),
+    Table(
+        "etl_files",
+        (
+            _pk("file_id", "INTEGER"),
+            _nn("url", "VARCHAR(1024)", unique=True, byte_order=True),
+            _nn("kind", "VARCHAR(8)"),
+            _nn("size", "BIGINT"),
+            _nn("version", "VARCHAR(128)"),
+            _nn("fingerprint", "VARCHAR(128)"),
+            _nn("first_run_id", "INTEGER"),
+            _nn("last_run_id", "INTEGER"),
+            *(_nn(what, "BIGINT") for what in ("lines_read", "rows_staged", "rows_rejected")),
+        ),
+        diststyle="ALL",
+        sortkey=("file_id",),
+    ),
+    Table(
+        "etl_rejects",
+        (
+            _nn("run_id", "INTEGER"),
+            _nn("file_id", "INTEGER"),
+            _nn("line_no", "INTEGER"),
+            _nn("reason", "VARCHAR(1000)"),
+            _c("raw", "VARCHAR(65535)"),
+        ),
+        diststyle="EVEN",
+        sortkey=("run_id",),
+    ),
+    Table(
+        "staging_events",
+        (
+            _nn("file_id", "INTEGER"),
+            _nn("line_no", "INTEGER"),
+            _c("artist", TEXT),
+            _c("auth", CODE),
+            _c("first_name", CODE),
+            _c("gender", CODE),
+            _nn("item_in_session", "INTEGER"),
+            _c("last_name", CODE),
+            _c("length", "DOUBLE PRECISION"),
+            _c("level", CODE),
+            _c("location", TEXT),
+            _c("method", CODE),
+            _nn("page", CODE),
+            _c("registration", "BIGINT"),
+            _nn("session_id", "BIGINT"),
+            _c("song", TEXT),
+            _c("status", "INTEGER"),
+            _nn("ts", "BIGINT"),
+            _c("user_agent", TEXT),
+            _c("user_id", "BIGINT"),
+            _c("song_key", KEY),
+            _c("artist_key", KEY),
+            _nn("start_time", "TIMESTAMP"),
+        ),
+        diststyle="KEY",
+        distkey="session_id",
+        sortkey=("file_id",),
+    ),
+    Table(
+        "staging_songs",
+        (
+            _nn("file_id", "INTEGER"),
+            _nn("line_no", "INTEGER"),
+            _c("num_songs", "INTEGER"),
+            _nn("artist_id", CODE),
+            _c("artist_latitude", "DOUBLE PRECISION"),
+            _c("artist_longitude", "DOUBLE PRECISION"),
+            _c("artist_location", TEXT),
+            _c("artist_name", TEXT),
+            _nn("song_id", CODE, byte_order=True),
+            _c("title", TEXT),
+            _c("duration", "DOUBLE PRECISION"),
+            _c("year", "INTEGER"),
+            _c("title_key", KEY),
+            _c("artist_key", KEY),
+        ),
+        diststyle="ALL",
+        sortkey=("file_id",),
+    ),
+    Table(
+        "songplays",
+        (
+            _pk("songplay_id", "BIGINT"),
+            _nn("start_time", "TIMESTAMP"),
+            _c("user_id", "BIGINT"),
+            _c("level", CODE),
+            _c("song_id", CODE),
+            _c("artist_id", CODE),
+            _nn("session_id", "BIGINT"),
+            _nn("item_in_session", "INTEGER"),
+            _c("location", TEXT),
+            _c("user_agent", TEXT),
+        ),
+        diststyle="KEY",
+        distkey="user_id",
+        sortkey=("start_time",),
+    ),
+    Table(
+        "users",
+        (
+            _pk("user_id", "BIGINT"),
+            _c("first_name", CODE),
+            _c("last_name", CODE),
+            _c("gender", CODE),
+            _c("level", CODE),
+        ),
+        diststyle="KEY",
+        distkey="user_id",
+        sortkey=("level",),
+    ),
+    Table(
+        "user_levels",
+        (
+            _nn("user_id", "BIGINT"),
+            _nn("level", CODE),
+            _nn("valid_from", "TIMESTAMP"),
+            _c("valid_to", "TIMESTAMP"),
+        ),
+        primary_key=("user_id", "valid_from"),
+        diststyle="KEY",
+        distkey="user_id",
+        sortkey=("user_id", "valid_from"),
+        compound_sortkey=True,
+    ),
+    Table(
+        "songs",
+        (
+            _pk("song_id", CODE),
+            _c("title", TEXT),
+            _nn("artist_id", CODE),
+            _c("year", "INTEGER"),
+            _c("duration", "DOUBLE PRECISION"),
+        ),
+        diststyle="ALL",
+        sortkey=("artist_id",),
+    ),
+    Table(
+        "artists",
+        (
+            _pk("artist_id", CODE),
+            _c("name", TEXT),
+            _c("location", TEXT),
+            _c("latitude", "DOUBLE PRECISION"),
+            _c("longitude", "DOUBLE PRECISION"),
+        ),
+        diststyle="ALL",
+        sortkey=("artist_id",),
+    ),
+    Table(
+        "time",
+        (
+            _pk("start_time", "TIMESTAMP"),
+            *(_nn(part, "INTEGER") for part in ("hour", "day", "week", "month", "year", "weekday")),
+        ),
+        diststyle="KEY",
+        distkey="start_time",
+        sortkey=("start_time",),
+    ),
+)
+# One run's working tables: the files it (re)loads, and the keys they affect (created
+# together, as the statement create_affected).
+RUN_FILES = Table(
+    "run_files", (_nn("file_id", "INTEGER"), _nn("kind", "VARCHAR(8)")), temporary=True
+)
+AFFECTED = (
+    Table("affected_plays", (_nn("songplay_id", "BIGINT"),), temporary=True),
+    Table("affected_users", (_nn("user_id", "BIGINT"),), temporary=True),
+    Table("affected_songs", (_nn("song_id", CODE),), temporary=True),
+    Table("affected_artists", (_nn("artist_id", CODE),), temporary=True),
+    Table("affected_titles", (_c("title_key", KEY), _c("artist_key", KEY)), temporary=True),
+)
+TABLES = tuple(table.name for table in DECLARED)
+
+
+def dialect_of(chain: tuple[str, ...]) -> Dialect:
+    return next(DIALECTS[name] for name in chain if name in DIALECTS)
+
+
+def _column(column: Column, dialect: Dialect) -> str:
+    name = f'"{column.name}"' if column.name in dialect.reserved else column.name
+    sql_type, _, width_class = column.type.partition(":")
+    if width_class and dialect.widths:
+        sql_type = f"{sql_type}({dialect.widths[width_class]})"
+    parts = [sql_type]
+    if column.byte_order and dialect.byte_order_collation:
+        parts.append(dialect.byte_order_collation)
+    if column.not_null or (column.primary_key and dialect.not_null_primary_key):
+        parts.append("NOT NULL")
+    if column.primary_key:
+        parts.append("PRIMARY KEY")
+    if column.unique:
+        parts.append("UNIQUE")
+    return f"{name} {' '.join(parts)}"
+
+
+def create_statement(table: Table, dialect: Dialect) -> str:
+    """``CREATE TABLE`` for ``table`` in ``dialect``."""
+    columns = [_column(c, dialect) for c in table.columns]
+    if table.primary_key:
+        columns.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
+    if table.temporary:
+        return f"CREATE TEMPORARY TABLE {table.name} ({', '.join(columns)})"
+    body = ",\n    ".join(columns)
+    sql = f"CREATE TABLE IF NOT EXISTS {table.name} (\n    {body}\n)"
+    if dialect.physical_design:
+        sql += f"\nDISTSTYLE {table.diststyle}"
+        if table.distkey:
+            sql += f"\nDISTKEY({table.distkey})"
+        compound = "COMPOUND " if table.compound_sortkey else ""
+        sql += f"\n{compound}SORTKEY({', '.join(table.sortkey)})"
+    return sql
+
+
+def create_statements(chain: tuple[str, ...]) -> dict[str, str]:
+    """The DDL as named statements for a dialect chain: ``create_<table>`` for each table
+    and ``create_affected``, its statements each ending with a semicolon."""
+    dialect = dialect_of(chain)
+    named = {f"create_{t.name}": create_statement(t, dialect) + ";" for t in (*DECLARED, RUN_FILES)}
+    named["create_affected"] = "\n".join(create_statement(t, dialect) + ";" for t in AFFECTED)
+    return named

@@ -1,0 +1,180 @@
+-- Today's DDL for redshift as sql/*.sql wrote it before each table was declared once in
+-- sparkify/tables.py: tests/test_tables.py holds the generated DDL to the same meaning.
+
+CREATE TABLE IF NOT EXISTS etl_runs (
+    run_id          INTEGER NOT NULL PRIMARY KEY,
+    started_at      TIMESTAMP NOT NULL,
+    finished_at     TIMESTAMP,
+    status          VARCHAR(16) NOT NULL,
+    files_new       INTEGER,
+    files_changed   INTEGER,
+    files_skipped   INTEGER,
+    lines_read      BIGINT,
+    rows_staged     BIGINT,
+    rows_rejected   BIGINT,
+    songplays_rows  BIGINT,
+    users_rows      BIGINT,
+    songs_rows      BIGINT,
+    artists_rows    BIGINT,
+    time_rows       BIGINT,
+    message         VARCHAR(1000)
+)
+DISTSTYLE ALL
+SORTKEY(run_id);
+
+CREATE TABLE IF NOT EXISTS etl_files (
+    file_id         INTEGER NOT NULL PRIMARY KEY,
+    url             VARCHAR(1024) NOT NULL UNIQUE,
+    kind            VARCHAR(8) NOT NULL,
+    size            BIGINT NOT NULL,
+    version         VARCHAR(128) NOT NULL,
+    fingerprint     VARCHAR(128) NOT NULL,
+    first_run_id    INTEGER NOT NULL,
+    last_run_id     INTEGER NOT NULL,
+    lines_read      BIGINT NOT NULL,
+    rows_staged     BIGINT NOT NULL,
+    rows_rejected   BIGINT NOT NULL
+)
+DISTSTYLE ALL
+SORTKEY(file_id);
+
+CREATE TABLE IF NOT EXISTS etl_rejects (
+    run_id          INTEGER NOT NULL,
+    file_id         INTEGER NOT NULL,
+    line_no         INTEGER NOT NULL,
+    reason          VARCHAR(1000) NOT NULL,
+    "raw"           VARCHAR(65535)
+)
+DISTSTYLE EVEN
+SORTKEY(run_id);
+
+CREATE TABLE IF NOT EXISTS staging_events (
+    file_id         INTEGER NOT NULL,
+    line_no         INTEGER NOT NULL,
+    artist          VARCHAR(1024),
+    auth            VARCHAR(256),
+    first_name      VARCHAR(256),
+    gender          VARCHAR(256),
+    item_in_session INTEGER NOT NULL,
+    last_name       VARCHAR(256),
+    length          DOUBLE PRECISION,
+    level           VARCHAR(256),
+    location        VARCHAR(1024),
+    method          VARCHAR(256),
+    page            VARCHAR(256) NOT NULL,
+    registration    BIGINT,
+    session_id      BIGINT NOT NULL,
+    song            VARCHAR(1024),
+    status          INTEGER,
+    ts              BIGINT NOT NULL,
+    user_agent      VARCHAR(1024),
+    user_id         BIGINT,
+    song_key        VARCHAR(2048),
+    artist_key      VARCHAR(2048),
+    start_time      TIMESTAMP NOT NULL
+)
+DISTSTYLE KEY
+DISTKEY(session_id)
+SORTKEY(file_id);
+
+CREATE TABLE IF NOT EXISTS staging_songs (
+    file_id          INTEGER NOT NULL,
+    line_no          INTEGER NOT NULL,
+    num_songs        INTEGER,
+    artist_id        VARCHAR(256) NOT NULL,
+    artist_latitude  DOUBLE PRECISION,
+    artist_longitude DOUBLE PRECISION,
+    artist_location  VARCHAR(1024),
+    artist_name      VARCHAR(1024),
+    song_id          VARCHAR(256) NOT NULL,
+    title            VARCHAR(1024),
+    duration         DOUBLE PRECISION,
+    year             INTEGER,
+    title_key        VARCHAR(2048),
+    artist_key       VARCHAR(2048)
+)
+DISTSTYLE ALL
+SORTKEY(file_id);
+
+CREATE TABLE IF NOT EXISTS songplays (
+    songplay_id     BIGINT NOT NULL PRIMARY KEY,
+    start_time      TIMESTAMP NOT NULL,
+    user_id         BIGINT,
+    level           VARCHAR(256),
+    song_id         VARCHAR(256),
+    artist_id       VARCHAR(256),
+    session_id      BIGINT NOT NULL,
+    item_in_session INTEGER NOT NULL,
+    location        VARCHAR(1024),
+    user_agent      VARCHAR(1024)
+)
+DISTSTYLE KEY
+DISTKEY(user_id)
+SORTKEY(start_time);
+
+CREATE TABLE IF NOT EXISTS users (
+    user_id         BIGINT NOT NULL PRIMARY KEY,
+    first_name      VARCHAR(256),
+    last_name       VARCHAR(256),
+    gender          VARCHAR(256),
+    level           VARCHAR(256)
+)
+DISTSTYLE KEY
+DISTKEY(user_id)
+SORTKEY(level);
+
+CREATE TABLE IF NOT EXISTS user_levels (
+    user_id         BIGINT NOT NULL,
+    level           VARCHAR(256) NOT NULL,
+    valid_from      TIMESTAMP NOT NULL,
+    valid_to        TIMESTAMP,
+    PRIMARY KEY (user_id, valid_from)
+)
+DISTSTYLE KEY
+DISTKEY(user_id)
+COMPOUND SORTKEY(user_id, valid_from);
+
+CREATE TABLE IF NOT EXISTS songs (
+    song_id         VARCHAR(256) NOT NULL PRIMARY KEY,
+    title           VARCHAR(1024),
+    artist_id       VARCHAR(256) NOT NULL,
+    year            INTEGER,
+    duration        DOUBLE PRECISION
+)
+DISTSTYLE ALL
+SORTKEY(artist_id);
+
+CREATE TABLE IF NOT EXISTS artists (
+    artist_id       VARCHAR(256) NOT NULL PRIMARY KEY,
+    name            VARCHAR(1024),
+    location        VARCHAR(1024),
+    latitude        DOUBLE PRECISION,
+    longitude       DOUBLE PRECISION
+)
+DISTSTYLE ALL
+SORTKEY(artist_id);
+
+CREATE TABLE IF NOT EXISTS time (
+    start_time      TIMESTAMP NOT NULL PRIMARY KEY,
+    hour            INTEGER NOT NULL,
+    day             INTEGER NOT NULL,
+    week            INTEGER NOT NULL,
+    month           INTEGER NOT NULL,
+    year            INTEGER NOT NULL,
+    weekday         INTEGER NOT NULL
+)
+DISTSTYLE KEY
+DISTKEY(start_time)
+SORTKEY(start_time);
+
+CREATE TEMPORARY TABLE run_files (file_id INTEGER NOT NULL, kind VARCHAR(8) NOT NULL);
+
+CREATE TEMPORARY TABLE affected_plays (songplay_id BIGINT NOT NULL);
+
+CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL);
+
+CREATE TEMPORARY TABLE affected_songs (song_id VARCHAR(256) NOT NULL);
+
+CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR(256) NOT NULL);
+
+CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR(2048), artist_key VARCHAR(2048));
