@@ -1,25 +1,7 @@
--- Today's DDL for postgres as sql/*.sql wrote it before each table was declared once in
--- sparkify/tables.py: tests/test_tables.py holds the generated DDL to the same meaning.
+-- The DDL of sql/postgres.sql before each table was declared once (sparkify/tables.py),
+-- kept as it was: tests/test_tables.py holds the generated DDL to the same meaning.
 
-CREATE TABLE IF NOT EXISTS etl_runs (
-    run_id          INTEGER PRIMARY KEY,
-    started_at      TIMESTAMP NOT NULL,
-    finished_at     TIMESTAMP,
-    status          VARCHAR(16) NOT NULL,
-    files_new       INTEGER,
-    files_changed   INTEGER,
-    files_skipped   INTEGER,
-    lines_read      BIGINT,
-    rows_staged     BIGINT,
-    rows_rejected   BIGINT,
-    songplays_rows  BIGINT,
-    users_rows      BIGINT,
-    songs_rows      BIGINT,
-    artists_rows    BIGINT,
-    time_rows       BIGINT,
-    message         VARCHAR(1000)
-);
-
+-- name: create_etl_files
 CREATE TABLE IF NOT EXISTS etl_files (
     file_id         INTEGER PRIMARY KEY,
     url             VARCHAR(1024) COLLATE "C" NOT NULL UNIQUE,
@@ -34,40 +16,7 @@ CREATE TABLE IF NOT EXISTS etl_files (
     rows_rejected   BIGINT NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS etl_rejects (
-    run_id          INTEGER NOT NULL,
-    file_id         INTEGER NOT NULL,
-    line_no         INTEGER NOT NULL,
-    reason          VARCHAR(1000) NOT NULL,
-    raw             VARCHAR(65535)
-);
-
-CREATE TABLE IF NOT EXISTS staging_events (
-    file_id         INTEGER NOT NULL,
-    line_no         INTEGER NOT NULL,
-    artist          VARCHAR,
-    auth            VARCHAR,
-    first_name      VARCHAR,
-    gender          VARCHAR,
-    item_in_session INTEGER NOT NULL,
-    last_name       VARCHAR,
-    length          DOUBLE PRECISION,
-    level           VARCHAR,
-    location        VARCHAR,
-    method          VARCHAR,
-    page            VARCHAR NOT NULL,
-    registration    BIGINT,
-    session_id      BIGINT NOT NULL,
-    song            VARCHAR,
-    status          INTEGER,
-    ts              BIGINT NOT NULL,
-    user_agent      VARCHAR,
-    user_id         BIGINT,
-    song_key        VARCHAR,
-    artist_key      VARCHAR,
-    start_time      TIMESTAMP NOT NULL
-);
-
+-- name: create_staging_songs
 CREATE TABLE IF NOT EXISTS staging_songs (
     file_id          INTEGER NOT NULL,
     line_no          INTEGER NOT NULL,
@@ -84,70 +33,3 @@ CREATE TABLE IF NOT EXISTS staging_songs (
     title_key        VARCHAR,
     artist_key       VARCHAR
 );
-
-CREATE TABLE IF NOT EXISTS songplays (
-    songplay_id     BIGINT PRIMARY KEY,
-    start_time      TIMESTAMP NOT NULL,
-    user_id         BIGINT,
-    level           VARCHAR,
-    song_id         VARCHAR,
-    artist_id       VARCHAR,
-    session_id      BIGINT NOT NULL,
-    item_in_session INTEGER NOT NULL,
-    location        VARCHAR,
-    user_agent      VARCHAR
-);
-
-CREATE TABLE IF NOT EXISTS users (
-    user_id         BIGINT PRIMARY KEY,
-    first_name      VARCHAR,
-    last_name       VARCHAR,
-    gender          VARCHAR,
-    level           VARCHAR
-);
-
-CREATE TABLE IF NOT EXISTS user_levels (
-    user_id         BIGINT NOT NULL,
-    level           VARCHAR NOT NULL,
-    valid_from      TIMESTAMP NOT NULL,
-    valid_to        TIMESTAMP,
-    PRIMARY KEY (user_id, valid_from)
-);
-
-CREATE TABLE IF NOT EXISTS songs (
-    song_id         VARCHAR PRIMARY KEY,
-    title           VARCHAR,
-    artist_id       VARCHAR NOT NULL,
-    year            INTEGER,
-    duration        DOUBLE PRECISION
-);
-
-CREATE TABLE IF NOT EXISTS artists (
-    artist_id       VARCHAR PRIMARY KEY,
-    name            VARCHAR,
-    location        VARCHAR,
-    latitude        DOUBLE PRECISION,
-    longitude       DOUBLE PRECISION
-);
-
-CREATE TABLE IF NOT EXISTS time (
-    start_time      TIMESTAMP PRIMARY KEY,
-    hour            INTEGER NOT NULL,
-    day             INTEGER NOT NULL,
-    week            INTEGER NOT NULL,
-    month           INTEGER NOT NULL,
-    year            INTEGER NOT NULL,
-    weekday         INTEGER NOT NULL
-);
-
-CREATE TEMPORARY TABLE run_files (file_id INTEGER NOT NULL, kind VARCHAR(8) NOT NULL);
-
-CREATE TEMPORARY TABLE affected_plays (songplay_id BIGINT NOT NULL);
-
-CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL);
-
-CREATE TEMPORARY TABLE affected_songs (song_id VARCHAR NOT NULL);
-
-CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR NOT NULL);
-
-CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR, artist_key VARCHAR);

@@ -1,6 +1,7 @@
--- Today's DDL for redshift as sql/*.sql wrote it before each table was declared once in
--- sparkify/tables.py: tests/test_tables.py holds the generated DDL to the same meaning.
+-- The DDL of sql/redshift.sql before each table was declared once (sparkify/tables.py),
+-- kept as it was: tests/test_tables.py holds the generated DDL to the same meaning.
 
+-- name: create_etl_runs
 CREATE TABLE IF NOT EXISTS etl_runs (
     run_id          INTEGER NOT NULL PRIMARY KEY,
     started_at      TIMESTAMP NOT NULL,
@@ -22,6 +23,7 @@ CREATE TABLE IF NOT EXISTS etl_runs (
 DISTSTYLE ALL
 SORTKEY(run_id);
 
+-- name: create_etl_files
 CREATE TABLE IF NOT EXISTS etl_files (
     file_id         INTEGER NOT NULL PRIMARY KEY,
     url             VARCHAR(1024) NOT NULL UNIQUE,
@@ -38,6 +40,7 @@ CREATE TABLE IF NOT EXISTS etl_files (
 DISTSTYLE ALL
 SORTKEY(file_id);
 
+-- name: create_etl_rejects
 CREATE TABLE IF NOT EXISTS etl_rejects (
     run_id          INTEGER NOT NULL,
     file_id         INTEGER NOT NULL,
@@ -48,6 +51,7 @@ CREATE TABLE IF NOT EXISTS etl_rejects (
 DISTSTYLE EVEN
 SORTKEY(run_id);
 
+-- name: create_staging_events
 CREATE TABLE IF NOT EXISTS staging_events (
     file_id         INTEGER NOT NULL,
     line_no         INTEGER NOT NULL,
@@ -77,6 +81,7 @@ DISTSTYLE KEY
 DISTKEY(session_id)
 SORTKEY(file_id);
 
+-- name: create_staging_songs
 CREATE TABLE IF NOT EXISTS staging_songs (
     file_id          INTEGER NOT NULL,
     line_no          INTEGER NOT NULL,
@@ -96,6 +101,7 @@ CREATE TABLE IF NOT EXISTS staging_songs (
 DISTSTYLE ALL
 SORTKEY(file_id);
 
+-- name: create_songplays
 CREATE TABLE IF NOT EXISTS songplays (
     songplay_id     BIGINT NOT NULL PRIMARY KEY,
     start_time      TIMESTAMP NOT NULL,
@@ -112,6 +118,7 @@ DISTSTYLE KEY
 DISTKEY(user_id)
 SORTKEY(start_time);
 
+-- name: create_users
 CREATE TABLE IF NOT EXISTS users (
     user_id         BIGINT NOT NULL PRIMARY KEY,
     first_name      VARCHAR(256),
@@ -123,6 +130,7 @@ DISTSTYLE KEY
 DISTKEY(user_id)
 SORTKEY(level);
 
+-- name: create_user_levels
 CREATE TABLE IF NOT EXISTS user_levels (
     user_id         BIGINT NOT NULL,
     level           VARCHAR(256) NOT NULL,
@@ -134,6 +142,7 @@ DISTSTYLE KEY
 DISTKEY(user_id)
 COMPOUND SORTKEY(user_id, valid_from);
 
+-- name: create_songs
 CREATE TABLE IF NOT EXISTS songs (
     song_id         VARCHAR(256) NOT NULL PRIMARY KEY,
     title           VARCHAR(1024),
@@ -144,6 +153,7 @@ CREATE TABLE IF NOT EXISTS songs (
 DISTSTYLE ALL
 SORTKEY(artist_id);
 
+-- name: create_artists
 CREATE TABLE IF NOT EXISTS artists (
     artist_id       VARCHAR(256) NOT NULL PRIMARY KEY,
     name            VARCHAR(1024),
@@ -154,6 +164,7 @@ CREATE TABLE IF NOT EXISTS artists (
 DISTSTYLE ALL
 SORTKEY(artist_id);
 
+-- name: create_time
 CREATE TABLE IF NOT EXISTS time (
     start_time      TIMESTAMP NOT NULL PRIMARY KEY,
     hour            INTEGER NOT NULL,
@@ -167,14 +178,9 @@ DISTSTYLE KEY
 DISTKEY(start_time)
 SORTKEY(start_time);
 
-CREATE TEMPORARY TABLE run_files (file_id INTEGER NOT NULL, kind VARCHAR(8) NOT NULL);
-
+-- name: create_affected
 CREATE TEMPORARY TABLE affected_plays (songplay_id BIGINT NOT NULL);
-
 CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL);
-
 CREATE TEMPORARY TABLE affected_songs (song_id VARCHAR(256) NOT NULL);
-
 CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR(256) NOT NULL);
-
 CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR(2048), artist_key VARCHAR(2048));

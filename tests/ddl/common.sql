@@ -1,6 +1,7 @@
--- Today's DDL for duckdb as sql/*.sql wrote it before each table was declared once in
--- sparkify/tables.py: tests/test_tables.py holds the generated DDL to the same meaning.
+-- The DDL of sql/common.sql before each table was declared once (sparkify/tables.py),
+-- kept as it was: tests/test_tables.py holds the generated DDL to the same meaning.
 
+-- name: create_etl_runs
 CREATE TABLE IF NOT EXISTS etl_runs (
     run_id          INTEGER PRIMARY KEY,
     started_at      TIMESTAMP NOT NULL,
@@ -20,6 +21,7 @@ CREATE TABLE IF NOT EXISTS etl_runs (
     message         VARCHAR(1000)
 );
 
+-- name: create_etl_files
 CREATE TABLE IF NOT EXISTS etl_files (
     file_id         INTEGER PRIMARY KEY,
     url             VARCHAR(1024) NOT NULL UNIQUE,
@@ -34,6 +36,7 @@ CREATE TABLE IF NOT EXISTS etl_files (
     rows_rejected   BIGINT NOT NULL
 );
 
+-- name: create_etl_rejects
 CREATE TABLE IF NOT EXISTS etl_rejects (
     run_id          INTEGER NOT NULL,
     file_id         INTEGER NOT NULL,
@@ -42,6 +45,7 @@ CREATE TABLE IF NOT EXISTS etl_rejects (
     raw             VARCHAR(65535)
 );
 
+-- name: create_staging_events
 CREATE TABLE IF NOT EXISTS staging_events (
     file_id         INTEGER NOT NULL,
     line_no         INTEGER NOT NULL,
@@ -68,6 +72,7 @@ CREATE TABLE IF NOT EXISTS staging_events (
     start_time      TIMESTAMP NOT NULL
 );
 
+-- name: create_staging_songs
 CREATE TABLE IF NOT EXISTS staging_songs (
     file_id          INTEGER NOT NULL,
     line_no          INTEGER NOT NULL,
@@ -85,6 +90,7 @@ CREATE TABLE IF NOT EXISTS staging_songs (
     artist_key       VARCHAR
 );
 
+-- name: create_songplays
 CREATE TABLE IF NOT EXISTS songplays (
     songplay_id     BIGINT PRIMARY KEY,
     start_time      TIMESTAMP NOT NULL,
@@ -98,6 +104,7 @@ CREATE TABLE IF NOT EXISTS songplays (
     user_agent      VARCHAR
 );
 
+-- name: create_users
 CREATE TABLE IF NOT EXISTS users (
     user_id         BIGINT PRIMARY KEY,
     first_name      VARCHAR,
@@ -106,6 +113,7 @@ CREATE TABLE IF NOT EXISTS users (
     level           VARCHAR
 );
 
+-- name: create_user_levels
 CREATE TABLE IF NOT EXISTS user_levels (
     user_id         BIGINT NOT NULL,
     level           VARCHAR NOT NULL,
@@ -114,6 +122,7 @@ CREATE TABLE IF NOT EXISTS user_levels (
     PRIMARY KEY (user_id, valid_from)
 );
 
+-- name: create_songs
 CREATE TABLE IF NOT EXISTS songs (
     song_id         VARCHAR PRIMARY KEY,
     title           VARCHAR,
@@ -122,6 +131,7 @@ CREATE TABLE IF NOT EXISTS songs (
     duration        DOUBLE PRECISION
 );
 
+-- name: create_artists
 CREATE TABLE IF NOT EXISTS artists (
     artist_id       VARCHAR PRIMARY KEY,
     name            VARCHAR,
@@ -130,6 +140,7 @@ CREATE TABLE IF NOT EXISTS artists (
     longitude       DOUBLE PRECISION
 );
 
+-- name: create_time
 CREATE TABLE IF NOT EXISTS time (
     start_time      TIMESTAMP PRIMARY KEY,
     hour            INTEGER NOT NULL,
@@ -140,14 +151,12 @@ CREATE TABLE IF NOT EXISTS time (
     weekday         INTEGER NOT NULL
 );
 
+-- name: create_run_files
 CREATE TEMPORARY TABLE run_files (file_id INTEGER NOT NULL, kind VARCHAR(8) NOT NULL);
 
+-- name: create_affected
 CREATE TEMPORARY TABLE affected_plays (songplay_id BIGINT NOT NULL);
-
 CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL);
-
 CREATE TEMPORARY TABLE affected_songs (song_id VARCHAR NOT NULL);
-
 CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR NOT NULL);
-
 CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR, artist_key VARCHAR);
