@@ -49,7 +49,7 @@ def test_the_lock_is_the_first_statement_of_the_transaction() -> None:
 
 
 def test_every_condition_is_explained() -> None:
-    used = {c for _, sents in walk(backend_class("redshift")) for s in sents if (c := s.when)}
+    used = {c for _, sents in walk(backend_class("redshift")) for s in sents for c in s.when}
     steps = (*RUN_PLAN.before, *RUN_PLAN.transaction, *RUN_PLAN.failure)
     used |= {c for step in steps for c in step.when}
     assert used == set(CONDITIONS)
