@@ -31,6 +31,7 @@ from sparkify.errors import (
 )
 from sparkify.pipeline import EtlOptions, ensure_tables, run_etl
 from sparkify.staging import CANONICAL, row_encoder
+from sparkify.tables import TABLES
 
 PASSWORD = "Corr3ct-Horse-Battery"
 
@@ -309,6 +310,35 @@ def test_with_wait_a_second_run_waits_for_the_first(
         release.join()
     assert time.monotonic() - started >= 0.5
     assert summary["status"] == "succeeded"
+
+
+def test_runs_starting_at_once_on_a_new_warehouse_all_create_its_tables(pg: Warehouse) -> None:
+    """The tables are created outside the run's transaction, so two first runs may create
+    the same table at once: PostgreSQL then refuses one CREATE ... IF NOT EXISTS (a
+    duplicate pg_type row), which must not fail that run."""
+    backends = [pg.backend() for _ in range(4)]
+    for backend in backends:
+        backend.connect()
+    start, errors = threading.Barrier(len(backends)), []
+
+    def create(backend: Backend) -> None:
+        start.wait()
+        try:
+            ensure_tables(backend)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(b,)) for b in backends]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        assert backends[0].existing_tables() >= set(TABLES)
+    finally:
+        for backend in backends:
+            backend.close()
 
 
 def waiting_for_the_lock(dsn: str, holder_pid: int) -> bool:
