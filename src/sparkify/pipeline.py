@@ -6,6 +6,7 @@ one transaction or not at all. A failed run is then recorded on its own, after t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import tempfile
 import time
@@ -400,15 +401,14 @@ class Run:
         ]
 
     def record_failure(self) -> None:
-        """After the rollback: end the lock's wait bound and keep a trace of the failed
-        run, if the warehouse is reachable."""
-        try:
-            self.walk(RUN_PLAN.after_rollback)
+        """After the rollback: keep a trace of the failed run, then end the lock's wait
+        bound; as far as the warehouse is reachable."""
+        with contextlib.suppress(Exception):
             if all(self.holds(c) for step in RUN_PLAN.failure for c in step.when):
                 with self.backend.transaction():
                     self.walk(RUN_PLAN.failure)
-        except Exception:
-            return
+        with contextlib.suppress(Exception):
+            self.walk(RUN_PLAN.after_failure)
 
 
 @dataclass

@@ -121,8 +121,9 @@ def _kind_steps(kind: str) -> tuple[Step, ...]:
 class RunPlan:
     before: tuple[Step, ...]  # outside any transaction
     transaction: tuple[Step, ...]  # the run's one transaction
-    after_rollback: tuple[Step, ...]  # when the run failed, outside any transaction
-    failure: tuple[Step, ...]  # the failed run's record, in a transaction of its own
+    failure: tuple[Step, ...]  # after a rollback: the failed run's record, in its own
+    # transaction (its wait for etl_runs still bounded by lock_wait: it never hangs)
+    after_failure: tuple[Step, ...]  # then, outside any transaction
 
 
 RUN_PLAN = RunPlan(
@@ -166,11 +167,11 @@ RUN_PLAN = RunPlan(
         Step("table_counts", "query"),
         Step("record_run", "insert", table="etl_runs", columns=RUN_COLUMNS),
     ),
-    after_rollback=(Step("lock_wait_end"),),
     failure=(
         Step("record_failure", "insert", ("numbered",), table="etl_runs",
              columns=FAILURE_COLUMNS),
     ),
+    after_failure=(Step("lock_wait_end"),),
 )  # fmt: skip
 
 
@@ -253,10 +254,10 @@ def dry_run(backend: type[Backend]) -> list[tuple[str, list[str]]]:
     plan = RUN_PLAN
     failed = [
         (Step("rollback, when the run fails"), [Sent("ROLLBACK")]),
-        *_block(backend, plan.after_rollback),
         _transaction_step(backend, backend.begin_sql),
         *_block(backend, plan.failure),
         _transaction_step(backend, backend.commit_sql),
+        *_block(backend, plan.after_failure),
     ]
     shown: list[tuple[str, list[str]]] = []
     for step, statements in [*walk(backend), *failed]:
