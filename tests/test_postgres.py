@@ -26,6 +26,7 @@ from sparkify.config import load_settings
 from sparkify.errors import (
     EXIT_USAGE,
     ConnectionFailed,
+    TooManyRejects,
     TransientWarehouseError,
     WarehouseError,
 )
@@ -339,6 +340,48 @@ def test_runs_starting_at_once_on_a_new_warehouse_all_create_its_tables(pg: Ware
     finally:
         for backend in backends:
             backend.close()
+
+
+def test_a_failed_run_does_not_wait_for_the_next_run_to_record_its_failure(
+    pg: Warehouse, semantics_data: Path
+) -> None:
+    """When a run fails, the next run may take the lock before the failed one records
+    itself in etl_runs: that record waits no longer than --wait, then the session's lock
+    timeout is reset."""
+    failing, following = pg.backend(), pg.backend()
+    failing.connect(wait_seconds=0)
+    following.connect(wait_seconds=30)
+    locked, release = threading.Event(), threading.Event()
+
+    def next_run() -> None:
+        following.run("lock_wait", following.lock_params())
+        with following.transaction():
+            following.lock_run()  # waits until the failing run has rolled back
+            locked.set()
+            release.wait(30)
+
+    runner = threading.Thread(target=next_run)
+
+    def fail(step: str) -> None:
+        if step == "ledger":
+            runner.start()
+            while not waiting_for_the_lock(pg.settings().get("WAREHOUSE", "DSN"), -1):
+                time.sleep(0.05)
+            raise TooManyRejects("injected")
+
+    options = EtlOptions(str(semantics_data / "song_data"), str(semantics_data / "log_data"))
+    try:
+        started = time.monotonic()
+        with pytest.raises(TooManyRejects):
+            run_etl(failing, options, fail_after=fail)
+        assert locked.wait(10)
+        assert time.monotonic() - started < 10
+        assert failing.query("SHOW lock_timeout").scalar() == "0"
+    finally:
+        release.set()
+        runner.join(30)
+        failing.close()
+        following.close()
 
 
 def waiting_for_the_lock(dsn: str, holder_pid: int) -> bool:
