@@ -141,7 +141,10 @@ def require_tables(backend: Backend) -> None:
         )
 
 
-def list_inputs(options: EtlOptions) -> tuple[Source, list[SourceFile], Source, list[SourceFile]]:
+Inputs = tuple[Source, list[SourceFile], Source, list[SourceFile]]  # songs, then events
+
+
+def list_inputs(options: EtlOptions) -> Inputs:
     songs = open_source(options.songs, options.settings)
     logs = open_source(options.logs, options.settings)
     song_files = songs.list_files()
@@ -183,9 +186,6 @@ def _no_failure(step: str) -> None:
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-Inputs = tuple[Source, list[SourceFile], Source, list[SourceFile]]
 
 
 class Run:
@@ -378,6 +378,7 @@ class Run:
             ]
         if step.name == "record_failure":
             return [(run_id, self.started_at, _utc_now(), "failed", _fit(self.failure, 1000))]
+        assert step.name == "record_run", step.name
         summary.seconds = time.monotonic() - self.started
         tables = summary.tables
         return [
@@ -426,7 +427,7 @@ class KindPlan:
 
 def _plan(
     known: dict[str, KnownFile],
-    inputs: tuple[Source, list[SourceFile], Source, list[SourceFile]],
+    inputs: Inputs,
     summary: RunSummary,
 ) -> tuple[list[KindPlan], list[tuple[str, str]]]:
     """Every file against the ledger. Returns the files to read, per kind, and the
