@@ -446,3 +446,25 @@ def test_errors_are_source_errors(s3_env: MotoServer) -> None:
     with pytest.raises(SourceError) as caught:
         source.list_files()
     assert caught.value.exit_code == 2
+
+
+def test_objects_moved_to_another_prefix_are_recognised_by_etag(
+    duckdb_warehouse: Warehouse, s3_bucket: S3Bucket, small: Path, s3_env: MotoServer
+) -> None:
+    upload_dataset(s3_bucket, small, PARTS)
+    s3_etl(duckdb_warehouse, s3_bucket)
+    for key in json_files(small):
+        s3_bucket.client.copy_object(
+            Bucket=s3_bucket.name, Key=f"moved/{key}", CopySource=f"{s3_bucket.name}/{key}"
+        )
+        s3_bucket.client.delete_object(Bucket=s3_bucket.name, Key=key)
+    s3_env.log.reset()
+
+    songs, logs = s3_bucket.url("moved/song_data"), s3_bucket.url("moved/log_data")
+    result = duckdb_warehouse.cli("etl", "--songs", songs, "--logs", logs, "--json")
+
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert len(summary["moved"]) == len(json_files(small)) and summary["missing"] == []
+    assert summary["files"]["new"] == 0
+    assert s3_env.log.object_gets(s3_bucket.name) == []  # the ETags were enough

@@ -29,6 +29,7 @@ from sparkify.errors import (
 from sparkify.parsing import FileParse, Parser
 from sparkify.plan import RUN_PLAN, Step
 from sparkify.progress import NO_PROGRESS, ProgressFactory
+from sparkify.reconcile import KnownFile, Move, find_moves, vanished
 from sparkify.schema import TABLES
 from sparkify.sources import IgnoredFile, Source, SourceFile, filter_by_date, open_source
 from sparkify.staging import row_encoder
@@ -47,6 +48,7 @@ class EtlOptions:
     until: dt.date | None = None
     max_errors: int = DEFAULT_MAX_ERRORS
     wait_seconds: float = 0.0  # how long to wait for another run to finish
+    prune: bool = False  # remove the rows of known files that disappeared from the input
     # [S3]/[AWS] settings for object-store URLs; None: read from the environment and ./dwh.cfg
     settings: Settings | None = field(default=None, compare=False, repr=False)
 
@@ -54,14 +56,6 @@ class EtlOptions:
 def _fit(text: str, max_bytes: int) -> str:
     """Cut to a column width counted in bytes (Redshift counts VARCHAR widths in bytes)."""
     return text.encode()[:max_bytes].decode("utf-8", errors="ignore")
-
-
-@dataclass
-class KnownFile:
-    file_id: int
-    size: int
-    version: str
-    fingerprint: str
 
 
 @dataclass
@@ -89,6 +83,9 @@ class RunSummary:
     seconds: float = 0.0
     first_rejects: list[str] = field(default_factory=list)
     ignored: list[IgnoredFile] = field(default_factory=list)  # left out by the listings
+    moved: list[Move] = field(default_factory=list)  # known content at a new URL
+    missing: list[KnownFile] = field(default_factory=list)  # known files no longer listed
+    pruned: bool = False  # the rows of the missing files were removed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +104,9 @@ class RunSummary:
             "seconds": round(self.seconds, 3),
             "first_rejects": self.first_rejects,
             "ignored": [item.as_dict() for item in self.ignored],
+            "moved": [{"from": m.known.url, "to": m.file.url} for m in self.moved],
+            "missing": [known.url for known in self.missing],
+            "pruned": self.pruned,
         }
 
 
@@ -211,6 +211,8 @@ class Run:
         self.plans: list[KindPlan] = []
         self.loads: list[FileLoad] = []  # files whose new content is staged
         self.version_updates: list[tuple[str, str]] = []  # (version, URL): same content
+        self.moves: list[Move] = []  # known files found at new URLs
+        self.pruned: list[KnownFile] = []  # vanished files whose rows --prune removes
         self.all_keys = False  # every staged event comes from this run's files
         self.first_runs: dict[int, int] = {}
         self.scratch = ExitStack()  # the part files' folder, until the run ends
@@ -251,12 +253,16 @@ class Run:
                 return bool(by_kind[kind].new or any(load.kind == kind for load in loads))
             case ["new", kind]:
                 return bool(by_kind[kind].new)
+        moves_or_prunes = bool(self.moves or self.pruned)
         facts = {
             "full_refresh": lambda: self.options.full_refresh,
-            "reads_files": lambda: any(plan.changed or plan.new for plan in self.plans),
-            "known_changed": lambda: bool(loads),  # only known files are parsed yet
+            "reads_files": lambda: (
+                moves_or_prunes or any(plan.changed or plan.new for plan in self.plans)
+            ),
+            "known_changed": lambda: bool(loads or self.pruned),  # only known files parsed yet
             "rejects": lambda: any(load.parsed.rejects for load in loads),
-            "loads": lambda: bool(loads),
+            "moves": lambda: bool(self.moves),
+            "loads": lambda: bool(loads) or moves_or_prunes,
             "some_keys": lambda: not self.all_keys,
             "version_updates": lambda: bool(self.version_updates),
             "numbered": lambda: bool(self.summary.run_id),
@@ -287,14 +293,31 @@ class Run:
         if step.name == "next_run_id":
             summary.run_id = int(rows[0][0])
         elif step.name == "read_ledger":
-            known = {row[0]: KnownFile(row[1], row[2], row[3], row[4]) for row in rows}
+            known = {row[0]: KnownFile.from_row(row) for row in rows}
             self.plans, self.version_updates = _plan(known, self.inputs, summary)
+            self.follow_the_source(known)
         elif step.name == "count_other_staged_events":
             self.all_keys = not rows[0][0]
         elif step.name == "read_first_runs":
             self.first_runs = {int(file_id): int(first) for file_id, first in rows}
         elif step.name == "table_counts":
             summary.tables = {name: int(count) for name, count in rows}
+
+    def follow_the_source(self, known: dict[str, KnownFile]) -> None:
+        """Known files that are no longer listed: those whose content turns up at a new URL
+        have moved (their new URL is not read again); the others are missing, and pruned
+        on request."""
+        listed = {"songs": self.inputs[1], "events": self.inputs[3]}
+        gone = vanished(known.values(), listed, self.options.since, self.options.until)
+        for plan in self.plans:
+            moves = find_moves(plan.kind, plan.source, plan.new, gone) if gone else []
+            moved = {move.file.url for move in moves}
+            plan.new = [file for file in plan.new if file.url not in moved]
+            self.moves += moves
+        self.summary.moved = sorted(self.moves, key=lambda move: move.file.url)
+        self.summary.missing = gone
+        if self.options.prune:
+            self.pruned, self.summary.pruned = gone, bool(gone)
 
     def do_parse(self, step: Step) -> None:
         """Start the parse workers, then parse the known files whose token moved: their
@@ -356,7 +379,10 @@ class Run:
         """The rows an insert step writes."""
         summary, run_id = self.summary, self.summary.run_id
         if step.name == "record_changed_files":
-            return [(load.file_id, load.kind) for load in self.loads]
+            changed = [(load.file_id, load.kind) for load in self.loads]
+            return changed + [(known.file_id, known.kind) for known in self.pruned]
+        if step.name == "record_moved_files":
+            return [(move.known.file_id, move.known.kind) for move in self.moves]
         if step.table == "run_files":  # the new files of one kind, just loaded
             return [(load.file_id, load.kind) for load in self.loads[self.first_new :]]
         if step.name == "record_files":
@@ -375,7 +401,7 @@ class Run:
                     len(load.parsed.rejects),
                 )
                 for load in self.loads
-            ]
+            ] + [move.ledger_row() for move in self.moves]
         if step.name == "record_failure":
             return [(run_id, self.started_at, _utc_now(), "failed", _fit(self.failure, 1000))]
         assert step.name == "record_run", step.name

@@ -23,14 +23,16 @@ from sparkify.staging import KIND_TABLE
 CONDITIONS = {
     "tables_missing": "the warehouse lacks tables (a first run)",
     "full_refresh": "--full-refresh",
-    "reads_files": "files are new, or their change token moved",
-    "known_changed": "the content of files already in the ledger changed",
+    "reads_files": "files are new, their change token moved, or known files moved or are pruned",
+    "known_changed": "the content of files already in the ledger changed, or --prune removes "
+    "files that disappeared",
     "stage_songs": "song files are new, or their content changed",
     "new_songs": "song files are new",
     "stage_events": "event files are new, or their content changed",
     "new_events": "event files are new",
     "rejects": "records were rejected",
-    "loads": "new content was staged",
+    "moves": "known files turned up at new URLs (recognised by their content)",
+    "loads": "new content was staged, or files moved or were pruned",
     "some_keys": "events of other files are staged: only some plays and users are affected",
     "version_updates": "a known file's change token moved but its content did not (once each)",
     "copy_refused": "COPY loaded fewer rows than were staged (the run then fails)",
@@ -148,6 +150,7 @@ RUN_PLAN = RunPlan(
         Step("count_other_staged_events", "query", ("reads_files",)),
         *_kind_steps("songs"),
         *_kind_steps("events"),
+        Step("record_moved_files", "insert", ("moves",), table="run_files", columns=RUN_FILES),
         Step("end_parsing", "end_parse", ("reads_files",), checkpoint="parse"),
         Step("load_etl_rejects", "load", ("rejects",), table="etl_rejects", checkpoint="stage"),
         Step("analyze_staging", when=("loads",)),  # statistics before the snapshots join

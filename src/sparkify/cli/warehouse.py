@@ -27,6 +27,7 @@ from sparkify.pipeline import (
     run_etl,
 )
 from sparkify.plan import dry_run_text
+from sparkify.sources import printable
 
 
 @click.command("create-tables")
@@ -66,6 +67,12 @@ def _parse_date(value: str | None, name: str) -> dt.date | None:
 @click.option("--songs", metavar="PATH_OR_URL", help="Song files ([S3] SONG_DATA).")
 @click.option("--logs", metavar="PATH_OR_URL", help="Event logs ([S3] LOG_DATA).")
 @click.option("--full-refresh", is_flag=True, help="Forget what was loaded; rebuild from source.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Remove the rows of files that are no longer in the input (staging, rejects, "
+    "ledger; star tables rebuilt). Without it they are only reported.",
+)
 @click.option("--since", metavar="DATE", help="Only event files dated on or after DATE.")
 @click.option("--until", metavar="DATE", help="Only event files dated on or before DATE.")
 @click.option(
@@ -88,6 +95,7 @@ def etl_command(
     songs: str | None,
     logs: str | None,
     full_refresh: bool,
+    prune: bool,
     since: str | None,
     until: str | None,
     max_errors: int,
@@ -109,6 +117,7 @@ def etl_command(
         songs=settings.require("S3", "SONG_DATA", "where the song files are"),
         logs=settings.require("S3", "LOG_DATA", "where the event logs are"),
         full_refresh=full_refresh,
+        prune=prune,
         since=_parse_date(since, "--since"),
         until=_parse_date(until, "--until"),
         max_errors=max_errors,
@@ -121,6 +130,8 @@ def etl_command(
         results = [] if no_checks else quality.run_checks(backend)
     for item in summary.ignored:
         click.echo(f"warning: ignored {item.url}: {item.reason}", err=True)
+    if summary.missing and not summary.pruned:
+        click.echo(f"warning: {_missing(summary)}", err=True)
     report = summary.as_dict()
     if not no_checks:
         report["checks"] = [r.as_dict() for r in results]
@@ -134,8 +145,18 @@ def etl_command(
     quality.raise_on_failure(results)
 
 
+def _missing(summary: RunSummary, shown: int = 5) -> str:
+    """Known files that are no longer in the input, and what happens to their rows."""
+    urls = [printable(known.url) for known in summary.missing[:shown]]
+    if len(summary.missing) > shown:
+        urls.append(f"and {len(summary.missing) - shown} more")
+    return "no longer in the input, rows kept until sparkify etl --prune: " + ", ".join(urls)
+
+
 def _print_summary(summary: RunSummary) -> None:
-    ignored = f", {len(summary.ignored)} ignored" if summary.ignored else ""
+    counts = [(len(summary.ignored), "ignored"), (len(summary.moved), "moved")]
+    counts.append((len(summary.missing), "missing, pruned" if summary.pruned else "missing"))
+    ignored = "".join(f", {n} {what}" for n, what in counts if n)
     click.echo(
         f"run {summary.run_id} into {summary.warehouse}: {summary.files_new} new, "
         f"{summary.files_changed} changed, {summary.files_skipped} unchanged{ignored} files; "

@@ -15,7 +15,9 @@ SELECT table_name FROM information_schema.tables;
 SELECT COALESCE(MAX(run_id), 0) + 1 FROM etl_runs;
 
 -- name: read_ledger
-SELECT url, file_id, size, version, fingerprint FROM etl_files;
+SELECT url, file_id, size, version, fingerprint, kind,
+       first_run_id, last_run_id, lines_read, rows_staged, rows_rejected
+FROM etl_files;
 
 -- name: update_file_version
 -- A known file whose change token moved but whose content (ETag) did not.
