@@ -461,6 +461,29 @@ def test_a_redshift_run_gives_the_same_star_schema_as_duckdb(
     assert rerun["files"]["new"] == rerun["files"]["changed"] == 0
 
 
+def test_moved_and_pruned_files_on_redshift_give_the_tables_of_a_fresh_load(
+    redshift_on_postgres: Warehouse, semantics_data: Path, tmp_path: Path, aws: Any
+) -> None:
+    etl(redshift_on_postgres, semantics_data)
+    songs = semantics_data / "song_data"
+    first, later, gone = (
+        songs / "A/B/C/TRSO1.json",
+        songs / "Z/TRSO1.json",
+        songs / "A/B/C/TRSO4.json",
+    )
+    later.parent.mkdir()
+    first.rename(later)
+    gone.unlink()
+
+    summary = etl(redshift_on_postgres, semantics_data, "--prune")
+
+    assert summary["moved"] == [{"from": str(first), "to": str(later)}]
+    assert (summary["missing"], summary["pruned"], summary["lines_read"]) == ([str(gone)], True, 0)
+    reference = duckdb_warehouse(tmp_path)
+    etl(reference, semantics_data)
+    assert dump(redshift_on_postgres) == dump(reference)
+
+
 def test_the_public_sample_gives_the_known_figures(
     redshift_on_postgres: Warehouse, sample_data: Path
 ) -> None:
