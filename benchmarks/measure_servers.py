@@ -267,8 +267,6 @@ def _transform_cpu(load: dict[str, Any]) -> float:
 
 def s3(ds: Dataset, scale: t.Scale, work: Path, result: ScaleResult) -> None:
     """The same subset loaded from an S3 server (moto, loopback) and from local files."""
-    if importlib.util.find_spec("sparkify.objectstore") is None:
-        raise Skip("sparkify.objectstore is not there yet (S3 sources)")
     try:
         import boto3
         from moto.server import ThreadedMotoServer
