@@ -49,6 +49,13 @@ def reference(record: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
             row[spec.column] = spec.convert(value)
         except FieldError as exc:
             raise FieldError(f"field '{spec.key}': {exc}") from None
+        text = row[spec.column]
+        if spec.max_bytes and text is not None:
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if size > spec.max_bytes:
+                raise FieldError(
+                    f"field '{spec.key}': text longer than {spec.max_bytes} bytes ({size} bytes)"
+                )
     return row
 
 
@@ -79,6 +86,24 @@ def test_nasty_lines_get_the_same_verdict(line: bytes, reason: str) -> None:
     assert_same(record, EVENT_FIELDS)
 
 
+# Around the widths (256 and 1,024 bytes), in characters of 1, 2 and 6 bytes once case-folded,
+# and around the length up to which the fast path takes a text without counting its bytes.
+LONG_TEXTS = [
+    "x" * 64,
+    "x" * 65,
+    "x" * 256,
+    "x" * 257,
+    "é" * 128,
+    "é" * 129,
+    "é" * 512,
+    "é" * 513,
+    "x" * 1024,
+    "x" * 1025,
+    "ΐ" * 256,
+    "ΐ" * 341,
+    "ΐ" * 342,
+    " " * 300 + "x",
+]
 EDGE_VALUES = [
     None,
     True,
@@ -118,6 +143,7 @@ EDGE_VALUES = [
     "nan",
     "inf",
     "abc",
+    *LONG_TEXTS,
     [],
     [1],
     {},
@@ -139,6 +165,7 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**63), max_value=2**64 - 1)  # orjson's int range
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12)
+    | st.sampled_from(LONG_TEXTS)
     | st.from_regex(r"\s?[+-]?[0-9_]{0,20}\s?", fullmatch=True),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
     max_leaves=5,
@@ -220,6 +247,9 @@ RAW_TOKENS = [
     b'"\\u00e9t\\u00e9"',
     b'"\\ud83c\\udfb5"',
     b'"\\ud800"',
+    b'"' + b"\\u00e9" * 128 + b'"',  # escaped: six bytes each in the line, two decoded
+    b'"' + b"\\u00e9" * 513 + b'"',
+    b'"' + b"x" * 1025 + b'"',
     b'"a\\u0000b"',
     b'"tab\\there"',
     b'"\xc3\xa9"',

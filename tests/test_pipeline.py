@@ -14,6 +14,7 @@ from conftest import Warehouse, dump, etl
 from datasets import DAY_MS, NOV_1, copy_days, event_days, play, song, write_day, write_song
 
 from sparkify.pipeline import ensure_tables
+from sparkify.records import FIELDS
 from sparkify.schema import Statements
 
 
@@ -340,6 +341,34 @@ def test_a_deleted_source_folder_is_not_a_silent_success(
         "etl", "--songs", str(data / "song_data"), "--logs", str(data / "log_data")
     )
     assert result.exit_code == 2
+
+
+def test_a_huge_valid_record_is_rejected_and_the_rest_loads(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """A 20 MB title, a 17 MB userAgent: once every DuckDB load failed on its buffer."""
+    write_song(tmp_path, song("SO1", "x" * 20_000_000, "Band", 1.0))
+    write_song(tmp_path, song("SO2", "Fine", "Band", 1.0))
+    write_day(
+        tmp_path, [play(NOV_1, 1, 1, 0, userAgent="u" * 17_000_000), play(NOV_1 + 1, 1, 1, 1)]
+    )
+    for _ in range(2):  # the rerun has nothing to do
+        summary = etl(warehouse, tmp_path)
+        assert summary["tables"]["songs"] == 1 and summary["tables"]["songplays"] == 1
+    assert sorted(r[0] for r in warehouse.query("SELECT reason FROM etl_rejects")) == [
+        "field 'title': text longer than 1024 bytes (20000000 bytes)",
+        "field 'userAgent': text longer than 1024 bytes (17000000 bytes)",
+    ]
+
+
+def test_a_record_at_every_width_loads(warehouse: Warehouse, tmp_path: Path) -> None:
+    """Each text at its width, in characters JSON writes six bytes wide (no buffer limit)."""
+    widest = {f.key: "\x01" * f.max_bytes for f in FIELDS["events"] if f.max_bytes}
+    write_song(tmp_path, song("SO1", "\x01" * 1024, "\x01" * 1024, 1.0, artist_location="\x01"))
+    write_day(tmp_path, [play(NOV_1, 1, 1, 0, **widest)])
+    summary = etl(warehouse, tmp_path)
+    assert (summary["rows_staged"], summary["rows_rejected"]) == (2, 0)
+    assert warehouse.query("SELECT LENGTH(user_agent) FROM staging_events") == [(1024,)]
 
 
 def test_failure_messages_fit_a_byte_width() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sys
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -10,12 +13,17 @@ from hypothesis import strategies as st
 from sparkify.records import (
     _SHORTCUTS,
     FIELDS,
+    MATCH_KEY_BYTES,
+    MATCH_KEYS,
     MAX_RAW_CHARS,
+    PARSERS,
     Field,
     Parsed,
     parse_events,
     parse_songs,
 )
+from sparkify.schema import Statements
+from sparkify.staging import KIND_TABLE, MAX_JSON_LINE_BYTES, row_encoder
 
 GOOD_EVENT = {
     "artist": "Des'ree",
@@ -149,12 +157,61 @@ def test_a_truncated_last_line_is_rejected_and_the_rest_loads() -> None:
     assert parsed.rejects[0].line_no == 2
 
 
-def test_a_huge_line_is_parsed_and_its_raw_text_is_capped() -> None:
+def test_a_huge_line_is_rejected_and_its_raw_text_is_capped() -> None:
     huge = event(song="x" * 10_000_000)
-    assert rows(parse_events(huge, 1))[0]["song"] == "x" * 10_000_000
-    broken = huge[:-1]
-    [reject] = parse_events(broken, 1).rejects
-    assert len(reject.raw) < MAX_RAW_CHARS + 50
+    for line in (huge, huge[:-1]):
+        [reject] = parse_events(line, 1).rejects
+        assert len(reject.raw) < MAX_RAW_CHARS + 50
+    assert parse_events(huge, 1).rejects[0].reason == (
+        "field 'song': text longer than 1024 bytes (10000000 bytes)"
+    )
+
+
+def record(kind: str, **changes: object) -> bytes:
+    """A good record of ``kind`` with ``changes``, as raw bytes."""
+    if kind == "events":
+        return event(**changes)
+    return orjson.dumps({"song_id": "S1", "artist_id": "A1", "title": "T", **changes})
+
+
+TEXT_FIELDS = [(kind, f) for kind, fields in FIELDS.items() for f in fields if f.max_bytes]
+
+
+def test_every_text_field_has_a_width() -> None:
+    text = {f.key for fields in FIELDS.values() for f in fields if f.sql_type == "VARCHAR"}
+    assert text == {f.key for _, f in TEXT_FIELDS}
+
+
+@pytest.mark.parametrize(("kind", "spec"), TEXT_FIELDS, ids=lambda v: getattr(v, "key", v))
+def test_text_longer_than_its_column_width_in_bytes_is_rejected(kind: str, spec: Field) -> None:
+    """Widths count UTF-8 bytes, as Redshift's VARCHAR does: every backend, one verdict."""
+    assert spec.max_bytes
+    fits = "é" * (spec.max_bytes // 2)  # two bytes each: exactly the width
+    parsed = PARSERS[kind](record(kind, **{spec.key: fits}), 1, None)
+    assert parsed.rejects == [] and rows(parsed)[0][spec.column] == fits
+    [reject] = PARSERS[kind](record(kind, **{spec.key: fits + "x"}), 1, None).rejects
+    assert reject.reason == (
+        f"field '{spec.key}': text longer than {spec.max_bytes} bytes ({spec.max_bytes + 1} bytes)"
+    )
+
+
+def test_a_title_whose_match_key_outgrows_its_column_is_rejected() -> None:
+    """Case folding can triple a text's bytes (ΐ: 2 bytes, folded 6)."""
+    title = "ΐ" * 400  # 800 bytes, 2,400 once case-folded
+    [reject] = parse_songs(record("songs", title=title), 1).rejects
+    assert reject.reason == (
+        f"field 'title': text longer than {MATCH_KEY_BYTES} bytes once case-folded (2400 bytes)"
+    )
+    assert parse_songs(record("songs", title="ΐ" * 341), 1).rejects == []
+
+
+@pytest.mark.parametrize("kind", FIELDS)
+def test_redshift_columns_are_as_wide_as_the_parser_allows(kind: str) -> None:
+    [ddl] = Statements(("redshift", "postgres", "common")).get(f"create_staging_{kind}")
+    widths = {m[1]: int(m[2]) for m in re.finditer(r"(\w+)\s+VARCHAR\((\d+)\)", ddl)}
+    expected = {f.column: f.max_bytes for f in FIELDS[kind] if f.max_bytes}
+    expected.update({key: MATCH_KEY_BYTES for _, key in MATCH_KEYS[kind]})
+    assert widths == expected
 
 
 def test_duplicated_keys_keep_the_last_value() -> None:
@@ -197,3 +254,21 @@ def test_no_line_is_lost_or_counted_twice(batch: list[bytes], separator: bytes) 
     seen = [r["line_no"] for r in rows(parsed)] + [r.line_no for r in parsed.rejects]
     assert len(seen) == len(set(seen))
     assert set(seen) == expected
+
+
+def test_the_widest_staged_rows_fit_what_duckdb_reads_in_one_line() -> None:
+    """Every text at its width, in characters JSON writes 6 bytes wide; the widest numbers."""
+    widest = {"VARCHAR": "\x01" * MATCH_KEY_BYTES, "DOUBLE": -sys.float_info.max}
+    for kind, table in KIND_TABLE.items():
+        values = [
+            "\x01" * f.max_bytes if f.max_bytes else widest.get(f.sql_type, -(2**63))
+            for f in FIELDS[kind]
+        ]
+        row = [-(2**31), -(2**31), *values, *[widest["VARCHAR"]] * len(MATCH_KEYS[kind])]
+        out = bytearray()
+        row_encoder(table, "json")(row, out)
+        assert len(out) <= MAX_JSON_LINE_BYTES
+    out = bytearray()
+    reject = [-(2**31)] * 3 + ["\x01" * 1000, "\x01" * (MAX_RAW_CHARS + 14)]
+    row_encoder("etl_rejects", "json")(reject, out)
+    assert len(out) <= MAX_JSON_LINE_BYTES

@@ -24,6 +24,10 @@ import orjson
 from msgspec.structs import astuple
 
 MAX_RAW_CHARS = 2000  # raw text kept per rejected record
+# Text widths count UTF-8 bytes, as Redshift's VARCHAR does (sql/redshift.sql declares the same
+# widths): a text longer than its field's ``max_bytes`` is rejected on every backend alike.
+MATCH_KEY_BYTES = 2048  # a match key (case-folded title or artist name)
+FOLDED_BYTES_PER_CHAR = 6  # the most one character can take once case-folded (U+0390, 3 characters)
 MAX_ITEM_IN_SESSION = 999_999  # songplay_id = session_id * 1_000_000 + item_in_session
 MAX_SESSION_ID = 9_000_000_000_000  # keeps songplay_id inside BIGINT
 MAX_EPOCH_MS = 32_503_680_000_000  # year 3000: beyond it a timestamp cannot be real
@@ -128,38 +132,39 @@ class Field:
     convert: Callable[[Any], Any]
     sql_type: str  # DuckDB type used to read the canonical rows
     required: bool = False
+    max_bytes: int | None = None  # a text's width, in UTF-8 bytes
 
 
 EVENT_FIELDS: tuple[Field, ...] = (
-    Field("artist", "artist", _text, "VARCHAR"),
-    Field("auth", "auth", _text, "VARCHAR"),
-    Field("firstName", "first_name", _text, "VARCHAR"),
-    Field("gender", "gender", _text, "VARCHAR"),
+    Field("artist", "artist", _text, "VARCHAR", max_bytes=1024),
+    Field("auth", "auth", _text, "VARCHAR", max_bytes=256),
+    Field("firstName", "first_name", _text, "VARCHAR", max_bytes=256),
+    Field("gender", "gender", _text, "VARCHAR", max_bytes=256),
     Field("itemInSession", "item_in_session", _ranged(0, MAX_ITEM_IN_SESSION), "INTEGER", True),
-    Field("lastName", "last_name", _text, "VARCHAR"),
+    Field("lastName", "last_name", _text, "VARCHAR", max_bytes=256),
     Field("length", "length", _number, "DOUBLE"),
-    Field("level", "level", _text, "VARCHAR"),
-    Field("location", "location", _text, "VARCHAR"),
-    Field("method", "method", _text, "VARCHAR"),
-    Field("page", "page", _text, "VARCHAR", True),
+    Field("level", "level", _text, "VARCHAR", max_bytes=256),
+    Field("location", "location", _text, "VARCHAR", max_bytes=1024),
+    Field("method", "method", _text, "VARCHAR", max_bytes=256),
+    Field("page", "page", _text, "VARCHAR", True, max_bytes=256),
     Field("registration", "registration", _integer, "BIGINT"),
     Field("sessionId", "session_id", _ranged(0, MAX_SESSION_ID), "BIGINT", True),
-    Field("song", "song", _text, "VARCHAR"),
+    Field("song", "song", _text, "VARCHAR", max_bytes=1024),
     Field("status", "status", _ranged(0, 999), "INTEGER"),
     Field("ts", "ts", _ranged(0, MAX_EPOCH_MS), "BIGINT", True),
-    Field("userAgent", "user_agent", _text, "VARCHAR"),
+    Field("userAgent", "user_agent", _text, "VARCHAR", max_bytes=1024),
     Field("userId", "user_id", _user_id, "BIGINT"),
 )
 
 SONG_FIELDS: tuple[Field, ...] = (
     Field("num_songs", "num_songs", _ranged(-INT32 - 1, INT32), "INTEGER"),
-    Field("artist_id", "artist_id", _text, "VARCHAR", True),
+    Field("artist_id", "artist_id", _text, "VARCHAR", True, max_bytes=256),
     Field("artist_latitude", "artist_latitude", _number, "DOUBLE"),
     Field("artist_longitude", "artist_longitude", _number, "DOUBLE"),
-    Field("artist_location", "artist_location", _text, "VARCHAR"),
-    Field("artist_name", "artist_name", _text, "VARCHAR"),
-    Field("song_id", "song_id", _text, "VARCHAR", True),
-    Field("title", "title", _text, "VARCHAR"),
+    Field("artist_location", "artist_location", _text, "VARCHAR", max_bytes=1024),
+    Field("artist_name", "artist_name", _text, "VARCHAR", max_bytes=1024),
+    Field("song_id", "song_id", _text, "VARCHAR", True, max_bytes=256),
+    Field("title", "title", _text, "VARCHAR", max_bytes=1024),
     Field("duration", "duration", _number, "DOUBLE"),
     Field("year", "year", _ranged(0, 9999), "INTEGER"),
 )
@@ -203,30 +208,52 @@ def convert_record(record: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
     plan = cached[1] if cached and cached[0] is fields else _plan(fields)
     row: dict[str, Any] = {}
     get = record.get
-    for key, column, convert, required, fast, low, high in plan:
+    for key, column, convert, required, fast, low, high, max_bytes in plan:
         value = get(key)
         if value is None:
             if required:
                 raise FieldError(f"missing required field '{key}'")
             row[column] = None  # every converter maps a missing value or null to None
-        elif type(value) is fast and (low is None or low <= value <= high):
+            continue
+        if type(value) is fast and (low is None or low <= value <= high):
             row[column] = value
         else:
             try:
-                row[column] = convert(value)
+                row[column] = value = convert(value)
             except FieldError as exc:
                 raise FieldError(f"field '{key}': {exc}") from None
+        if max_bytes:
+            within_width(value, max_bytes, key)
     return row
 
 
-_Plan = tuple[tuple[str, str, Callable[[Any], Any], bool, Any, Any, Any], ...]
+def within_width(text: str | None, max_bytes: int, key: str, what: str = "") -> str | None:
+    """``text``, unless its UTF-8 form is longer than ``max_bytes``."""
+    if text is not None and len(text) * 4 > max_bytes:  # a character takes at most 4 bytes
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise FieldError(
+                f"field '{key}': text longer than {max_bytes} bytes{what} ({size} bytes)"
+            )
+    return text
+
+
+_Plan = tuple[tuple[str, str, Callable[[Any], Any], bool, Any, Any, Any, int | None], ...]
 _PLANS: dict[int, tuple[tuple[Field, ...], _Plan]] = {}
 
 
 def _plan(fields: tuple[Field, ...]) -> _Plan:
-    """The fields as flat tuples with their shortcut, built once per fields table."""
+    """The fields as flat tuples with their shortcut and width, built once per fields
+    table."""
     plan = tuple(
-        (f.key, f.column, f.convert, f.required, *_SHORTCUTS.get(f.convert, (None, None, None)))
+        (
+            f.key,
+            f.column,
+            f.convert,
+            f.required,
+            *_SHORTCUTS.get(f.convert, (None, None, None)),
+            f.max_bytes,
+        )
         for f in fields
     )
     _PLANS[id(fields)] = (fields, plan)
@@ -262,6 +289,11 @@ def match_key(text: str | None) -> str | None:
     return None if text is None else text.strip().casefold()
 
 
+def checked_match_key(text: str | None, key: str) -> str | None:
+    """The match key of field ``key``'s text, unless it is wider than its column."""
+    return within_width(match_key(text), MATCH_KEY_BYTES, key, " once case-folded")
+
+
 # Staged beside the text they normalize, so every backend matches plays to songs by plain
 # equality, whatever its collation or TRIM semantics: (source column, key column).
 MATCH_KEYS = {
@@ -270,6 +302,11 @@ MATCH_KEYS = {
 }
 
 
+# (column, JSON key) of the texts that have a match key
+_KEY_SOURCES = {
+    kind: tuple((f.column, f.key) for source, _ in keys for f in FIELDS[kind] if f.column == source)
+    for kind, keys in MATCH_KEYS.items()
+}
 STAGED_EXTRA = ("file_id", "line_no")
 
 
@@ -281,9 +318,10 @@ def staged_columns(kind: str) -> list[str]:
 
 
 def staged_values(kind: str, row: dict[str, Any], file_id: int, line_no: int) -> list[Any]:
-    """A converted record as a staged row (see ``staged_columns``)."""
+    """A converted record as a staged row (see ``staged_columns``); raises FieldError when a
+    match key is wider than its column."""
     values = [file_id, line_no, *(row[f.column] for f in FIELDS[kind])]
-    return values + [match_key(row[source]) for source, _ in MATCH_KEYS[kind]]
+    return values + [checked_match_key(row[column], key) for column, key in _KEY_SOURCES[kind]]
 
 
 # Appends one row (a staged row's values, see ``staged_columns``, or a reject's) to a buffer
@@ -306,13 +344,15 @@ def json_rows(name: str, columns: list[str]) -> RowEncoder:
 class FastPath:
     """Decode and convert a record in one msgspec call, for the shapes records usually have.
 
-    Text fields are decoded as ``str`` only. Integer and number fields are checked by
-    msgspec itself, in C: an int within the field's range, a finite float (an int becomes
-    the float ``float()`` makes of it). The fields the raw data writes in other JSON types
-    (``userId`` as text, ``registration`` as a float: ``CONVERTED``) are decoded as int,
-    float or str, and a value not already of its converter's result type and range goes
-    through the converter. A missing required field, a key it does not know, a value of
-    another JSON type, a NUL escape, anything msgspec refuses to decode or a converter's
+    Text fields are decoded as ``str`` only, and only up to the length that surely fits
+    their width (``_sure_fit``: a longer text is measured by the plain path). Integer and
+    number fields are checked by msgspec itself, in C: an int within the field's range, a
+    finite float (an int becomes the float ``float()`` makes of it). The fields the raw data
+    writes in other JSON types (``userId`` as text, ``registration`` as a float:
+    ``CONVERTED``) are decoded as int, float or str, and a value not already of its
+    converter's result type and range goes through the converter. A missing required field,
+    a key it does not know, a value of another JSON type, a long text, a NUL escape,
+    anything msgspec refuses to decode or a converter's
     refusal makes ``staged_values`` return None: the plain path then decides.
     """
 
@@ -328,8 +368,8 @@ class FastPath:
             if f.convert in CONVERTED:
                 decoded = int | float | str
                 checks.append((i, f.convert, kept, low, high))
-            elif kept is str:
-                decoded = str
+            elif kept is str:  # short enough to fit its width (and its match key's) unmeasured
+                decoded = Annotated[str, msgspec.Meta(max_length=self._sure_fit(f, kind))]
             else:  # an int or a finite float in [low, high], as the converter keeps it
                 decoded = Annotated[kept, msgspec.Meta(ge=low, le=high)]
             if f.required:
@@ -350,6 +390,16 @@ class FastPath:
         columns = staged_columns(kind)
         # positions of the texts whose match keys follow the fields in a staged row
         self.key_sources = tuple(columns.index(source) for source, _ in MATCH_KEYS[kind])
+
+    @staticmethod
+    def _sure_fit(spec: Field, kind: str) -> int:
+        """The most characters of ``spec``'s text that fit its width whatever they are
+        (4 bytes at most each), and its match key's (6 bytes at most each once folded)."""
+        assert spec.max_bytes
+        chars = spec.max_bytes // 4
+        if any(spec.column == source for source, _ in MATCH_KEYS[kind]):
+            chars = min(chars, MATCH_KEY_BYTES // FOLDED_BYTES_PER_CHAR)
+        return chars
 
     def staged_values(self, line: bytes, file_id: int, line_no: int) -> list[Any] | None:
         if b"\\u0000" in line:
@@ -378,10 +428,9 @@ def stage_line(kind: str, line: bytes, file_id: int, line_no: int) -> list[Any] 
 def plain_stage_line(kind: str, line: bytes, file_id: int, line_no: int) -> list[Any] | Reject:
     """The same verdict without the fast path: orjson, then every field's converter."""
     try:
-        row = parse_record(line, FIELDS[kind])
+        return staged_values(kind, parse_record(line, FIELDS[kind]), file_id, line_no)
     except FieldError as exc:
         return Reject(line_no, str(exc), _raw_text(line))
-    return staged_values(kind, row, file_id, line_no)
 
 
 def _stage_lines(

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sparkify.records import FIELDS, MATCH_KEYS, RowEncoder, json_rows, staged_columns
+from sparkify.records import (
+    FIELDS,
+    MATCH_KEY_BYTES,
+    MATCH_KEYS,
+    MAX_RAW_CHARS,
+    RowEncoder,
+    json_rows,
+    staged_columns,
+)
 
 REJECT_COLUMNS = {
     "run_id": "INTEGER",
@@ -64,12 +72,28 @@ CANONICAL: dict[str, tuple[dict[str, str], dict[str, Derived]]] = {
     "etl_rejects": (REJECT_COLUMNS, {}),
 }
 KIND_TABLE = {"events": "staging_events", "songs": "staging_songs"}
+
 ROW_FORMATS = ("json", "pgcopy")
 
 
 def table_columns(table: str) -> list[str]:
     read, derived = CANONICAL[table]
     return [*read, *derived]
+
+
+# The widest a JSON-lines row can be: every text at its width (counted in characters for the
+# raw text and the reason of a reject), each character written in at most 6 bytes (\u001f),
+# and 64 bytes per column for its name, its number or null and the punctuation.
+_TEXT_WIDTHS = {
+    **{
+        table: [f.max_bytes or 0 for f in FIELDS[kind]] + [MATCH_KEY_BYTES] * len(MATCH_KEYS[kind])
+        for kind, table in KIND_TABLE.items()
+    },
+    "etl_rejects": [MAX_RAW_CHARS + len("...[truncated]"), 1000],
+}
+MAX_JSON_LINE_BYTES = max(
+    6 * sum(widths) + 64 * len(table_columns(table)) for table, widths in _TEXT_WIDTHS.items()
+)
 
 
 def canonical_select(table: str, path_parameter: str = "$path") -> str:
@@ -80,9 +104,11 @@ def canonical_select(table: str, path_parameter: str = "$path") -> str:
         *(f'"{name}"' for name in read),
         *(f'{d.duckdb} AS "{name}"' for name, d in derived.items()),
     ]
+    # DuckDB refuses a line longer than maximum_object_size (16 MB by default): never ours.
     return (
         f"SELECT {', '.join(selected)} FROM read_json({path_parameter}, "
-        f"format = 'newline_delimited', columns = {{{struct_type}}})"
+        f"format = 'newline_delimited', columns = {{{struct_type}}}, "
+        f"maximum_object_size = {max(MAX_JSON_LINE_BYTES, 16 * 1024 * 1024)})"
     )
 
 
