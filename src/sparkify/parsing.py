@@ -9,10 +9,19 @@ memory is bounded by the tasks in flight.
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +113,9 @@ class Parser:
 
     def pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, initializer=_start_worker, initargs=(os.getpid(),)
+            )
         return self._pool
 
     def parse(
@@ -187,3 +198,86 @@ def _read_in_batches(source: Source, files: list[SourceFile]) -> Iterator[tuple[
         size += file.size
     if batch:
         yield from source.read_many(batch)
+
+
+# -- worker processes ----------------------------------------------------------------------
+
+PARENT_POLL_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1  # prctl(2): a signal the kernel sends when the parent process ends
+
+
+def _start_worker(parent: int) -> None:
+    """A parse worker lives only as long as the run that started it.
+
+    Ctrl-C reaches every process of the terminal's group: the worker ignores it and lets the
+    run stop its pool (no traceback per worker). When the run is killed, the kernel kills the
+    worker (Linux's parent-death signal); elsewhere, or if the run died before the signal
+    was armed, a thread that watches the parent does it within ``PARENT_POLL_SECONDS``.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    started_under = os.getppid()
+    if not _alive(parent):
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(started_under,), daemon=True).start()
+
+
+def _watch_parent(started_under: int) -> None:
+    while os.getppid() == started_under:  # an orphan gets a new parent
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+# -- scratch folders -----------------------------------------------------------------------
+
+SCRATCH_PREFIX = "sparkify-"
+OWNER_LOCK = "owner.lock"  # locked by the run that owns the folder (and its workers)
+
+
+@contextmanager
+def scratch_folder() -> Iterator[Path]:
+    """A run's scratch folder for its part files: ``$TMPDIR/sparkify-<pid>-<random>``,
+    removed at the end. The folders that killed runs left behind are removed first."""
+    root = Path(tempfile.gettempdir())
+    remove_dead_scratch(root)
+    folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=root))
+    owner = os.open(folder / OWNER_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(owner, fcntl.LOCK_EX)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(owner)
+
+
+def remove_dead_scratch(root: Path) -> None:
+    """Remove the scratch folders under ``root`` whose run is gone: its process does not
+    exist, and nothing (the run, or a worker of it) holds the folder's lock."""
+    for folder in root.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            owner = os.open(folder / OWNER_LOCK, os.O_RDWR)
+        except OSError:
+            continue  # not a folder of this kind, or not ours to remove
+        try:
+            fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(owner)
+            continue
+        with suppress(OSError):
+            shutil.rmtree(folder)
+        os.close(owner)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -26,7 +25,7 @@ from sparkify.errors import (
     TransientWarehouseError,
     WarehouseError,
 )
-from sparkify.parsing import FileParse, Parser
+from sparkify.parsing import FileParse, Parser, scratch_folder
 from sparkify.plan import RUN_PLAN, Step
 from sparkify.progress import NO_PROGRESS, ProgressFactory
 from sparkify.reconcile import KnownFile, Move, find_moves, vanished
@@ -323,8 +322,7 @@ class Run:
         """Start the parse workers, then parse the known files whose token moved: their
         content may be the same, and the old rows of those that changed must leave
         staging before any new row arrives."""
-        tmp = self.scratch.enter_context(tempfile.TemporaryDirectory(prefix="sparkify-"))
-        self.scratch_dir = Path(tmp)
+        self.scratch_dir = self.scratch.enter_context(scratch_folder())
         self.scratch.enter_context(self.parsing)
         parser = self.parsing.enter_context(
             Parser(self.scratch_dir, self.backend.capabilities.row_format)

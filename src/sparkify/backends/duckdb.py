@@ -26,6 +26,8 @@ from sparkify.errors import (
 )
 from sparkify.staging import canonical_select, table_columns
 
+INTERRUPTED = "Query interrupted"
+
 
 class DuckDBBackend(Backend):
     name = "duckdb"
@@ -83,6 +85,12 @@ class DuckDBBackend(Backend):
             raise TransientWarehouseError(f"DuckDB: {exc}") from exc
         except duckdb.Error as exc:
             raise WarehouseError(f"DuckDB: {exc}") from exc
+        except RuntimeError as exc:
+            # Ctrl-C during a statement: DuckDB's Python client turns the KeyboardInterrupt
+            # into this plain RuntimeError; give the interrupt back.
+            if str(exc) == INTERRUPTED:
+                raise KeyboardInterrupt from None
+            raise
 
     def execute(self, sql: str, params: Params = None) -> None:
         self._run(sql, params)
