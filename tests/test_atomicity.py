@@ -7,6 +7,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -85,6 +88,18 @@ KILLER = textwrap.dedent(
         if current == step:
             os.kill(os.getpid(), signal.SIGKILL)
 
+    import sparkify.backends.duckdb as duck
+
+    def copy_half(source, target):
+        with open(source, "rb") as f, open(target, "wb") as g:
+            g.write(f.read(os.path.getsize(source) // 2))
+        die("copy")
+
+    if step == "copy":  # while DuckDB's file is copied for the run
+        duck.shutil.copyfile = copy_half
+    if step == "swap":  # the copy committed, just before it replaces the file
+        duck._durable_replace = lambda work, path: die("swap")
+
     backend = open_backend(load_settings(overrides=overrides, environ={}))
     backend.connect()
     run_etl(backend, EtlOptions(songs=songs, logs=logs), fail_after=die)
@@ -92,10 +107,16 @@ KILLER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("step", ["bulk_load", "stage", "upsert_songplays", "refresh_time"])
+@pytest.mark.parametrize(
+    "step", ["bulk_load", "stage", "upsert_songplays", "refresh_time", "copy", "swap"]
+)
 def test_a_killed_run_leaves_the_warehouse_as_before(
     warehouse: Warehouse, generated: Path, tmp_path: Path, step: str
 ) -> None:
+    """``copy``: while DuckDB's file is copied for the run; ``swap``: the copy committed, just
+    before it replaces the file."""
+    if step in ("copy", "swap") and warehouse.name != "duckdb":
+        pytest.skip("a step of DuckDB's runs")
     data = half_loaded(warehouse, generated, tmp_path)
     before = state(warehouse)
     args = [repr(warehouse.overrides), str(data / "song_data"), str(data / "log_data"), step]
@@ -105,6 +126,12 @@ def test_a_killed_run_leaves_the_warehouse_as_before(
     summary = etl(warehouse, data)
     assert summary["files"]["new"] > 0
     assert all(check["passed"] for check in summary["checks"])
+    if warehouse.name == "duckdb":  # the killed run's copy is gone
+        path = Path(warehouse.overrides[("WAREHOUSE", "PATH")])
+        assert sorted(p.name for p in path.parent.glob(path.name + "*")) == [
+            path.name,
+            path.name + ".lock",
+        ]
 
 
 HOLDER = textwrap.dedent(
@@ -112,15 +139,38 @@ HOLDER = textwrap.dedent(
     import sys
     from sparkify.backends import open_backend
     from sparkify.config import load_settings
+    from sparkify.pipeline import ensure_tables, holding_run_lock
 
     backend = open_backend(load_settings(overrides=eval(sys.argv[1]), environ={}))
     backend.connect()
-    with backend.transaction():
-        backend.lock_run()
+    ensure_tables(backend)  # what a run does first, before its transaction
+    with holding_run_lock(backend):
+        for sql in sys.argv[2:]:  # what the run under way changes
+            backend.execute(sql)
         print("holding", flush=True)
         sys.stdin.readline()
     """
 )
+
+
+def hold_run(warehouse: Warehouse, *changes: str) -> subprocess.Popen:
+    """Another process in the middle of a run (having made ``changes``), until its stdin is
+    closed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, repr(warehouse.overrides), *changes],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "holding\n"
+    return holder
+
+
+def release(holder: subprocess.Popen) -> None:
+    if holder.poll() is None:
+        holder.kill()
+    holder.wait()
 
 
 @pytest.fixture
@@ -128,18 +178,9 @@ def lock_holder(warehouse: Warehouse):  # type: ignore[no-untyped-def]
     """Another process in the middle of a run, until the test closes its stdin."""
     etl_ready = warehouse.cli("create-tables")
     assert etl_ready.exit_code == 0, etl_ready.stderr
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, repr(warehouse.overrides)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None
-    assert holder.stdout.readline() == "holding\n"
+    holder = hold_run(warehouse)
     yield holder
-    if holder.poll() is None:
-        holder.kill()
-    holder.wait()
+    release(holder)
 
 
 def test_a_second_run_fails_clearly_while_another_is_in_progress(
@@ -176,3 +217,76 @@ def test_a_second_run_waits_with_wait(
     release.wait()
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["tables"]["songplays"] == 3
+
+
+READERS = [
+    ("query", "top_songs", "--json"),
+    ("query", "--sql", "SELECT COUNT(*) AS n FROM songplays", "--json"),
+    ("check", "--json"),
+    ("rejects", "--json"),
+]
+
+
+def test_readers_see_the_last_committed_state_while_a_run_is_in_progress(
+    warehouse: Warehouse, semantics_data: Path, tmp_path: Path
+) -> None:
+    etl(warehouse, semantics_data)
+    before = {args: warehouse.cli(*args) for args in READERS}
+    assert all(result.exit_code == 0 for result in before.values())
+    holder = hold_run(warehouse, "DELETE FROM songplays", "DELETE FROM etl_runs")
+    try:
+        for args in READERS:
+            during = warehouse.cli(*args)
+            assert during.exit_code == 0, (args, during.stderr)
+            assert during.stdout == before[args].stdout, args
+        report = warehouse.cli("report", "--out", str(tmp_path / "report.html"))
+        assert report.exit_code == 0, report.stderr
+    finally:
+        release(holder)
+    assert warehouse.query("SELECT COUNT(*) FROM songplays") == [(3,)]
+
+
+def test_create_tables_leaves_a_run_alone_and_drop_takes_the_run_lock(
+    warehouse: Warehouse,
+) -> None:
+    holder = hold_run(warehouse)
+    try:
+        assert warehouse.cli("create-tables").exit_code == 0  # nothing to create
+        started = time.monotonic()
+        busy = warehouse.cli("create-tables", "--drop")
+        assert busy.exit_code == 1 and time.monotonic() - started < 10
+        assert busy.stderr.startswith("error: another run is in progress")
+        threading.Timer(1.0, release, [holder]).start()
+        waited = warehouse.cli("create-tables", "--drop", "--wait", "30")
+        assert waited.exit_code == 0, waited.stderr
+    finally:
+        release(holder)
+    assert warehouse.query("SELECT COUNT(*) FROM etl_runs") == [(0,)]
+
+
+CLI = "from sparkify.cli import main; main()"
+
+
+def test_create_tables_and_a_first_run_started_together_both_succeed(
+    new_warehouse: Callable[[], Warehouse], semantics_data: Path
+) -> None:
+    for _ in range(3):
+        warehouse = new_warehouse()
+        songs, logs = str(semantics_data / "song_data"), str(semantics_data / "log_data")
+        commands = [
+            ["create-tables", "--wait", "30"],
+            ["etl", "--songs", songs, "--logs", logs, "--wait", "30"],
+        ]
+        started = [
+            subprocess.Popen(
+                [sys.executable, "-c", CLI, *args, *warehouse.cli_args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for args in commands
+        ]
+        for process in started:
+            _, stderr = process.communicate(timeout=120)
+            assert process.returncode == 0, stderr
+        assert warehouse.query("SELECT COUNT(*) FROM songplays") == [(3,)]

@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,18 +115,39 @@ def ensure_tables(backend: Backend, drop: bool = False) -> None:
     Outside a transaction, two runs may start at once on a new warehouse: a CREATE that
     fails because the other run created the table meanwhile is not an error.
     """
-    if drop:
-        backend.run("drop_tables")
     existing = set() if drop else backend.existing_tables()
-    for table, sqls in backend.statements.table_ddl().items():
-        if table in existing:
-            continue
-        for sql in sqls:
-            try:
-                backend.execute(sql)
-            except WarehouseError:
-                if table not in backend.existing_tables():
-                    raise
+    missing = {
+        table: sqls
+        for table, sqls in backend.statements.table_ddl().items()
+        if table not in existing
+    }
+    if not missing:
+        return
+    with backend.writing():
+        if drop:
+            backend.run("drop_tables")
+        for table, sqls in missing.items():
+            for sql in sqls:
+                try:
+                    backend.execute(sql)
+                except WarehouseError:
+                    if table not in backend.existing_tables():
+                        raise
+
+
+@contextmanager
+def holding_run_lock(backend: Backend) -> Iterator[None]:
+    """A transaction that holds the run lock first, as a run's does (``plan.RUN_PLAN``:
+    the wait bounded before BEGIN, reset once the lock is held or after a rollback)."""
+    backend.run("lock_wait", backend.lock_params())
+    try:
+        with backend.transaction():
+            backend.lock_run()
+            backend.run("lock_wait_end")
+            yield
+    except BaseException:
+        backend.run("lock_wait_end")
+        raise
 
 
 def require_tables(backend: Backend) -> None:

@@ -149,6 +149,12 @@ class Backend(ABC):
     def rollback(self) -> None:
         self.execute("ROLLBACK")
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around changes made outside a run's transaction (creating tables): here each
+        statement commits on its own; a backend may need a transaction for them."""
+        yield
+
     def lock_params(self) -> dict[str, str]:
         """The bound values of ``lock_wait``: how long the lock may be waited for, in ms."""
         return {"timeout": str(int(max(self.wait_seconds, self.lock_floor_seconds) * 1000))}

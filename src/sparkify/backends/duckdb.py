@@ -1,9 +1,21 @@
-"""The embedded default: a DuckDB file on disk, no server."""
+"""The embedded default: a DuckDB file on disk, no server.
+
+One DuckDB file admits one writing process, and while it writes no other process can open
+it, not even to read. So a run never writes the warehouse file itself: under the run lock (a
+lock file beside it), it copies the file, runs its transaction on the copy and, once that is
+committed and checkpointed, renames the copy over the warehouse file, atomically. Readers
+open the warehouse file read-only and see the last committed state while a run goes on; a
+run killed at any point leaves the file as it was (its copy is removed by the next run).
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +39,8 @@ from sparkify.errors import (
 from sparkify.staging import canonical_select, table_columns
 
 INTERRUPTED = "Query interrupted"
+MEMORY = ":memory:"
+LOCK_POLL_SECONDS = 0.1
 
 
 class DuckDBBackend(Backend):
@@ -40,29 +54,116 @@ class DuckDBBackend(Backend):
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
         self.path = settings.get("WAREHOUSE", "PATH") or "sparkify.duckdb"
+        self._in_transaction = False
         self._con: duckdb.DuckDBPyConnection | None = None
 
     def describe(self) -> str:
         return f"duckdb:{self.path}"
 
     def connect(self, wait_seconds: float = 0.0) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        """Open the warehouse file read-only (nothing when it does not exist yet: an empty
+        in-memory database stands in); writing happens in ``transaction``."""
         self.wait_seconds = wait_seconds
-        deadline = time.monotonic() + wait_seconds
+        if self.path == MEMORY:
+            self._con = duckdb.connect(MEMORY)
+        elif Path(self.path).exists():
+            self._con = self._open(self.path, read_only=True)
+        else:
+            self._con = duckdb.connect(MEMORY)
+        self._con.execute("SET enable_progress_bar = false")
+
+    def _open(self, path: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.wait_seconds
         while True:
             try:
-                self._con = duckdb.connect(self.path)
-                break
+                return duckdb.connect(path, read_only=read_only)
             except duckdb.IOException as exc:
+                # only a database file written by an older version, folding its WAL, waits
                 if "lock" not in str(exc).lower():
-                    raise ConnectionFailed(f"cannot open {self.path}: {exc}") from None
+                    raise ConnectionFailed(f"cannot open {path}: {exc}") from None
                 if time.monotonic() >= deadline:
-                    raise RunInProgress(
-                        f"another run is in progress: {self.path} is locked by another process"
-                    ) from None
-                time.sleep(0.2)
-        self._con.execute("SET enable_progress_bar = false")
+                    raise RunInProgress(f"{path} is in use by another process") from None
+                time.sleep(LOCK_POLL_SECONDS)
+            except duckdb.Error as exc:
+                raise ConnectionFailed(f"cannot open {path}: {exc}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The run lock, a copy of the warehouse file to write, and its rename over the
+        file at commit. On a failure the copy is dropped: the file was never touched."""
+        if self.path == MEMORY:
+            with super().transaction():
+                yield
+            return
+        path = Path(self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._run_lock(path):
+            work = path.with_name(f"{path.name}.run-{os.getpid()}")
+            self._remove_copies(path)
+            self.close()
+            try:
+                self._copy(path, work)
+                self._con = self._open(str(work))
+                self._con.execute("SET enable_progress_bar = false")
+                self._in_transaction = True
+                with super().transaction():
+                    yield
+                self.execute("CHECKPOINT")
+                self.close()
+                _durable_replace(work, path)
+            finally:
+                self._in_transaction = False
+                self.close()
+                self._remove_copies(path)
+                self.connect(self.wait_seconds)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Changes outside a run's transaction get one of their own: the warehouse file is
+        only ever written through a copy."""
+        if self._in_transaction or self.path == MEMORY:
+            yield
+            return
+        with self.transaction():
+            yield
+
+    @contextmanager
+    def _run_lock(self, path: Path) -> Iterator[None]:
+        """``<file>.lock``, held (flock) by the process that writes the file."""
+        fd = os.open(path.with_name(f"{path.name}.lock"), os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            deadline = time.monotonic() + self.wait_seconds
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise RunInProgress(
+                            f"another run is in progress: {self.path} is locked by another "
+                            "process; try again later or pass --wait SECONDS"
+                        ) from None
+                    time.sleep(LOCK_POLL_SECONDS)
+            yield
+        finally:
+            os.close(fd)
+
+    def _copy(self, path: Path, work: Path) -> None:
+        """The file a run writes: a copy of the warehouse (none: a new database)."""
+        if not path.exists():
+            return
+        if path.with_name(f"{path.name}.wal").exists():
+            # A write-ahead log beside the warehouse (left by an older version): fold it in
+            # first, so that the copy holds every committed change.
+            self._open(str(path)).close()
+        shutil.copyfile(path, work)
+
+    @staticmethod
+    def _remove_copies(path: Path) -> None:
+        """The copies (and their logs) of runs that ended or died; under the run lock."""
+        for copy in path.parent.glob(f"{path.name}.run-*"):
+            with suppress(FileNotFoundError):
+                copy.unlink()
 
     def close(self) -> None:
         if self._con is not None:
@@ -132,3 +233,18 @@ class DuckDBBackend(Backend):
 
     def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
         return int(self.query(self.load_sql(table), {"path": [str(p) for p in paths]}).scalar())
+
+
+def _durable_replace(work: Path, path: Path) -> None:
+    """Rename ``work`` over ``path``, both on disk before and after: the commit point."""
+    wal = work.with_name(f"{work.name}.wal")
+    if wal.exists() and wal.stat().st_size:
+        raise WarehouseError(f"DuckDB left a write-ahead log in {wal}; {path} is unchanged")
+    with open(work, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(work, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

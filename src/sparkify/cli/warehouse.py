@@ -23,26 +23,40 @@ from sparkify.pipeline import (
     EtlOptions,
     RunSummary,
     ensure_tables,
+    holding_run_lock,
     require_tables,
     run_etl,
 )
 from sparkify.plan import dry_run_text
 from sparkify.sources import printable
 
+wait_option = click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    metavar="SECONDS",
+    help="Wait this long for another run to finish instead of failing at once.",
+)
+
 
 @click.command("create-tables")
 @warehouse_options
 @click.option("--drop", is_flag=True, help="Drop and recreate every table (loses all data).")
-def create_tables_command(options: WarehouseOptions, drop: bool) -> None:
-    """Create the staging, star and bookkeeping tables (idempotent).
+@wait_option
+def create_tables_command(options: WarehouseOptions, drop: bool, wait: float) -> None:
+    """Create the staging, star and bookkeeping tables (idempotent), as a run does first;
+    --drop takes the run lock, and waits for a run only with --wait.
 
     \b
     Example:
       sparkify create-tables --database sparkify.duckdb
     """
     backend = options.backend_for()
-    with connected(backend), backend.transaction():
-        ensure_tables(backend, drop=drop)
+    with connected(backend, wait_seconds=wait):
+        ensure_tables(backend)
+        if drop:
+            with holding_run_lock(backend):
+                ensure_tables(backend, drop=True)
         tables = sorted(backend.existing_tables())
     if options.json:
         echo_json({"warehouse": backend.describe(), "tables": tables, "dropped": drop})
@@ -83,13 +97,7 @@ def _parse_date(value: str | None, name: str) -> dt.date | None:
     help="Abort (exit 3, rolled back) when more records than this are rejected.",
 )
 @click.option("--no-checks", is_flag=True, help="Skip the data-quality checks after loading.")
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0,
-    metavar="SECONDS",
-    help="Wait this long for another run to finish instead of failing at once.",
-)
+@wait_option
 def etl_command(
     options: WarehouseOptions,
     songs: str | None,
