@@ -148,8 +148,9 @@ EXPECTED: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
             "rows_rejected",
             "songplays_rows",
             "message",
+            "unknown_fields",
         ),
-        [(1, "succeeded", 7, 0, 0, 17, 14, 3, 9, None)],
+        [(1, "succeeded", 7, 0, 0, 17, 14, 3, 9, None, None)],
     ),
     "files_loaded": (
         ("kind", "files", "lines_read", "rows_staged", "rows_rejected", "last_run_id"),

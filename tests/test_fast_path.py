@@ -11,6 +11,7 @@ values: same canonical bytes for accepted records, same reason for rejected ones
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -209,18 +210,23 @@ def encoded(kind: str, verdict: list[Any] | Reject | None) -> Any:
 
 
 def assert_same_line(kind: str, line: bytes) -> None:
-    """Where the fast path stages a line, the plain path stages the same bytes."""
+    """Where the fast path stages a line, the plain path stages the same bytes; both count
+    the same unknown fields."""
     fast = encoded(kind, FAST_PATHS[kind].staged_values(line, 7, 3))
-    plain = encoded(kind, plain_stage_line(kind, line, 7, 3))
+    unknown: Counter[str] = Counter()
+    plain = encoded(kind, plain_stage_line(kind, line, 7, 3, unknown))
     if fast is not None:
         assert fast == plain, (line, plain)
-    assert encoded(kind, stage_line(kind, line, 7, 3)) == plain
+        assert unknown == {}, line
+    either: Counter[str] = Counter()
+    assert encoded(kind, stage_line(kind, line, 7, 3, either)) == plain
+    assert either == unknown
 
 
 @pytest.mark.parametrize(("line", "reason"), NASTY_EVENT_LINES)
 def test_nasty_lines_are_staged_or_rejected_alike_by_both_paths(line: bytes, reason: str) -> None:
     assert_same_line("events", line)
-    assert isinstance(plain_stage_line("events", line, 7, 3), Reject)
+    assert isinstance(plain_stage_line("events", line, 7, 3, Counter()), Reject)
 
 
 RAW_TOKENS = [

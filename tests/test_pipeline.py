@@ -371,6 +371,43 @@ def test_a_record_at_every_width_loads(warehouse: Warehouse, tmp_path: Path) -> 
     assert warehouse.query("SELECT LENGTH(user_agent) FROM staging_events") == [(1024,)]
 
 
+def test_fields_no_column_holds_are_reported_per_run(warehouse: Warehouse, tmp_path: Path) -> None:
+    """Schema drift is seen: the run summary, etl_runs and the report name new fields."""
+    write_song(tmp_path, song("SO1", "T", "A", 1.0, genre="jazz"))
+    plays = [play(NOV_1, 1, 1, 0, country="PT", device="phone"), play(NOV_1 + 1, 1, 1, 1)]
+    write_day(tmp_path, [*plays, play(NOV_1 + 2, 1, 1, 2, country="FR")])
+    summary = etl(warehouse, tmp_path)
+    unknown = {"events": {"country": 2, "device": 1}, "songs": {"genre": 1}}
+    assert summary["unknown_fields"] == unknown
+    [(recorded,)] = warehouse.query("SELECT unknown_fields FROM etl_runs")
+    assert json.loads(recorded) == unknown
+    paths = ("--songs", str(tmp_path / "song_data"), "--logs", str(tmp_path / "log_data"))
+    human = warehouse.cli("etl", *paths, "--full-refresh")
+    assert human.exit_code == 0, human.stderr
+    assert "fields not loaded: events: country (2), device (1); songs: genre (1)" in human.stdout
+    runs = json.loads(warehouse.cli("query", "recent_runs", "--json").stdout)
+    assert [json.loads(r["unknown_fields"]) for r in runs] == [unknown, unknown]
+    report = warehouse.cli("report", "--out", str(tmp_path / "report.html"))
+    assert report.exit_code == 0, report.stderr
+    assert "{&#34;events&#34;: {&#34;country&#34;: 2" in (tmp_path / "report.html").read_text()
+    assert etl(warehouse, tmp_path)["unknown_fields"] == {}  # nothing read, nothing new
+
+
+def test_a_warehouse_from_before_unknown_fields_gets_the_column(
+    warehouse: Warehouse, semantics_data: Path
+) -> None:
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        with backend.transaction():
+            ensure_tables(backend)
+            backend.execute("ALTER TABLE etl_runs DROP COLUMN unknown_fields")
+    finally:
+        backend.close()
+    assert etl(warehouse, semantics_data)["tables"]["songplays"] == 3
+    assert warehouse.query("SELECT unknown_fields FROM etl_runs") == [(None,)]
+
+
 def test_failure_messages_fit_a_byte_width() -> None:
     from sparkify.pipeline import _fit
 

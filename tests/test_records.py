@@ -15,7 +15,10 @@ from sparkify.records import (
     FIELDS,
     MATCH_KEY_BYTES,
     MATCH_KEYS,
+    MAX_FIELD_NAME_CHARS,
     MAX_RAW_CHARS,
+    MAX_UNKNOWN_FIELDS,
+    OTHER_FIELDS,
     PARSERS,
     Field,
     Parsed,
@@ -272,3 +275,26 @@ def test_the_widest_staged_rows_fit_what_duckdb_reads_in_one_line() -> None:
     reject = [-(2**31)] * 3 + ["\x01" * 1000, "\x01" * (MAX_RAW_CHARS + 14)]
     row_encoder("etl_rejects", "json")(reject, out)
     assert len(out) <= MAX_JSON_LINE_BYTES
+
+
+def test_fields_no_column_holds_are_counted_not_lost_silently() -> None:
+    """New fields in the raw data (schema drift) are reported, per name."""
+    lines = [
+        event(country="PT", device="phone"),
+        event(country="FR", itemInSession=2),
+        event(country="DE", ts="yesterday"),  # a rejected record's fields are not counted
+        event(itemInSession=3),
+    ]
+    parsed = parse_events(b"\n".join(lines), 1)
+    assert parsed.rows_staged == 3
+    assert parsed.unknown_fields == {"country": 2, "device": 1}
+    song = parse_songs(record("songs", genre="jazz"), 1)
+    assert song.unknown_fields == {"genre": 1}
+
+
+def test_unknown_field_names_are_bounded() -> None:
+    lines = [event(**{str(n) + "x" * 100: 1}) for n in range(MAX_UNKNOWN_FIELDS + 5)]
+    unknown = parse_events(b"\n".join(lines), 1).unknown_fields
+    assert len(unknown) == MAX_UNKNOWN_FIELDS + 1
+    assert unknown[OTHER_FIELDS] == 5
+    assert all(len(name) <= MAX_FIELD_NAME_CHARS for name in unknown)

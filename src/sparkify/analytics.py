@@ -154,7 +154,8 @@ ORDER BY songs_in_session""",
         "recent_runs",
         "What did the last ETL runs do, and did they succeed?",
         """SELECT run_id, status, started_at, finished_at, files_new, files_changed,
-       files_skipped, lines_read, rows_staged, rows_rejected, songplays_rows, message
+       files_skipped, lines_read, rows_staged, rows_rejected, songplays_rows, message,
+       unknown_fields
 FROM etl_runs
 ORDER BY run_id DESC
 LIMIT :limit""",

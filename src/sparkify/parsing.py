@@ -47,6 +47,7 @@ class FileParse:
     rows_staged: int = 0
     rejects: list[Reject] = field(default_factory=list)
     part: Path | None = None
+    unknown_fields: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def parse_task(
                     rows_staged=parsed.rows_staged,
                     rejects=parsed.rejects,
                     part=part if parsed.rows_staged else None,
+                    unknown_fields=dict(parsed.unknown_fields),
                 )
             )
     return results

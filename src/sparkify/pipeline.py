@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -29,11 +31,13 @@ from sparkify.parsing import FileParse, Parser, scratch_folder
 from sparkify.plan import RUN_PLAN, Step
 from sparkify.progress import NO_PROGRESS, ProgressFactory
 from sparkify.reconcile import KnownFile, Move, find_moves, vanished
+from sparkify.records import count_unknown
 from sparkify.schema import TABLES
 from sparkify.sources import IgnoredFile, Source, SourceFile, filter_by_date, open_source
 from sparkify.staging import row_encoder
 
 DEFAULT_MAX_ERRORS = 1000
+UNKNOWN_FIELDS_BYTES = 1000  # etl_runs.unknown_fields
 RUN_ATTEMPTS = 3
 RETRY_DELAY_SECONDS = 0.5
 
@@ -85,6 +89,8 @@ class RunSummary:
     moved: list[Move] = field(default_factory=list)  # known content at a new URL
     missing: list[KnownFile] = field(default_factory=list)  # known files no longer listed
     pruned: bool = False  # the rows of the missing files were removed
+    # per kind, the fields of staged records that no column holds, counted by name
+    unknown_fields: dict[str, Counter[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,33 +112,52 @@ class RunSummary:
             "moved": [{"from": m.known.url, "to": m.file.url} for m in self.moved],
             "missing": [known.url for known in self.missing],
             "pruned": self.pruned,
+            "unknown_fields": self.unknown_field_counts(),
+        }
+
+    def unknown_field_counts(self) -> dict[str, dict[str, int]]:
+        """Per kind, the unknown fields, the most frequent first."""
+        return {
+            kind: dict(counts.most_common())
+            for kind, counts in sorted(self.unknown_fields.items())
+            if counts
         }
 
 
 def ensure_tables(backend: Backend, drop: bool = False) -> None:
-    """Create every table that is missing (``drop``: recreate them all empty).
+    """Create every table that is missing (``drop``: recreate them all empty), and add the
+    columns a warehouse of an older version lacks.
 
     Outside a transaction, two runs may start at once on a new warehouse: a CREATE that
     fails because the other run created the table meanwhile is not an error.
     """
     existing = set() if drop else backend.existing_tables()
-    missing = {
-        table: sqls
-        for table, sqls in backend.statements.table_ddl().items()
-        if table not in existing
-    }
-    if not missing:
-        return
-    with backend.writing():
-        if drop:
-            backend.run("drop_tables")
-        for table, sqls in missing.items():
-            for sql in sqls:
-                try:
-                    backend.execute(sql)
-                except WarehouseError:
-                    if table not in backend.existing_tables():
-                        raise
+    old_etl_runs = set() if drop else _etl_runs_columns(backend)
+    ddl = backend.statements.table_ddl()
+    missing = {table: sqls for table, sqls in ddl.items() if table not in existing}
+    if missing:
+        with backend.writing():
+            if drop:
+                backend.run("drop_tables")
+            for table, sqls in missing.items():
+                for sql in sqls:
+                    try:
+                        backend.execute(sql)
+                    except WarehouseError:
+                        if table not in backend.existing_tables():
+                            raise
+    if old_etl_runs and "unknown_fields" not in old_etl_runs:
+        with backend.writing():
+            try:
+                backend.run("add_etl_runs_unknown_fields")
+            except WarehouseError:  # another run added it meanwhile
+                if "unknown_fields" not in _etl_runs_columns(backend):
+                    raise
+
+
+def _etl_runs_columns(backend: Backend) -> set[str]:
+    [sql] = backend.statements.get("etl_runs_columns")
+    return {row[0] for row in backend.query(sql).rows}
 
 
 @contextmanager
@@ -443,6 +468,7 @@ class Run:
                 tables.get("songs"),
                 tables.get("artists"),
                 tables.get("time"),
+                _unknown_fields_text(summary.unknown_field_counts()),
             )
         ]
 
@@ -455,6 +481,23 @@ class Run:
                     self.walk(RUN_PLAN.failure)
         with contextlib.suppress(Exception):
             self.walk(RUN_PLAN.after_failure)
+
+
+def _unknown_fields_text(counts: dict[str, dict[str, int]]) -> str | None:
+    """The unknown fields as JSON text for etl_runs, within its 1,000 bytes: the least
+    frequent names are left out first."""
+    if not counts:
+        return None
+    names = [(n, kind, name) for kind, fields in counts.items() for name, n in fields.items()]
+    names.sort(key=lambda item: -item[0])
+    while True:
+        kept: dict[str, dict[str, int]] = {kind: {} for kind in counts}
+        for n, kind, name in names:
+            kept[kind][name] = n
+        text = json.dumps(kept, ensure_ascii=False)
+        if len(text.encode()) <= UNKNOWN_FIELDS_BYTES:
+            return text
+        names.pop()
 
 
 @dataclass
@@ -537,6 +580,9 @@ class Reading:
                 summary.lines_read += parsed.lines_read
                 summary.rows_staged += parsed.rows_staged
                 summary.rows_rejected += len(parsed.rejects)
+                if parsed.unknown_fields:
+                    counted = summary.unknown_fields.setdefault(plan.kind, Counter())
+                    count_unknown(counted, parsed.unknown_fields.items())
                 load = FileLoad(file, plan.kind, plan.file_ids[file.url], parsed)
                 self.loads.append(load)
                 if summary.rows_rejected > self.max_errors:

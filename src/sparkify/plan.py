@@ -22,6 +22,7 @@ from sparkify.staging import KIND_TABLE
 # What must hold for a step (or one of its statements) to run, as the dry run explains it.
 CONDITIONS = {
     "tables_missing": "the warehouse lacks tables (a first run)",
+    "old_etl_runs": "etl_runs lacks unknown_fields (a warehouse of an older version)",
     "full_refresh": "--full-refresh",
     "reads_files": "files are new, their change token moved, or known files moved or are pruned",
     "known_changed": "the content of files already in the ledger changed, or --prune removes "
@@ -90,6 +91,7 @@ RUN_COLUMNS = (
     "songs_rows",
     "artists_rows",
     "time_rows",
+    "unknown_fields",
 )
 FAILURE_COLUMNS = ("run_id", "started_at", "finished_at", "status", "message")
 # The transforms, in order; those only a run affecting some of the keys needs are marked.
@@ -188,10 +190,12 @@ def _named(backend: type[Backend], name: str, all_keys: bool = False) -> list[Se
 def step_statements(backend: type[Backend], step: Step, all_keys: bool = False) -> list[Sent]:
     """What ``step`` sends on ``backend``; ``all_keys``: in a run affecting every key."""
     if step.does == "tables":
-        creates = backend.dialect_statements().create_tables()
+        creates = [Sent(s) for s in backend.dialect_statements().create_tables()]
         return [
             *_named(backend, "existing_tables"),
-            *(Sent(s, ("tables_missing",)) for s in creates),
+            *_named(backend, "etl_runs_columns"),
+            *_writing(backend, creates, "tables_missing"),
+            *_writing(backend, _named(backend, "add_etl_runs_unknown_fields"), "old_etl_runs"),
         ]
     if step.does == "load":
         return backend.load_statements(step.table)
@@ -201,6 +205,14 @@ def step_statements(backend: type[Backend], step: Step, all_keys: bool = False) 
     if step.does in ("parse", "end_parse"):
         return []
     return _named(backend, step.name, all_keys and step.all_keys)
+
+
+def _writing(backend: type[Backend], sent: list[Sent], condition: str) -> list[Sent]:
+    """Changes made outside the run's transaction (``Backend.writing``), under
+    ``condition``."""
+    if backend.capabilities.writes_in_transaction:
+        sent = [Sent(backend.begin_sql), *sent, Sent(backend.commit_sql)]
+    return [Sent(s.sql, (condition,)) for s in sent]
 
 
 def _block(backend: type[Backend], steps: tuple[Step, ...]) -> list[tuple[Step, list[Sent]]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -170,6 +171,7 @@ SONG_FIELDS: tuple[Field, ...] = (
 )
 
 FIELDS = {"events": EVENT_FIELDS, "songs": SONG_FIELDS}
+KNOWN_KEYS = {kind: frozenset(f.key for f in fields) for kind, fields in FIELDS.items()}
 # Converters of fields the raw data usually writes in another JSON type than the column's:
 # the fast path decodes any number or text for them and converts it in Python.
 CONVERTED = frozenset({_user_id, _integer})
@@ -191,6 +193,24 @@ class Parsed:
     rows_staged: int = 0
     data: bytearray = field(default_factory=bytearray)
     rejects: list[Reject] = field(default_factory=list)
+    # keys of staged records that no field has, counted per name (see ``count_unknown``)
+    unknown_fields: Counter[str] = field(default_factory=Counter)
+
+
+MAX_UNKNOWN_FIELDS = 50  # names counted one by one; the others are counted together
+MAX_FIELD_NAME_CHARS = 64
+OTHER_FIELDS = "(other names)"
+
+
+def count_unknown(counter: Counter[str], counts: Iterable[tuple[str, int]]) -> None:
+    """Add (name, count) of unknown fields to ``counter``, bounded whatever the data: names
+    are cut to MAX_FIELD_NAME_CHARS, and once MAX_UNKNOWN_FIELDS names are counted, new
+    ones are counted together under OTHER_FIELDS."""
+    for name, count in counts:
+        name = name[:MAX_FIELD_NAME_CHARS]
+        if name not in counter and len(counter) >= MAX_UNKNOWN_FIELDS:
+            name = OTHER_FIELDS
+        counter[name] += count
 
 
 def _raw_text(line: bytes) -> str:
@@ -260,17 +280,22 @@ def _plan(fields: tuple[Field, ...]) -> _Plan:
     return plan
 
 
-def parse_record(line: bytes, fields: tuple[Field, ...]) -> dict[str, Any]:
-    """Decode and convert one raw record; raises FieldError naming what is wrong."""
+def decode_record(line: bytes) -> Any:
+    """One raw record as JSON values; raises FieldError when it is not UTF-8 JSON."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FieldError(f"invalid UTF-8 at byte {exc.start}") from None
     try:
-        record = orjson.loads(text)
+        return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise FieldError(f"invalid JSON: {exc}") from None
-    row = convert_record(record, fields)
+
+
+def parse_record(line: bytes, fields: tuple[Field, ...], record: Any = None) -> dict[str, Any]:
+    """Decode (unless ``record`` is given: ``line`` decoded) and convert one raw record;
+    raises FieldError naming what is wrong."""
+    row = convert_record(decode_record(line) if record is None else record, fields)
     if b"\\u0000" in line:  # rare: only then look for the field that holds it
         reject_nul_characters(row, fields)
     return row
@@ -419,18 +444,30 @@ class FastPath:
             return None
 
 
-def stage_line(kind: str, line: bytes, file_id: int, line_no: int) -> list[Any] | Reject:
-    """One raw record's verdict: its staged row, or why it is rejected."""
+def stage_line(
+    kind: str, line: bytes, file_id: int, line_no: int, unknown: Counter[str]
+) -> list[Any] | Reject:
+    """One raw record's verdict: its staged row, or why it is rejected. The keys of a
+    staged record that no field has are counted in ``unknown``."""
     staged = FAST_PATHS[kind].staged_values(line, file_id, line_no)
-    return staged if staged is not None else plain_stage_line(kind, line, file_id, line_no)
+    if staged is not None:  # the fast path declines unknown keys
+        return staged
+    return plain_stage_line(kind, line, file_id, line_no, unknown)
 
 
-def plain_stage_line(kind: str, line: bytes, file_id: int, line_no: int) -> list[Any] | Reject:
+def plain_stage_line(
+    kind: str, line: bytes, file_id: int, line_no: int, unknown: Counter[str]
+) -> list[Any] | Reject:
     """The same verdict without the fast path: orjson, then every field's converter."""
     try:
-        return staged_values(kind, parse_record(line, FIELDS[kind]), file_id, line_no)
+        record = decode_record(line)
+        row = parse_record(line, FIELDS[kind], record)
+        staged = staged_values(kind, row, file_id, line_no)
     except FieldError as exc:
         return Reject(line_no, str(exc), _raw_text(line))
+    if not KNOWN_KEYS[kind].issuperset(record):
+        count_unknown(unknown, ((key, 1) for key in record if key not in KNOWN_KEYS[kind]))
+    return staged
 
 
 def _stage_lines(
@@ -446,7 +483,7 @@ def _stage_lines(
         if not line:
             continue
         lines_read += 1
-        verdict = stage_line(kind, line, file_id, line_no)
+        verdict = stage_line(kind, line, file_id, line_no, result.unknown_fields)
         if isinstance(verdict, Reject):
             reject(verdict)
         else:

@@ -291,8 +291,10 @@ def _health(run: Callable[..., Result], checks: list[quality.CheckResult]) -> Se
     return Section(
         "health",
         "Data health",
-        "Where the numbers come from: the last loads, the raw files behind them, records "
-        "that were rejected (and why), and the data-quality checks on the loaded tables.",
+        "Where the numbers come from: the last loads (with the fields of the raw data that "
+        "no column holds, counted per run: unknown_fields), the raw files behind them, "
+        "records that were rejected (and why), and the data-quality checks on the loaded "
+        "tables.",
         [
             _table("recent_runs", "Last ETL runs", run("recent_runs", HEALTH_LIMIT), wide=True),
             _table("files_loaded", "Files loaded", run("files_loaded")),

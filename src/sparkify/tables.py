@@ -95,6 +95,7 @@ DECLARED = (
                 for t in ("songplays", "users", "songs", "artists", "time")
             ),
             _c("message", "VARCHAR(1000)"),
+            _c("unknown_fields", "VARCHAR(1000)"),  # JSON text: {kind: {field: count}}
         ),
         diststyle="ALL",
         sortkey=("run_id",),

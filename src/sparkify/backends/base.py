@@ -28,6 +28,8 @@ class Capabilities:
     paramstyle: Literal["dollar", "pyformat"]  # how :name parameters are bound
     supports_schema: bool  # tables live in a configurable schema
     row_format: Literal["json", "pgcopy"] = "json"  # staged rows' encoding (sparkify.staging)
+    # writes outside a run's transaction (creating tables) need a transaction of their own
+    writes_in_transaction: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Backend(ABC):
         self.settings = settings
         self.statements = self.dialect_statements()
         self.wait_seconds = 0.0  # how long lock_run waits for another run (connect sets it)
+        self.in_transaction = False
 
     @classmethod
     def dialect_statements(cls) -> Statements:
@@ -139,11 +142,14 @@ class Backend(ABC):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         self.execute(self.begin_sql)
+        self.in_transaction = True
         try:
             yield
         except BaseException:
             self.rollback()
             raise
+        finally:
+            self.in_transaction = False
         self.execute(self.commit_sql)
 
     def rollback(self) -> None:
@@ -151,9 +157,13 @@ class Backend(ABC):
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Around changes made outside a run's transaction (creating tables): here each
-        statement commits on its own; a backend may need a transaction for them."""
-        yield
+        """Around changes made outside a run's transaction (creating tables): each statement
+        commits on its own, unless the backend ``writes_in_transaction``."""
+        if self.in_transaction or not self.capabilities.writes_in_transaction:
+            yield
+            return
+        with self.transaction():
+            yield
 
     def lock_params(self) -> dict[str, str]:
         """The bound values of ``lock_wait``: how long the lock may be waited for, in ms."""

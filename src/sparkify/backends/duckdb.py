@@ -49,12 +49,12 @@ class DuckDBBackend(Backend):
         sql_chain=("duckdb", "common"),
         paramstyle="dollar",
         supports_schema=False,
+        writes_in_transaction=True,
     )
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
         self.path = settings.get("WAREHOUSE", "PATH") or "sparkify.duckdb"
-        self._in_transaction = False
         self._con: duckdb.DuckDBPyConnection | None = None
 
     def describe(self) -> str:
@@ -64,19 +64,20 @@ class DuckDBBackend(Backend):
         """Open the warehouse file read-only (nothing when it does not exist yet: an empty
         in-memory database stands in); writing happens in ``transaction``."""
         self.wait_seconds = wait_seconds
-        if self.path == MEMORY:
-            self._con = duckdb.connect(MEMORY)
-        elif Path(self.path).exists():
+        if self.path != MEMORY and Path(self.path).exists():
             self._con = self._open(self.path, read_only=True)
         else:
-            self._con = duckdb.connect(MEMORY)
-        self._con.execute("SET enable_progress_bar = false")
+            self._con = self._open(MEMORY)
 
     def _open(self, path: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.wait_seconds
         while True:
             try:
-                return duckdb.connect(path, read_only=read_only)
+                con = duckdb.connect(path, read_only=read_only)
+                # setting up the connection (queries over ~2 s would draw a progress bar on
+                # stderr), not a statement of the run: sql() runs it at once
+                con.sql("SET enable_progress_bar = false")
+                return con
             except duckdb.IOException as exc:
                 # only a database file written by an older version, folding its WAL, waits
                 if "lock" not in str(exc).lower():
@@ -104,28 +105,14 @@ class DuckDBBackend(Backend):
             try:
                 self._copy(path, work)
                 self._con = self._open(str(work))
-                self._con.execute("SET enable_progress_bar = false")
-                self._in_transaction = True
                 with super().transaction():
                     yield
-                self.execute("CHECKPOINT")
-                self.close()
+                self.close()  # checkpoints: the copy holds every change, no log beside it
                 _durable_replace(work, path)
             finally:
-                self._in_transaction = False
                 self.close()
                 self._remove_copies(path)
                 self.connect(self.wait_seconds)
-
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Changes outside a run's transaction get one of their own: the warehouse file is
-        only ever written through a copy."""
-        if self._in_transaction or self.path == MEMORY:
-            yield
-            return
-        with self.transaction():
-            yield
 
     @contextmanager
     def _run_lock(self, path: Path) -> Iterator[None]:

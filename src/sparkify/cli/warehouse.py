@@ -171,9 +171,21 @@ def _print_summary(summary: RunSummary) -> None:
         f"{summary.lines_read:,} records read, {summary.rows_staged:,} staged, "
         f"{summary.rows_rejected:,} rejected in {summary.seconds:.2f} s"
     )
+    unknown = summary.unknown_field_counts()
+    if unknown:
+        kinds = (
+            f"{kind}: " + ", ".join(f"{_printable(name)} ({n:,})" for name, n in fields.items())
+            for kind, fields in unknown.items()
+        )
+        click.echo("fields not loaded: " + "; ".join(kinds))
     if summary.first_rejects:
         click.echo("first rejects:\n  " + "\n  ".join(summary.first_rejects))
     print_table(["table", "rows"], sorted(summary.tables.items()))
+
+
+def _printable(text: str) -> str:
+    """Text from the data with its control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _print_checks(results: list[quality.CheckResult]) -> None:

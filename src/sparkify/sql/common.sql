@@ -11,6 +11,14 @@
 -- name: existing_tables
 SELECT table_name FROM information_schema.tables;
 
+-- name: etl_runs_columns
+-- A warehouse made by an older version lacks the columns added since (see add_etl_runs_*).
+SELECT column_name FROM information_schema.columns
+WHERE table_name = 'etl_runs' AND table_schema = current_schema();
+
+-- name: add_etl_runs_unknown_fields
+ALTER TABLE etl_runs ADD COLUMN unknown_fields VARCHAR(1000);
+
 -- name: next_run_id
 SELECT COALESCE(MAX(run_id), 0) + 1 FROM etl_runs;
 
