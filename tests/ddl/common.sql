@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS etl_runs (
     songs_rows      BIGINT,
     artists_rows    BIGINT,
     time_rows       BIGINT,
-    message         VARCHAR(1000)
+    message         VARCHAR(1000),
+    unknown_fields  VARCHAR(1000)
 );
 
 -- name: create_etl_files
