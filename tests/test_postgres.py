@@ -498,11 +498,12 @@ def staged(warehouse: Warehouse, path: Path) -> list[tuple]:
     backend.connect()
     try:
         ensure_tables(backend)
-        loaded = backend.load_canonical(
-            "staging_events", [staged_file(backend, path, tricky_rows())]
-        )
-        assert loaded == 2 + len(TRICKY_TEXT)
-        return backend.query("SELECT * FROM staging_events ORDER BY line_no").rows
+        with backend.transaction():  # DuckDB writes only in one
+            loaded = backend.load_canonical(
+                "staging_events", [staged_file(backend, path, tricky_rows())]
+            )
+            assert loaded == 2 + len(TRICKY_TEXT)
+            return backend.query("SELECT * FROM staging_events ORDER BY line_no").rows
     finally:
         backend.close()
 
