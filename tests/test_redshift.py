@@ -31,16 +31,18 @@ from conftest import Warehouse, dump, etl, run_cli
 from datasets import NOV_1, play, song, write_day, write_song
 from moto import mock_aws
 from postgres_server import LoggedStatement, StatementLog
+from recording import Recorder, facts, recorded_run
 from sqlglot import exp
 
 from sparkify.backends import REGISTRY, Backend
+from sparkify.backends.base import Sent
 from sparkify.backends.postgres import PostgresBackend
 from sparkify.backends.redshift import COPY_DERIVED, RedshiftBackend, StagedLoad, insert_batches
 from sparkify.config import load_settings
 from sparkify.errors import ConfigError, RunInProgress, TransientWarehouseError, WarehouseError
 from sparkify.generate import GenerateOptions, generate
 from sparkify.pipeline import EtlOptions, ensure_tables, run_etl
-from sparkify.plan import dry_run, walk
+from sparkify.plan import dry_run, expected_statements, walk
 from sparkify.schema import TABLES, Statements
 from sparkify.staging import KIND_TABLE, table_columns
 
@@ -343,6 +345,12 @@ class RedshiftOnPostgres(RedshiftBackend):
         statements = super().dialect_statements()
         statements._by_name = {k: strip_redshift_clauses(v) for k, v in statements._by_name.items()}
         return statements
+
+    @classmethod
+    def load_statements(cls, table: str) -> list[Sent]:
+        """COPY from S3 and its row count are played by ``run_copy`` (its statements are
+        marked ``STAND_IN``); the lookup of refused rows is the backend's own."""
+        return [sent for sent in super().load_statements(table) if sent.when]
 
     def run_copy(self, staged: StagedLoad) -> int:
         """What COPY ... MANIFEST FORMAT AS JSON 'auto' GZIP does, on PostgreSQL: read the
@@ -666,6 +674,33 @@ def test_other_internal_errors_fail_the_run_at_once(
     assert reached.count("upsert_songplays") == 1
     assert isinstance(error, WarehouseError) and not isinstance(error, TransientWarehouseError)
     assert redshift_on_postgres.query("SELECT status FROM etl_runs") == [("failed",)]
+
+
+def one_insert_row(sql: str) -> str:
+    """A multi-row INSERT as the run plan shows it: with one row of placeholders."""
+    return re.sub(r"VALUES (\([^()]*\))(, \1)+$", r"VALUES \1", sql)
+
+
+def test_a_run_sends_the_planned_statements(
+    redshift_on_postgres: Warehouse, two_days: Path, recorder: Recorder
+) -> None:
+    """What the stand-in's runs send to the driver, but for the COPY it plays, is the run
+    plan's list for the same conditions (tests/test_plan.py does the same on DuckDB and
+    PostgreSQL)."""
+    summary, sent = recorded_run(redshift_on_postgres, two_days, recorder)
+    sent = [one_insert_row(sql) for sql in sent if not sql.startswith(STAND_IN)]
+    first = facts(tables_missing=True, reads_files=True, stage_songs=True, new_songs=True,
+                  stage_events=True, new_events=True, loads=True)  # fmt: skip
+    assert summary.files_new == 3
+    assert sent == expected_statements(RedshiftOnPostgres, first)
+    day = next((two_days / "log_data").rglob("2018-11-02-*.json"))
+    day.write_bytes(day.read_bytes() + b"\n{not json")
+    write_song(two_days, song("SO2", "Song Two", "The Band", 100.0))
+    summary, sent = recorded_run(redshift_on_postgres, two_days, recorder)
+    sent = [one_insert_row(sql) for sql in sent if not sql.startswith(STAND_IN)]
+    second = facts(reads_files=True, known_changed=True, stage_songs=True, new_songs=True,
+                   stage_events=True, rejects=True, loads=True, some_keys=True)  # fmt: skip
+    assert sent == expected_statements(RedshiftOnPostgres, second)
 
 
 def test_one_run_at_a_time(redshift_on_postgres: Warehouse) -> None:
