@@ -8,7 +8,13 @@ from pathlib import Path
 import click
 
 from sparkify import analytics
-from sparkify.cli.common import WarehouseOptions, connected, echo_json, warehouse_options
+from sparkify.cli.common import (
+    WarehouseOptions,
+    connected,
+    echo_json,
+    echo_line,
+    warehouse_options,
+)
 from sparkify.report import DEFAULT_PATH, build_report
 
 
@@ -47,7 +53,7 @@ def report_command(options: WarehouseOptions, out: str, limit: int, open_browser
     if options.json:
         echo_json({"path": str(path.resolve()), "sections": report.outline()})
     elif not options.quiet:
-        click.echo(
+        echo_line(
             f"wrote {path} ({len(report.sections)} sections, {len(report.charts)} charts) "
             f"from {report.warehouse}"
         )

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from sparkify.cli.common import WarehouseOptions, echo_json, print_table, warehouse_options
+from sparkify.cli.common import (
+    WarehouseOptions,
+    echo_json,
+    echo_line,
+    print_table,
+    warehouse_options,
+)
 from sparkify.config import DEFAULT_CONFIG_FILE, TEMPLATE
 from sparkify.errors import ConfigError
 
@@ -25,7 +31,7 @@ def init_command(path: str, force: bool) -> None:
     if target.exists() and not force:
         raise ConfigError(f"{target} already exists; use --force to overwrite it")
     target.write_text(TEMPLATE, encoding="utf-8")
-    click.echo(f"wrote {target}")
+    echo_line(f"wrote {target}")
 
 
 @click.command("config")

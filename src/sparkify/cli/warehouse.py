@@ -12,6 +12,7 @@ from sparkify.cli.common import (
     WarehouseOptions,
     connected,
     echo_json,
+    echo_line,
     info,
     print_table,
     warehouse_options,
@@ -157,14 +158,16 @@ def _print_summary(summary: RunSummary) -> None:
     counts = [(len(summary.ignored), "ignored"), (len(summary.moved), "moved")]
     counts.append((len(summary.missing), "missing, pruned" if summary.pruned else "missing"))
     ignored = "".join(f", {n} {what}" for n, what in counts if n)
-    click.echo(
+    echo_line(
         f"run {summary.run_id} into {summary.warehouse}: {summary.files_new} new, "
         f"{summary.files_changed} changed, {summary.files_skipped} unchanged{ignored} files; "
         f"{summary.lines_read:,} records read, {summary.rows_staged:,} staged, "
         f"{summary.rows_rejected:,} rejected in {summary.seconds:.2f} s"
     )
     if summary.first_rejects:
-        click.echo("first rejects:\n  " + "\n  ".join(summary.first_rejects))
+        echo_line("first rejects:")
+        for reject in summary.first_rejects:
+            echo_line(f"  {reject}")
     print_table(["table", "rows"], sorted(summary.tables.items()))
 
 
