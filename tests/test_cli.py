@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -181,3 +184,57 @@ def test_folder_links_are_followed_without_looping(warehouse: Warehouse, tmp_pat
     (data / "song_data" / "A" / "again").symlink_to(data / "song_data")
     summary = etl(warehouse, data)
     assert summary["files"]["new"] == 2
+
+
+def test_json_and_csv_together_are_a_usage_error(warehouse: Warehouse) -> None:
+    result = warehouse.cli("query", "top_songs", "--json", "--csv")
+    assert result.exit_code == 2
+    assert result.stderr == "error: --json and --csv cannot be used together\n"
+
+
+def test_a_report_that_cannot_be_written_names_the_requested_path(
+    warehouse: Warehouse, semantics_data: Path, tmp_path: Path
+) -> None:
+    etl(warehouse, semantics_data)
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    for target, reason in (
+        (tmp_path / "missing" / "deeper" / "r.html", "No such file or directory"),
+        (blocker / "r.html", "Not a directory"),
+    ):
+        result = warehouse.cli("report", "--out", str(target))
+        assert result.exit_code == 2
+        assert result.stderr == f"error: cannot write the report to {target}: {reason}\n"
+    assert not (tmp_path / "missing").exists()  # no folders made on the way
+
+
+@pytest.fixture
+def full_tmpdir(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KB file system for TMPDIR (needs the right to mount, as root in a container)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        yield small
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_a_full_temporary_folder_is_named(
+    warehouse: Warehouse, generated: Path, full_tmpdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(full_tmpdir))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    result = warehouse.cli(
+        "etl", "--songs", str(generated / "song_data"), "--logs", str(generated / "log_data")
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: no room for temporary files in {full_tmpdir}/")
+    assert result.stderr.endswith(
+        "(No space left on device); free space there or point TMPDIR to a folder with room\n"
+    )
+    assert warehouse.query("SELECT COUNT(*) FROM staging_events") == [(0,)]

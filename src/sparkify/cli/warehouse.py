@@ -250,6 +250,8 @@ def query_command(
       sparkify query plays_by_hour --csv
       sparkify query --sql "SELECT level, COUNT(*) FROM users GROUP BY level"
     """
+    if as_csv and options.json:
+        raise ConfigError("--json and --csv cannot be used together")
     if list_queries:
         rows = [(q.name, q.question) for q in analytics.QUERIES]
         if options.json:
