@@ -187,8 +187,9 @@ def test_write_report_is_the_library_entry_point(tmp_path: Path) -> None:
     overrides = {("WAREHOUSE", "BACKEND"): "duckdb", ("WAREHOUSE", "PATH"): database}
     settings = load_settings(overrides=overrides, environ={}, cwd=Path("/nonexistent"))
     with open_backend(settings) as backend:
-        path = write_report(backend, tmp_path / "r.html", limit=3)
-    assert path == tmp_path / "r.html"
+        (tmp_path / "out").mkdir()
+        path = write_report(backend, tmp_path / "out" / "r.html", limit=3)
+    assert path == tmp_path / "out" / "r.html"
     assert path.read_text("utf-8").startswith("<!doctype html>")
     assert [p.name for p in path.parent.iterdir()] == ["r.html"]  # no temporary file left
     plain = tmp_path / "plain.txt"
