@@ -238,3 +238,59 @@ def test_a_full_temporary_folder_is_named(
         "(No space left on device); free space there or point TMPDIR to a folder with room\n"
     )
     assert warehouse.query("SELECT COUNT(*) FROM staging_events") == [(0,)]
+
+
+def test_since_after_until_is_a_usage_error(warehouse: Warehouse, semantics_data: Path) -> None:
+    result = warehouse.cli(
+        "etl",
+        "--songs",
+        str(semantics_data / "song_data"),
+        "--logs",
+        str(semantics_data / "log_data"),
+        "--since",
+        "2018-11-15",
+        "--until",
+        "2018-11-01",
+    )
+    assert result.exit_code == 2
+    assert result.stderr == "error: --since 2018-11-15 is after --until 2018-11-01\n"
+
+
+def test_a_database_in_a_missing_folder_is_an_error(tmp_path: Path) -> None:
+    database = tmp_path / "missing" / "w.duckdb"
+    result = run_cli("create-tables", "--database", str(database))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: cannot create the DuckDB database {database}: "
+        f"the folder {database.parent} does not exist\n"
+    )
+    assert not database.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["etl", "--max-errors", "-1"], "error: Invalid value for '--max-errors': -1 is not in"),
+        (["no-such-command"], "error: No such command 'no-such-command'."),
+        (["query", "--bogus"], "error: No such option '--bogus'."),
+        (["generate"], "error: Missing option '--out'."),
+        (["query", "a", "b"], "error: Got unexpected extra argument (b)"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], message: str) -> None:
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.splitlines()) == 1
+    command = "" if args[0] == "no-such-command" else f" {args[0]}"
+    assert result.stderr.endswith(f" (see cli{command} --help)\n")  # the test's program name
+
+
+def test_engine_errors_of_several_lines_are_one_line(
+    warehouse: Warehouse, semantics_data: Path
+) -> None:
+    etl(warehouse, semantics_data)
+    result = warehouse.cli("query", "--sql", "SELECT * FROM nope")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert len(result.stderr.splitlines()) == 1

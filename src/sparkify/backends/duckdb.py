@@ -19,6 +19,7 @@ from sparkify.backends.base import (
     quote_identifier,
 )
 from sparkify.errors import (
+    ConfigError,
     ConnectionFailed,
     RunInProgress,
     TransientWarehouseError,
@@ -44,8 +45,11 @@ class DuckDBBackend(Backend):
         return f"duckdb:{self.path}"
 
     def connect(self, wait_seconds: float = 0.0) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(self.path).parent
+        if self.path != ":memory:" and not folder.is_dir():
+            raise ConfigError(
+                f"cannot create the DuckDB database {self.path}: the folder {folder} does not exist"
+            )
         self.wait_seconds = wait_seconds
         deadline = time.monotonic() + wait_seconds
         while True:

@@ -17,7 +17,13 @@ from typing import Any
 
 import click
 
-from sparkify.cli.common import echo_json, echo_line, print_table, printable
+from sparkify.cli.common import (
+    echo_json,
+    echo_line,
+    print_table,
+    printable,
+    settings_for_people,
+)
 from sparkify.config import Settings, load_settings
 from sparkify.errors import ConfigError, SparkifyError
 from sparkify.infrastructure import (
@@ -49,7 +55,7 @@ class AwsOptions:
     json: bool
 
     def settings(self) -> Settings:
-        return load_settings(self.config, {("AWS", "REGION"): self.region})
+        return settings_for_people(load_settings(self.config, {("AWS", "REGION"): self.region}))
 
     def say(self, message: str) -> None:
         """Chatter for people: on stderr, silent with --quiet or --json."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import orjson
@@ -44,7 +44,7 @@ class WarehouseOptions:
         for key, value in extra.items():
             section, name = key.split("__")
             overrides[(section.upper(), name.upper())] = value
-        return load_settings(self.config, overrides)
+        return settings_for_people(load_settings(self.config, overrides))
 
     def backend_for(self, settings: Settings | None = None) -> Backend:
         return open_backend(settings or self.settings())
@@ -195,7 +195,14 @@ def info(options: WarehouseOptions, message: str) -> None:
         echo_line(message, err=True)
 
 
-def fail(message: str, exit_code: int) -> None:
+def settings_for_people(settings: Settings) -> Settings:
+    """Print the settings' warnings (a readable secret...) on stderr, one line each."""
+    for warning in settings.warnings:
+        echo_line(f"warning: {warning}", err=True)
+    return settings
+
+
+def fail(message: str, exit_code: int) -> NoReturn:
     """One ``error:`` line on stderr (a message of several lines is joined), then exit."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     echo_line("error: " + " ".join(lines), err=True)

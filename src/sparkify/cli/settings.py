@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -30,7 +31,11 @@ def init_command(path: str, force: bool) -> None:
     target = Path(path)
     if target.exists() and not force:
         raise ConfigError(f"{target} already exists; use --force to overwrite it")
-    target.write_text(TEMPLATE, encoding="utf-8")
+    # Only its owner may read it: the template invites a password.
+    handle = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(handle, 0o600)  # an existing file keeps its mode otherwise
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(TEMPLATE)
     echo_line(f"wrote {target}")
 
 

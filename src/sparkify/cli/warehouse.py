@@ -113,14 +113,17 @@ def etl_command(
       sparkify etl --songs sample/song_data --logs sample/log_data
       sparkify etl --logs s3://bucket/log_data --since 2018-11-01 --until 2018-11-15
     """
+    first, last = _parse_date(since, "--since"), _parse_date(until, "--until")
+    if first and last and first > last:
+        raise ConfigError(f"--since {first} is after --until {last}")
     settings = options.settings(s3__song_data=songs, s3__log_data=logs)
     etl_options = EtlOptions(
         songs=settings.require("S3", "SONG_DATA", "where the song files are"),
         logs=settings.require("S3", "LOG_DATA", "where the event logs are"),
         full_refresh=full_refresh,
         prune=prune,
-        since=_parse_date(since, "--since"),
-        until=_parse_date(until, "--until"),
+        since=first,
+        until=last,
         max_errors=max_errors,
         wait_seconds=wait,
         settings=settings,
