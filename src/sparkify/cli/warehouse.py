@@ -133,9 +133,9 @@ def etl_command(
         summary = run_etl(backend, etl_options, options.progress)
         results = [] if no_checks else quality.run_checks(backend)
     for item in summary.ignored:
-        click.echo(f"warning: ignored {item.url}: {item.reason}", err=True)
+        echo_line(f"warning: ignored {item.url}: {item.reason}", err=True)
     if summary.missing and not summary.pruned:
-        click.echo(f"warning: {_missing(summary)}", err=True)
+        echo_line(f"warning: {_missing(summary)}", err=True)
     report = summary.as_dict()
     if not no_checks:
         report["checks"] = [r.as_dict() for r in results]
