@@ -13,7 +13,8 @@ import pytest
 from conftest import Warehouse, etl
 from datasets import NOV_1, play, song, write_day, write_song
 
-from sparkify.cli.common import format_cell, printable
+from sparkify.cli.common import format_cell
+from sparkify.text import printable
 
 # Text that a terminal or Rich would act on: markup, hyperlinks, escape sequences (window
 # title, screen clearing, the 8-bit CSI), bidirectional overrides, line breaks.

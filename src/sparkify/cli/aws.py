@@ -21,7 +21,6 @@ from sparkify.cli.common import (
     echo_json,
     echo_line,
     print_table,
-    printable,
     settings_for_people,
 )
 from sparkify.config import Settings, load_settings
@@ -43,6 +42,7 @@ from sparkify.infrastructure import (
     status_report,
     write_endpoint,
 )
+from sparkify.text import printable
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sparkify.backends import Backend, open_backend
 from sparkify.config import Settings, load_settings
 from sparkify.errors import SparkifyError
 from sparkify.progress import ProgressFactory, progress_factory
+from sparkify.text import printable
 
 
 @dataclass(frozen=True)
@@ -116,23 +117,6 @@ def to_json(data: Any) -> str:
 
 def echo_json(data: Any) -> None:
     click.echo(to_json(data))
-
-
-# Characters a terminal acts on instead of showing: C0 and C1 controls (escape sequences,
-# bell, carriage return...), DEL, line and paragraph separators, bidirectional overrides.
-_ESCAPES = {
-    **{c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))},
-    **{c: f"\\u{c:04x}" for c in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))},
-    ord("\t"): "\\t",
-    ord("\n"): "\\n",
-    ord("\r"): "\\r",
-}
-
-
-def printable(text: str) -> str:
-    """Text from the data or a file, safe to show on a terminal: every character a
-    terminal would act on is written as a backslash escape (ESC as \\x1b, a newline as \\n)."""
-    return text.translate(_ESCAPES)
 
 
 def format_cell(value: Any) -> str:
