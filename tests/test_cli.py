@@ -294,3 +294,41 @@ def test_engine_errors_of_several_lines_are_one_line(
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_overlapping_inputs_are_a_usage_error(warehouse: Warehouse, semantics_data: Path) -> None:
+    data = semantics_data
+    (data / "link").symlink_to(data)
+    same = f"error: the song files and the event logs are read from the same place ({data})"
+    inside = "error: the event logs ({}) are inside the folder of the song files ({})"
+    for songs, logs, message in (
+        (data, data, same),
+        (data, data / "log_data", inside.format(data / "log_data", data)),
+        (f"file://{data}/", data, same.replace(f"({data})", f"(file://{data}/)")),
+        (data / "song_data", data / "link" / "song_data" / "A", None),
+    ):
+        result = warehouse.cli("etl", "--songs", str(songs), "--logs", str(logs))
+        assert result.exit_code == 2, result.stderr
+        assert len(result.stderr.splitlines()) == 1
+        if message:
+            assert result.stderr.startswith(message)
+        assert result.stderr.rstrip().endswith("give each its own folder")
+
+
+@pytest.mark.parametrize(
+    ("songs", "logs", "overlap"),
+    [
+        ("s3://b/data", "s3://b/data", True),
+        ("s3://b/data/", "s3://b/data", True),
+        ("s3://b/data", "s3://b/data/logs", True),
+        ("s3://b/data/songs", "s3://b/data", True),
+        ("s3://b/data", "s3://b/data2", False),
+        ("s3://b/songs", "s3://c/songs", False),
+        ("s3://b/x", "gs://b/x", False),
+        ("s3://b/song_data", "s3://b/log_data", False),
+    ],
+)
+def test_overlapping_object_store_prefixes(songs: str, logs: str, overlap: bool) -> None:
+    from sparkify.config import overlapping_inputs
+
+    assert (overlapping_inputs(songs, logs) is not None) == overlap

@@ -14,6 +14,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from sparkify.errors import ConfigError
 
@@ -270,6 +271,38 @@ def validate(settings: Settings) -> None:
     port = settings.get("CLUSTER", "DB_PORT")
     if port not in (None, "") and not port.isdigit():
         raise ConfigError(f"[CLUSTER] DB_PORT must be a port number, got {port!r}")
+
+
+def _place(location: str) -> tuple[str, ...]:
+    """Where a source reads, as path parts: the scheme, then each folder (local paths with
+    their links resolved), so that one place is recognised however it is written."""
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file") and len(parsed.scheme) > 1:
+        return (parsed.scheme.lower(), parsed.netloc, *filter(None, parsed.path.split("/")))
+    path = unquote(parsed.path) if parsed.scheme == "file" else location
+    return ("file", *Path(os.path.realpath(Path(path).expanduser())).parts)
+
+
+def overlapping_inputs(songs: str, logs: str) -> str | None:
+    """Why the song files and the event logs cannot be read from these places, or None:
+    the same files would be loaded as both kinds."""
+    song_files = ("song files", songs, _place(songs))
+    event_logs = ("event logs", logs, _place(logs))
+    if song_files[2] == event_logs[2]:
+        return (
+            f"the song files and the event logs are read from the same place ({songs}); "
+            "give each its own folder"
+        )
+    for (kind, shown, place), (outer_kind, outer_shown, outer_place) in (
+        (event_logs, song_files),
+        (song_files, event_logs),
+    ):
+        if place[: len(outer_place)] == outer_place:
+            return (
+                f"the {kind} ({shown}) are inside the folder of the {outer_kind} "
+                f"({outer_shown}); give each its own folder"
+            )
+    return None
 
 
 def unknown_name_message(

@@ -18,6 +18,7 @@ from sparkify.cli.common import (
     warehouse_options,
     write_csv,
 )
+from sparkify.config import overlapping_inputs
 from sparkify.errors import ConfigError
 from sparkify.pipeline import (
     DEFAULT_MAX_ERRORS,
@@ -117,9 +118,14 @@ def etl_command(
     if first and last and first > last:
         raise ConfigError(f"--since {first} is after --until {last}")
     settings = options.settings(s3__song_data=songs, s3__log_data=logs)
+    song_data = settings.require("S3", "SONG_DATA", "where the song files are")
+    log_data = settings.require("S3", "LOG_DATA", "where the event logs are")
+    overlap = overlapping_inputs(song_data, log_data)
+    if overlap:
+        raise ConfigError(overlap)
     etl_options = EtlOptions(
-        songs=settings.require("S3", "SONG_DATA", "where the song files are"),
-        logs=settings.require("S3", "LOG_DATA", "where the event logs are"),
+        songs=song_data,
+        logs=log_data,
         full_refresh=full_refresh,
         prune=prune,
         since=first,
