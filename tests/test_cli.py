@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,8 +87,8 @@ def test_reading_an_empty_warehouse_says_to_load_first(warehouse: Warehouse) -> 
         result = warehouse.cli(*command)
         assert result.exit_code == 2, command
         assert result.stderr.endswith(
-            " has no sparkify tables yet: load data first (sparkify etl --songs PATH --logs PATH)\n"
-        )
+            ": load data first (sparkify etl --songs PATH --logs PATH)\n"
+        )  # a DuckDB file that does not exist is not created
 
 
 def test_query_list_names_every_question() -> None:
@@ -332,3 +333,61 @@ def test_overlapping_object_store_prefixes(songs: str, logs: str, overlap: bool)
     from sparkify.config import overlapping_inputs
 
     assert (overlapping_inputs(songs, logs) is not None) == overlap
+
+
+READING_COMMANDS = [
+    ["query", "top_songs"],
+    ["query", "--sql", "SELECT 1"],
+    ["check"],
+    ["rejects"],
+    ["report", "--out", "/dev/null"],
+]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DROP TABLE users",
+        "DELETE FROM songplays",
+        "UPDATE users SET level = 'gold'",
+        "CREATE TABLE intruder (a INTEGER)",
+        "COMMIT; DROP TABLE users",
+    ],
+)
+def test_query_sql_cannot_change_the_warehouse(
+    warehouse: Warehouse, semantics_data: Path, sql: str
+) -> None:
+    etl(warehouse, semantics_data)
+    before = {t: warehouse.query(f"SELECT COUNT(*) FROM {t}") for t in ("users", "songplays")}
+    result = warehouse.cli("query", "--sql", sql)
+    assert result.exit_code == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert "read-only" in result.stderr or sql.startswith("COMMIT")
+    after = {t: warehouse.query(f"SELECT COUNT(*) FROM {t}") for t in ("users", "songplays")}
+    assert after == before
+    tables = warehouse.query("SELECT table_name FROM information_schema.tables")
+    assert ("intruder",) not in tables
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS, ids=" ".join)
+def test_reading_commands_create_no_database_file(tmp_path: Path, command: list[str]) -> None:
+    database = tmp_path / "nope.duckdb"
+    result = run_cli(*command, "--database", str(database))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: duckdb:{database} does not exist: load data first "
+        "(sparkify etl --songs PATH --logs PATH)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS, ids=" ".join)
+def test_reading_commands_create_no_schema(postgres_dsn: str, command: list[str]) -> None:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    result = run_cli(*command, "--backend", "postgres", "--dsn", postgres_dsn, "--schema", schema)
+    assert result.exit_code in (0, 1, 2)
+    warehouse = Warehouse(
+        "postgres", [], {("WAREHOUSE", "BACKEND"): "postgres", ("WAREHOUSE", "DSN"): postgres_dsn}
+    )
+    found = warehouse.query(f"SELECT COUNT(*) FROM pg_namespace WHERE nspname = '{schema}'")
+    assert found == [(0,)]

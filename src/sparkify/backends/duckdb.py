@@ -36,8 +36,8 @@ class DuckDBBackend(Backend):
         supports_schema=False,
     )
 
-    def __init__(self, settings: Any) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: Any, read_only: bool = False) -> None:
+        super().__init__(settings, read_only)
         self.path = settings.get("WAREHOUSE", "PATH") or "sparkify.duckdb"
         self._con: duckdb.DuckDBPyConnection | None = None
 
@@ -46,6 +46,11 @@ class DuckDBBackend(Backend):
 
     def connect(self, wait_seconds: float = 0.0) -> None:
         folder = Path(self.path).parent
+        if self.read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise ConfigError(
+                f"{self.describe()} does not exist: load data first "
+                "(sparkify etl --songs PATH --logs PATH)"
+            )
         if self.path != ":memory:" and not folder.is_dir():
             raise ConfigError(
                 f"cannot create the DuckDB database {self.path}: the folder {folder} does not exist"
@@ -54,7 +59,7 @@ class DuckDBBackend(Backend):
         deadline = time.monotonic() + wait_seconds
         while True:
             try:
-                self._con = duckdb.connect(self.path)
+                self._con = duckdb.connect(self.path, read_only=self.read_only)
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():

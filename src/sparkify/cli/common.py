@@ -47,8 +47,9 @@ class WarehouseOptions:
             overrides[(section.upper(), name.upper())] = value
         return settings_for_people(load_settings(self.config, overrides))
 
-    def backend_for(self, settings: Settings | None = None) -> Backend:
-        return open_backend(settings or self.settings())
+    def backend_for(self, settings: Settings | None = None, read_only: bool = False) -> Backend:
+        """The warehouse; ``read_only`` for commands that only read it."""
+        return open_backend(settings or self.settings(), read_only)
 
     @property
     def progress(self) -> ProgressFactory:

@@ -46,7 +46,7 @@ def report_command(options: WarehouseOptions, out: str, limit: int, open_browser
       sparkify report --out report.html --open
       sparkify report --backend postgres --dsn postgresql://localhost/sparkify --json
     """
-    backend = options.backend_for()
+    backend = options.backend_for(read_only=True)
     with connected(backend):
         report = build_report(backend, limit=limit)
     path = report.write(Path(out))

@@ -196,7 +196,7 @@ def check_command(options: WarehouseOptions) -> None:
     Example:
       sparkify check --json
     """
-    backend = options.backend_for()
+    backend = options.backend_for(read_only=True)
     with connected(backend):
         require_tables(backend)
         results = quality.run_checks(backend)
@@ -218,7 +218,7 @@ def rejects_command(options: WarehouseOptions, run_id: int | None, limit: int) -
     Example:
       sparkify rejects --run 3 --json
     """
-    backend = options.backend_for()
+    backend = options.backend_for(read_only=True)
     with connected(backend):
         require_tables(backend)
         [sql] = backend.statements.get("list_rejects")
@@ -271,7 +271,7 @@ def query_command(
     if bool(name) == bool(sql_text):
         raise ConfigError("give a query NAME or --sql (see sparkify query --list)")
     question = analytics.get_query(name).question if name else None
-    backend = options.backend_for()
+    backend = options.backend_for(read_only=True)
     with connected(backend):
         if name:
             require_tables(backend)
