@@ -361,3 +361,27 @@ def test_bookkeeping_rows_keep_tricky_text_and_timestamps(warehouse: Warehouse) 
             backend.insert_rows("etl_runs", columns, rows)
         found = backend.query(f"SELECT {', '.join(columns)} FROM etl_runs ORDER BY run_id")
     assert [tuple(row) for row in found.rows] == rows
+
+
+def test_a_failed_run_keeps_its_rejects(warehouse: Warehouse, faulty: tuple[Path, dict]) -> None:
+    data, faults = faulty
+    songs, logs = str(data / "song_data"), str(data / "log_data")
+    failed = warehouse.cli("etl", "--songs", songs, "--logs", logs, "--max-errors", "1")
+    assert failed.exit_code == 3
+    assert "`sparkify rejects --run 1` lists them" in failed.stderr
+    kept = json.loads(warehouse.cli("rejects", "--run", "1", "--json", "--limit", "1000").stdout)
+    assert len(kept) > 1
+    assert all(r["run_id"] == 1 and r["file"].startswith(str(data)) for r in kept)
+    assert all(r["line_no"] > 0 and r["reason"] and r["raw"] for r in kept)
+    for table in ("staging_events", "staging_songs", "etl_files", "etl_rejects", "songplays"):
+        assert warehouse.query(f"SELECT COUNT(*) FROM {table}") == [(0,)], table
+    assert warehouse.query("SELECT run_id, status FROM etl_runs") == [(1, "failed")]
+
+    loaded = etl(warehouse, data)  # the input accepted as it is: run 2 loads it
+    assert loaded["run_id"] == 2 and all(c["passed"] for c in loaded["checks"])
+    again = json.loads(warehouse.cli("rejects", "--run", "1", "--json", "--limit", "1000").stdout)
+    assert again == kept
+    latest = json.loads(warehouse.cli("rejects", "--run", "2", "--json", "--limit", "1000").stdout)
+    assert len(latest) == sum(faults.values())
+    assert {(r["file"], r["line_no"]) for r in kept} <= {(r["file"], r["line_no"]) for r in latest}
+    assert warehouse.cli("check").exit_code == 0
