@@ -229,7 +229,10 @@ def test_bad_dates_are_usage_errors(warehouse: Warehouse, generated: Path) -> No
 
 
 def test_missing_input_is_a_clear_error(warehouse: Warehouse, tmp_path: Path) -> None:
-    result = warehouse.cli("etl", "--songs", str(tmp_path / "nope"), "--logs", str(tmp_path))
+    (tmp_path / "logs").mkdir()
+    result = warehouse.cli(
+        "etl", "--songs", str(tmp_path / "nope"), "--logs", str(tmp_path / "logs")
+    )
     assert result.exit_code == 2
     assert result.stderr == f"error: no such file or directory: {tmp_path / 'nope'}\n"
 
