@@ -241,6 +241,14 @@ def test_a_full_temporary_folder_is_named(
     assert warehouse.query("SELECT COUNT(*) FROM staging_events") == [(0,)]
 
 
+@pytest.mark.parametrize("group", [[], ["aws"]], ids=["sparkify", "sparkify aws"])
+def test_a_group_without_a_command_shows_its_help(group: list[str]) -> None:
+    result = run_cli(*group)
+    assert result.exit_code == 2
+    assert "Usage:" in result.stderr and "Commands:" in result.stderr
+    assert len(result.stderr.splitlines()) > 5
+
+
 def test_since_after_until_is_a_usage_error(warehouse: Warehouse, semantics_data: Path) -> None:
     result = warehouse.cli(
         "etl",

@@ -17,7 +17,11 @@ from sparkify.errors import EXIT_USAGE, SparkifyError
 
 
 def usage_error(error: click.ClickException) -> NoReturn:
-    """Click's usage errors as one ``error:`` line, with the command's help to turn to."""
+    """Click's usage errors as one ``error:`` line, with the command's help to turn to.
+    A group run without a command shows its help, as click does."""
+    if isinstance(error, click.exceptions.NoArgsIsHelpError):
+        error.show()
+        sys.exit(error.exit_code)
     ctx = getattr(error, "ctx", None)
     hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
     fail(error.format_message() + hint, error.exit_code)
