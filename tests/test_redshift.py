@@ -65,6 +65,7 @@ DESIGN = {  # table: (DISTSTYLE, DISTKEY, SORTKEY columns)
     "etl_runs": ("ALL", None, ["run_id"]),
     "etl_files": ("ALL", None, ["file_id"]),
     "etl_rejects": ("EVEN", None, ["run_id"]),
+    "etl_failed_rejects": ("EVEN", None, ["run_id"]),
 }
 
 
@@ -453,6 +454,18 @@ def duckdb_warehouse(tmp_path: Path) -> Warehouse:
         ["--backend", "duckdb", "--database", path],
         {("WAREHOUSE", "BACKEND"): "duckdb", ("WAREHOUSE", "PATH"): path},
     )
+
+
+def test_reading_commands_hold_a_read_only_transaction(
+    redshift_on_postgres: Warehouse, semantics_data: Path
+) -> None:
+    etl(redshift_on_postgres, semantics_data)
+    result = redshift_on_postgres.cli("query", "--sql", "DROP TABLE users")
+    assert result.exit_code == 1
+    assert "read-only transaction" in result.stderr
+    assert redshift_on_postgres.query("SELECT COUNT(*) FROM users") == [(2,)]
+    listed = redshift_on_postgres.cli("query", "top_songs", "--json")
+    assert listed.exit_code == 0, listed.stderr
 
 
 def test_a_redshift_run_gives_the_same_star_schema_as_duckdb(
