@@ -127,6 +127,20 @@ DECLARED = (
         diststyle="EVEN",
         sortkey=("run_id",),
     ),
+    # The rejects of failed runs, kept after the rollback. Their files are not in the
+    # ledger, so each row names its file.
+    Table(
+        "etl_failed_rejects",
+        (
+            _nn("run_id", "INTEGER"),
+            _nn("url", "VARCHAR(1024)"),
+            _nn("line_no", "INTEGER"),
+            _nn("reason", "VARCHAR(1000)"),
+            _c("raw", "VARCHAR(65535)"),
+        ),
+        diststyle="EVEN",
+        sortkey=("run_id",),
+    ),
     Table(
         "staging_events",
         (
