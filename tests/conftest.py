@@ -23,7 +23,7 @@ from sparkify.cli import cli
 from sparkify.config import Settings, load_settings
 from sparkify.generate import GenerateOptions, generate
 
-pytest_plugins = ["postgres_server", "moto_server"]
+pytest_plugins = ["postgres_server", "moto_server", "recording"]
 
 SAMPLE_ENV = "SPARKIFY_SAMPLE_DATA"
 BACKENDS = ("duckdb", "postgres")

@@ -134,7 +134,7 @@ EXPECTED: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
     "session_lengths": (("songs_in_session", "sessions"), [(1, 2), (2, 2), (3, 1)]),
     "summary": (
         ("plays", "listeners", "users", "songs", "artists", "paid_pct", "first_play", "last_play"),
-        [(9, 3, 3, 4, 2, 33.33, "2018-11-05T09:00:00", "2018-11-06T22:00:00")],
+        [(9, 3, 3, 4, 2, 33.33, "2018-11-05T09:00:00+00:00", "2018-11-06T22:00:00+00:00")],
     ),
     "recent_runs": (  # started_at and finished_at are checked apart: the clock moves
         (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,140 @@ def test_passwords_in_dsn_parameters_are_masked() -> None:
     )
     assert mask("host=db password='hunter 2' user=bob") == "host=db password=*** user=bob"
     assert mask("postgresql://bob:pw@db/sp?password=x") == "postgresql://bob:***@db/sp?password=***"
+
+
+# -- silent mistakes become errors ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[WAREHOUSE]\nBAKEND = postgres\n",
+            "unknown [WAREHOUSE] key 'BAKEND'. Did you mean 'BACKEND'?",
+        ),
+        (
+            "[WAREHOSE]\nBACKEND = postgres\n",
+            "unknown section 'WAREHOSE'. Did you mean 'WAREHOUSE'?",
+        ),
+        (
+            "[CLUSTER]\nDB_PASWORD = x\n",
+            "unknown [CLUSTER] key 'DB_PASWORD'. Did you mean 'DB_PASSWORD'?",
+        ),
+        ("[S3]\nQQQ = 1\n", "unknown [S3] key 'QQQ'. Choose one of: LOG_DATA, SONG_DATA,"),
+        ("[DWH]\nDWH_DB = x\n", "unknown section 'DWH'. Choose one of: WAREHOUSE, CLUSTER,"),
+    ],
+)
+def test_unknown_keys_and_sections_in_the_file_are_errors(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "dwh.cfg"
+    path.write_text(text)
+    result = run_cli("config", "--config", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {path}: {message}")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("SPARKIFY_WAREHOUSE_BAKEND", "Did you mean 'SPARKIFY_WAREHOUSE_BACKEND'?"),
+        ("SPARKIFY_WAREHUSE_BACKEND", "Did you mean 'SPARKIFY_WAREHOUSE_BACKEND'?"),
+        ("SPARKIFY_CLUSTER_PASSWORD", "Did you mean 'SPARKIFY_CLUSTER_DB_PASSWORD'?"),
+        ("SPARKIFY_BACKEND", "Did you mean 'SPARKIFY_WAREHOUSE_BACKEND'?"),
+    ],
+)
+def test_unknown_sparkify_variables_are_errors(name: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={name: "postgres"}, cwd=Path("/nonexistent"))
+    assert str(error.value) == f"unknown environment variable '{name}'. {message}"
+    result = run_cli("config", env={name: "postgres"})
+    assert result.exit_code == 2
+    assert result.stderr == f"error: unknown environment variable '{name}'. {message}\n"
+
+
+def test_the_other_sparkify_variables_are_not_settings() -> None:
+    environ = {
+        "SPARKIFY_CONFIG": "/nonexistent/dwh.cfg",
+        "SPARKIFY_SAMPLE_DATA": "/data",
+        "SPARKIFY_TEST_POSTGRES_DSN": "postgresql://x",
+        "SPARKIFY_REDSHIFT_TEST_DSN": "postgresql://y",
+    }
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(environ=environ)
+    del environ["SPARKIFY_CONFIG"]
+    assert load_settings(environ=environ, cwd=Path("/nonexistent")).backend == "duckdb"
+
+
+def test_a_byte_order_mark_opens_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "dwh.cfg"
+    path.write_bytes(b"\xef\xbb\xbf" + CLASSIC.encode())
+    assert load_settings(path, environ={}).get("CLUSTER", "DB_NAME") == "dwh"
+
+
+@pytest.mark.parametrize("schema", ["", " ", "\t"])
+def test_a_blank_schema_is_a_usage_error(schema: str, tmp_path: Path) -> None:
+    result = run_cli(
+        "create-tables",
+        "--backend",
+        "postgres",
+        "--dsn",
+        "postgresql://u@127.0.0.1:1/x",
+        "--schema",
+        schema,
+    )
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --schema must name a schema, got {schema!r}\n"
+    path = tmp_path / "dwh.cfg"
+    path.write_text(f"[WAREHOUSE]\nSCHEMA = '{schema}'\n")
+    with pytest.raises(ConfigError, match=r"^\[WAREHOUSE\] SCHEMA must name a schema, got "):
+        load_settings(path, environ={})
+
+
+# -- secrets in the config file -------------------------------------------------------------
+
+
+def test_init_writes_the_file_for_its_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("init").exit_code == 0
+    assert stat.S_IMODE((tmp_path / "dwh.cfg").stat().st_mode) == 0o600
+    (tmp_path / "dwh.cfg").chmod(0o644)
+    assert run_cli("init", "--force").exit_code == 0
+    assert stat.S_IMODE((tmp_path / "dwh.cfg").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("[CLUSTER]\nDB_PASSWORD = hunter2\n", "[CLUSTER] DB_PASSWORD"),
+        ("[WAREHOUSE]\nDSN = postgresql://bob:hunter2@db/x\n", "[WAREHOUSE] DSN"),
+        ("[AWS]\nSECRET = abc\n", "[AWS] SECRET"),
+    ],
+)
+def test_a_secret_in_a_file_others_can_read_is_warned_about(
+    tmp_path: Path, text: str, secret: str
+) -> None:
+    path = tmp_path / "dwh.cfg"
+    path.write_text(text)
+    path.chmod(0o644)
+    result = run_cli("config", "--config", str(path))
+    assert result.exit_code == 0
+    assert result.stderr == (
+        f"warning: {path} holds a secret ({secret}) and other users can read it "
+        f"(mode 0644); run: chmod 600 {path}\n"
+    )
+    assert "hunter2" not in result.stderr
+    path.chmod(0o600)
+    assert run_cli("config", "--config", str(path)).stderr == ""
+    path.chmod(0o640)
+    assert "(mode 0640)" in run_cli("config", "--config", str(path)).stderr
+
+
+def test_a_file_without_secrets_may_be_readable(tmp_path: Path) -> None:
+    path = tmp_path / "dwh.cfg"
+    path.write_text("[WAREHOUSE]\nDSN = postgresql://bob@db/x\n[CLUSTER]\nDB_PASSWORD =\n")
+    path.chmod(0o644)
+    assert run_cli("config", "--config", str(path)).stderr == ""

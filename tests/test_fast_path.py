@@ -138,7 +138,17 @@ EDGE_VALUES = [
     "+8",
     "08",
     "1_000",
+    "9_010",
+    "1_000.5",
     "٣",  # an Arabic-Indic digit: int() accepts it
+    "٣٩",
+    "٣.٥",
+    "１２",  # fullwidth digits
+    "\u00a08",  # a no-break space: str.strip() removes it
+    "0x10",
+    ".5",
+    "5.",
+    "-1e3",
     "²",  # a superscript: isdigit() but not int()
     "1.5",
     "nan",

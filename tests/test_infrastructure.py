@@ -64,7 +64,7 @@ LOG_DATA = s3://udacity-dend/log_data
 SONG_DATA = s3://udacity-dend/song_data
 LOG_JSONPATH = s3://udacity-dend/log_json_path.json
 STAGING_PREFIX = s3://my-staging/sparkify/
-UNRELATED = keep me
+ANONYMOUS = false
 
 [AWS]
 REGION = us-west-2
@@ -580,7 +580,7 @@ def test_config_rewrite_keeps_layout_adds_missing_keys_and_refuses_secrets(tmp_p
     )
     assert sorted(written) == ["[CLUSTER] HOST", "[EXTRA] K", "[S3] NEW_KEY"]
     text = path.read_text()
-    assert "UNRELATED = keep me\nNEW_KEY = v\n\n[AWS]" in text
+    assert "ANONYMOUS = false\nNEW_KEY = v\n\n[AWS]" in text
     assert text.endswith("[AWS]\nREGION = us-west-2\n\n[EXTRA]\nK = 1\n")
     assert changed_lines(CONFIG, text) == {"HOST = h.example", "NEW_KEY = v", "[EXTRA]", "K = 1"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

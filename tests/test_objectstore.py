@@ -87,9 +87,13 @@ def s3_etl(warehouse: Warehouse, bucket: S3Bucket) -> dict:
 
 
 def etl_error(tmp_path: Path, songs: str, logs: str | None = None) -> tuple[int, str]:
-    """Run etl into a throwaway DuckDB file; the exit code and everything printed."""
+    """Run etl into a throwaway DuckDB file; the exit code and everything printed. Without
+    ``logs``, the event logs are an empty local folder."""
+    if logs is None:
+        (tmp_path / "no-logs").mkdir(exist_ok=True)
+    logs = logs or str(tmp_path / "no-logs")
     result = run_cli(
-        "etl", "--database", str(tmp_path / "w.duckdb"), "--songs", songs, "--logs", logs or songs
+        "etl", "--database", str(tmp_path / "w.duckdb"), "--songs", songs, "--logs", logs
     )
     return result.exit_code, result.stderr + result.stdout
 

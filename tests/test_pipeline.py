@@ -230,7 +230,10 @@ def test_bad_dates_are_usage_errors(warehouse: Warehouse, generated: Path) -> No
 
 
 def test_missing_input_is_a_clear_error(warehouse: Warehouse, tmp_path: Path) -> None:
-    result = warehouse.cli("etl", "--songs", str(tmp_path / "nope"), "--logs", str(tmp_path))
+    (tmp_path / "logs").mkdir()
+    result = warehouse.cli(
+        "etl", "--songs", str(tmp_path / "nope"), "--logs", str(tmp_path / "logs")
+    )
     assert result.exit_code == 2
     assert result.stderr == f"error: no such file or directory: {tmp_path / 'nope'}\n"
 
@@ -280,8 +283,8 @@ def test_too_many_rejects_abort_with_exit_3_and_roll_back(
     )
     assert result.exit_code == 3
     assert "more than --max-errors 1; the run was rolled back" in result.stderr
-    first_reject = result.stderr.splitlines()[1].strip()
-    assert "-events.json:" in first_reject
+    assert len(result.stderr.splitlines()) == 1
+    assert "First rejects: /" in result.stderr and "-events.json:" in result.stderr
     assert warehouse.query("SELECT COUNT(*) FROM staging_events") == [(0,)]
     assert warehouse.query("SELECT status, message FROM etl_runs") == [
         ("failed", "too many rejected records")
@@ -426,3 +429,27 @@ def test_bookkeeping_rows_keep_tricky_text_and_timestamps(warehouse: Warehouse) 
             backend.insert_rows("etl_runs", columns, rows)
         found = backend.query(f"SELECT {', '.join(columns)} FROM etl_runs ORDER BY run_id")
     assert [tuple(row) for row in found.rows] == rows
+
+
+def test_a_failed_run_keeps_its_rejects(warehouse: Warehouse, faulty: tuple[Path, dict]) -> None:
+    data, faults = faulty
+    songs, logs = str(data / "song_data"), str(data / "log_data")
+    failed = warehouse.cli("etl", "--songs", songs, "--logs", logs, "--max-errors", "1")
+    assert failed.exit_code == 3
+    assert "`sparkify rejects --run 1` lists them" in failed.stderr
+    kept = json.loads(warehouse.cli("rejects", "--run", "1", "--json", "--limit", "1000").stdout)
+    assert len(kept) > 1
+    assert all(r["run_id"] == 1 and r["file"].startswith(str(data)) for r in kept)
+    assert all(r["line_no"] > 0 and r["reason"] and r["raw"] for r in kept)
+    for table in ("staging_events", "staging_songs", "etl_files", "etl_rejects", "songplays"):
+        assert warehouse.query(f"SELECT COUNT(*) FROM {table}") == [(0,)], table
+    assert warehouse.query("SELECT run_id, status FROM etl_runs") == [(1, "failed")]
+
+    loaded = etl(warehouse, data)  # the input accepted as it is: run 2 loads it
+    assert loaded["run_id"] == 2 and all(c["passed"] for c in loaded["checks"])
+    again = json.loads(warehouse.cli("rejects", "--run", "1", "--json", "--limit", "1000").stdout)
+    assert again == kept
+    latest = json.loads(warehouse.cli("rejects", "--run", "2", "--json", "--limit", "1000").stdout)
+    assert len(latest) == sum(faults.values())
+    assert {(r["file"], r["line_no"]) for r in kept} <= {(r["file"], r["line_no"]) for r in latest}
+    assert warehouse.cli("check").exit_code == 0

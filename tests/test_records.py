@@ -126,6 +126,15 @@ NASTY_EVENT_LINES = [
     (event().replace(b"246.30812", b"NaN"), "invalid JSON"),
     (event().replace(b"Kaylee", b"Kay\xff\xfelee"), "invalid UTF-8 at byte"),
     (event(song="a\x00b"), "field 'song': text contains a NUL character"),
+    # Digits other than ASCII 0-9, and underscores, which Python's int() and float() accept
+    (event(userId="\u0663\u0669"), "field 'userId': expected an integer, got '\u0663\u0669'"),
+    (event(sessionId="9_010"), "field 'sessionId': expected an integer, got '9_010'"),
+    (event(ts="\uff11\uff12"), "field 'ts': expected an integer, got '\uff11\uff12'"),
+    (event(status="\u00b2"), "field 'status': expected an integer, got '\u00b2'"),
+    (event(registration="\u00a01"), "field 'registration': expected an integer, got '\\xa01'"),
+    (event(length="1_000.5"), "field 'length': expected a number, got '1_000.5'"),
+    (event(length="\u0663.\u0665"), "field 'length': expected a number, got '\u0663.\u0665'"),
+    (event(length="0x10"), "field 'length': expected a number, got '0x10'"),
 ]
 
 
@@ -298,3 +307,21 @@ def test_unknown_field_names_are_bounded() -> None:
     assert len(unknown) == MAX_UNKNOWN_FIELDS + 1
     assert unknown[OTHER_FIELDS] == 5
     assert all(len(name) <= MAX_FIELD_NAME_CHARS for name in unknown)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("8", 8), (" 8 ", 8), ("+8", 8), ("-8", -8), ("08", 8), ("\t8\r\n", 8)],
+)
+def test_integers_written_as_ascii_text_are_accepted(text: str, value: int) -> None:
+    [row] = rows(parse_events(event(userId=text), 1))
+    assert row["user_id"] == value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1.5", 1.5), (" 2 ", 2.0), ("-1e3", -1000.0), (".5", 0.5), ("5.", 5.0), ("+1E-2", 0.01)],
+)
+def test_numbers_written_as_ascii_text_are_accepted(text: str, value: float) -> None:
+    [row] = rows(parse_events(event(length=text), 1))
+    assert row["length"] == value

@@ -31,17 +31,19 @@ from conftest import Warehouse, dump, etl, run_cli
 from datasets import NOV_1, play, song, write_day, write_song
 from moto import mock_aws
 from postgres_server import LoggedStatement, StatementLog
+from recording import Recorder, facts, recorded_run
 from sqlglot import exp
 
 from sparkify import records
 from sparkify.backends import REGISTRY, Backend
+from sparkify.backends.base import Sent
 from sparkify.backends.postgres import PostgresBackend
 from sparkify.backends.redshift import COPY_DERIVED, RedshiftBackend, StagedLoad, insert_batches
 from sparkify.config import load_settings
 from sparkify.errors import ConfigError, RunInProgress, TransientWarehouseError, WarehouseError
 from sparkify.generate import GenerateOptions, generate
 from sparkify.pipeline import EtlOptions, ensure_tables, run_etl
-from sparkify.plan import dry_run, walk
+from sparkify.plan import dry_run, expected_statements, walk
 from sparkify.schema import TABLES, Statements
 from sparkify.staging import KIND_TABLE, table_columns
 
@@ -64,6 +66,7 @@ DESIGN = {  # table: (DISTSTYLE, DISTKEY, SORTKEY columns)
     "etl_runs": ("ALL", None, ["run_id"]),
     "etl_files": ("ALL", None, ["file_id"]),
     "etl_rejects": ("EVEN", None, ["run_id"]),
+    "etl_failed_rejects": ("EVEN", None, ["run_id"]),
 }
 
 
@@ -345,6 +348,12 @@ class RedshiftOnPostgres(RedshiftBackend):
         statements._by_name = {k: strip_redshift_clauses(v) for k, v in statements._by_name.items()}
         return statements
 
+    @classmethod
+    def load_statements(cls, table: str) -> list[Sent]:
+        """COPY from S3 and its row count are played by ``run_copy`` (its statements are
+        marked ``STAND_IN``); the lookup of refused rows is the backend's own."""
+        return [sent for sent in super().load_statements(table) if sent.when]
+
     def run_copy(self, staged: StagedLoad) -> int:
         """What COPY ... MANIFEST FORMAT AS JSON 'auto' GZIP does, on PostgreSQL: read the
         manifest, load its objects, refuse text wider (in bytes) than its column and log the
@@ -452,6 +461,18 @@ def duckdb_warehouse(tmp_path: Path) -> Warehouse:
         ["--backend", "duckdb", "--database", path],
         {("WAREHOUSE", "BACKEND"): "duckdb", ("WAREHOUSE", "PATH"): path},
     )
+
+
+def test_reading_commands_hold_a_read_only_transaction(
+    redshift_on_postgres: Warehouse, semantics_data: Path
+) -> None:
+    etl(redshift_on_postgres, semantics_data)
+    result = redshift_on_postgres.cli("query", "--sql", "DROP TABLE users")
+    assert result.exit_code == 1
+    assert "read-only transaction" in result.stderr
+    assert redshift_on_postgres.query("SELECT COUNT(*) FROM users") == [(2,)]
+    listed = redshift_on_postgres.cli("query", "top_songs", "--json")
+    assert listed.exit_code == 0, listed.stderr
 
 
 def test_a_redshift_run_gives_the_same_star_schema_as_duckdb(
@@ -674,6 +695,33 @@ def test_other_internal_errors_fail_the_run_at_once(
     assert reached.count("upsert_songplays") == 1
     assert isinstance(error, WarehouseError) and not isinstance(error, TransientWarehouseError)
     assert redshift_on_postgres.query("SELECT status FROM etl_runs") == [("failed",)]
+
+
+def one_insert_row(sql: str) -> str:
+    """A multi-row INSERT as the run plan shows it: with one row of placeholders."""
+    return re.sub(r"VALUES (\([^()]*\))(, \1)+$", r"VALUES \1", sql)
+
+
+def test_a_run_sends_the_planned_statements(
+    redshift_on_postgres: Warehouse, two_days: Path, recorder: Recorder
+) -> None:
+    """What the stand-in's runs send to the driver, but for the COPY it plays, is the run
+    plan's list for the same conditions (tests/test_plan.py does the same on DuckDB and
+    PostgreSQL)."""
+    summary, sent = recorded_run(redshift_on_postgres, two_days, recorder)
+    sent = [one_insert_row(sql) for sql in sent if not sql.startswith(STAND_IN)]
+    first = facts(tables_missing=True, reads_files=True, stage_songs=True, new_songs=True,
+                  stage_events=True, new_events=True, loads=True)  # fmt: skip
+    assert summary.files_new == 3
+    assert sent == expected_statements(RedshiftOnPostgres, first)
+    day = next((two_days / "log_data").rglob("2018-11-02-*.json"))
+    day.write_bytes(day.read_bytes() + b"\n{not json")
+    write_song(two_days, song("SO2", "Song Two", "The Band", 100.0))
+    summary, sent = recorded_run(redshift_on_postgres, two_days, recorder)
+    sent = [one_insert_row(sql) for sql in sent if not sql.startswith(STAND_IN)]
+    second = facts(reads_files=True, known_changed=True, stage_songs=True, new_songs=True,
+                   stage_events=True, rejects=True, loads=True, some_keys=True)  # fmt: skip
+    assert sent == expected_statements(RedshiftOnPostgres, second)
 
 
 def test_one_run_at_a_time(redshift_on_postgres: Warehouse) -> None:

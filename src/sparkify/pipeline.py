@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import time
 from collections import Counter
@@ -39,6 +40,7 @@ from sparkify.staging import row_encoder
 DEFAULT_MAX_ERRORS = 1000
 UNKNOWN_FIELDS_BYTES = 1000  # etl_runs.unknown_fields
 RUN_ATTEMPTS = 3
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # a full disk or quota
 RETRY_DELAY_SECONDS = 0.5
 
 
@@ -270,7 +272,7 @@ class Run:
     def perform(self) -> RunSummary:
         backend = self.backend
         try:
-            with self.scratch:
+            with self.scratch, self.naming_scratch():
                 self.walk(RUN_PLAN.before)
                 with backend.transaction():
                     self.walk(RUN_PLAN.transaction)
@@ -281,6 +283,19 @@ class Run:
             self.record_failure()
             raise
         return self.summary
+
+    @contextmanager
+    def naming_scratch(self) -> Iterator[None]:
+        """A full disk while writing part files: say where they go (TMPDIR)."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename is not None or exc.errno not in NO_ROOM or not self.scratch_dir.name:
+                raise
+            raise SparkifyError(
+                f"no room for temporary files in {self.scratch_dir} ({exc.strerror}); free "
+                "space there or point TMPDIR to a folder with room"
+            ) from None
 
     def walk(self, steps: tuple[Step, ...]) -> None:
         for step in steps:
@@ -446,6 +461,12 @@ class Run:
                 )
                 for load in self.loads
             ] + [move.ledger_row() for move in self.moves]
+        if step.name == "record_failed_rejects":  # the files are not in the ledger: URLs
+            return [
+                (run_id, load.file.url, reject.line_no, reject.reason, reject.raw)
+                for load in self.loads
+                for reject in load.parsed.rejects
+            ]
         if step.name == "record_failure":
             return [(run_id, self.started_at, _utc_now(), "failed", _fit(self.failure, 1000))]
         assert step.name == "record_run", step.name
@@ -473,10 +494,11 @@ class Run:
         ]
 
     def record_failure(self) -> None:
-        """After the rollback: keep a trace of the failed run, then end the lock's wait
-        bound; as far as the warehouse is reachable."""
+        """After the rollback: keep a trace of the failed run and the records it rejected
+        (so the input can be fixed), then end the lock's wait bound; as far as the warehouse
+        is reachable."""
         with contextlib.suppress(Exception):
-            if all(self.holds(c) for step in RUN_PLAN.failure for c in step.when):
+            if any(all(self.holds(c) for c in step.when) for step in RUN_PLAN.failure):
                 with self.backend.transaction():
                     self.walk(RUN_PLAN.failure)
         with contextlib.suppress(Exception):
@@ -588,7 +610,8 @@ class Reading:
                 if summary.rows_rejected > self.max_errors:
                     raise TooManyRejects(
                         f"{summary.rows_rejected} records rejected, more than --max-errors "
-                        f"{self.max_errors}; the run was rolled back. First rejects:\n  "
+                        f"{self.max_errors}; the run was rolled back and "
+                        f"`sparkify rejects --run {summary.run_id}` lists them. First rejects:\n  "
                         + "\n  ".join(_first_rejects(self.loads))
                     )
                 yield load

@@ -94,6 +94,7 @@ RUN_COLUMNS = (
     "unknown_fields",
 )
 FAILURE_COLUMNS = ("run_id", "started_at", "finished_at", "status", "message")
+FAILED_REJECT_COLUMNS = ("run_id", "url", "line_no", "reason", "raw")
 # The transforms, in order; those only a run affecting some of the keys needs are marked.
 TRANSFORMS = (
     ("affect_late_songs", True),
@@ -175,6 +176,8 @@ RUN_PLAN = RunPlan(
     failure=(
         Step("record_failure", "insert", ("numbered",), table="etl_runs",
              columns=FAILURE_COLUMNS),
+        Step("record_failed_rejects", "insert", ("numbered", "rejects"),
+             table="etl_failed_rejects", columns=FAILED_REJECT_COLUMNS),
     ),
     after_failure=(Step("lock_wait_end"),),
 )  # fmt: skip

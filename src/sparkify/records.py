@@ -14,6 +14,7 @@ decides and words the reason. tests/test_fast_path.py holds the two to the same 
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -48,15 +49,22 @@ def _text(value: Any) -> str | None:
     return orjson.dumps(value).decode()  # numbers are kept as their JSON text: "title": 66
 
 
+# Numbers written as text: ASCII digits only, with ASCII blanks around. Python's int() and
+# float() also take other scripts' digits ("٣٩"), underscores ("9_010") and Unicode spaces.
+_ASCII_INTEGER = re.compile(r"[ \t\r\n]*[+-]?[0-9]+[ \t\r\n]*", re.ASCII)
+_ASCII_NUMBER = re.compile(
+    r"[ \t\r\n]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t\r\n]*", re.ASCII
+)
+
+
 def _integer(value: Any) -> int | None:
     if value is None:
         return None
     # Text and floats first: the raw data writes user ids as text and registrations as floats.
     if isinstance(value, str):
-        try:
-            result = int(value.strip())
-        except ValueError:
-            raise FieldError(f"expected an integer, got {_short(value)}") from None
+        if not _ASCII_INTEGER.fullmatch(value):
+            raise FieldError(f"expected an integer, got {_short(value)}")
+        result = int(value)
     elif isinstance(value, float):
         if not value.is_integer():
             raise FieldError(f"expected an integer, got {value!r}")
@@ -86,10 +94,9 @@ def _number(value: Any) -> float | None:
     if isinstance(value, int | float):
         result = float(value)
     elif isinstance(value, str):
-        try:
-            result = float(value.strip())
-        except ValueError:
-            raise FieldError(f"expected a number, got {_short(value)}") from None
+        if not _ASCII_NUMBER.fullmatch(value):
+            raise FieldError(f"expected a number, got {_short(value)}")
+        result = float(value)
     else:
         raise FieldError(f"expected a number, got {_json_type(value)}")
     if not math.isfinite(result):

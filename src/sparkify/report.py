@@ -8,6 +8,7 @@ values from the data (song titles, file names, reject reasons) always render as 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from markupsafe import Markup
 
 from sparkify import analytics, charts, quality
 from sparkify.backends import Backend, Result
+from sparkify.errors import ConfigError
 from sparkify.pipeline import require_tables
 
 DEFAULT_PATH = Path("report.html")
@@ -122,15 +124,20 @@ class Report:
         return _environment().get_template("report.html.j2").render(report=self)
 
     def write(self, path: str | os.PathLike[str] = DEFAULT_PATH) -> Path:
-        """Write the HTML atomically (a reader never sees half a file); return the path."""
+        """Write the HTML atomically (a reader never sees half a file); return the path.
+        The folder must exist: a mistyped path is an error, not a new folder."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
             temporary.write_text(self.render(), encoding="utf-8")
             os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise ConfigError(
+                    f"cannot write the report to {target}: {exc.strerror or exc}"
+                ) from None
             raise
         return target
 

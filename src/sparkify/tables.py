@@ -80,6 +80,9 @@ def _pk(name: str, sql_type: str) -> Column:
     return Column(name, sql_type, primary_key=True)
 
 
+# A rejected record: where in its file, why, and its raw text.
+_REJECT = (_nn("line_no", "INTEGER"), _nn("reason", "VARCHAR(1000)"), _c("raw", "VARCHAR(65535)"))
+
 DECLARED = (
     Table(
         "etl_runs",
@@ -116,17 +119,19 @@ DECLARED = (
         diststyle="ALL",
         sortkey=("file_id",),
     ),
-    Table(
-        "etl_rejects",
-        (
-            _nn("run_id", "INTEGER"),
-            _nn("file_id", "INTEGER"),
-            _nn("line_no", "INTEGER"),
-            _nn("reason", "VARCHAR(1000)"),
-            _c("raw", "VARCHAR(65535)"),
-        ),
-        diststyle="EVEN",
-        sortkey=("run_id",),
+    *(
+        Table(
+            name,
+            (_nn("run_id", "INTEGER"), where, *_REJECT),
+            diststyle="EVEN",
+            sortkey=("run_id",),
+        )
+        for name, where in (
+            ("etl_rejects", _nn("file_id", "INTEGER")),
+            # Failed runs' rejects, kept after the rollback: their files are not in the
+            # ledger, so each row names its file.
+            ("etl_failed_rejects", _nn("url", "VARCHAR(1024)")),
+        )
     ),
     Table(
         "staging_events",

@@ -52,6 +52,17 @@ CREATE TABLE IF NOT EXISTS etl_rejects (
 DISTSTYLE EVEN
 SORTKEY(run_id);
 
+-- name: create_etl_failed_rejects
+CREATE TABLE IF NOT EXISTS etl_failed_rejects (
+    run_id          INTEGER NOT NULL,
+    url             VARCHAR(1024) NOT NULL,
+    line_no         INTEGER NOT NULL,
+    reason          VARCHAR(1000) NOT NULL,
+    "raw"           VARCHAR(65535)
+)
+DISTSTYLE EVEN
+SORTKEY(run_id);
+
 -- name: create_staging_events
 CREATE TABLE IF NOT EXISTS staging_events (
     file_id         INTEGER NOT NULL,

@@ -32,15 +32,16 @@ def backend_class(name: str) -> type[Backend]:
     return cls
 
 
-def open_backend(settings: Settings) -> Backend:
-    """The configured backend, not yet connected."""
+def open_backend(settings: Settings, read_only: bool = False) -> Backend:
+    """The configured backend, not yet connected; ``read_only``: it refuses every statement
+    that would change the warehouse, and connecting creates nothing."""
     cls = backend_class(settings.backend)
     if settings.source("WAREHOUSE", "SCHEMA") == "flag" and not cls.capabilities.supports_schema:
         raise ConfigError(
             f"--schema applies to server backends; {settings.backend} keeps its tables in "
             "the database file (--database)"
         )
-    return cls(settings)
+    return cls(settings, read_only)
 
 
 __all__ = ["REGISTRY", "Backend", "Capabilities", "Result", "backend_class", "open_backend"]

@@ -79,8 +79,9 @@ class Backend(ABC):
     begin_sql: ClassVar[str] = "BEGIN"
     commit_sql: ClassVar[str] = "COMMIT"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, read_only: bool = False) -> None:
         self.settings = settings
+        self.read_only = read_only  # reading commands: no statement may change anything
         self.statements = self.dialect_statements()
         self.wait_seconds = 0.0  # how long lock_run waits for another run (connect sets it)
         self.in_transaction = False

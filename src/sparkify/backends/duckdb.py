@@ -31,6 +31,7 @@ from sparkify.backends.base import (
     quote_identifier,
 )
 from sparkify.errors import (
+    ConfigError,
     ConnectionFailed,
     RunInProgress,
     TransientWarehouseError,
@@ -52,8 +53,8 @@ class DuckDBBackend(Backend):
         writes_in_transaction=True,
     )
 
-    def __init__(self, settings: Any) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: Any, read_only: bool = False) -> None:
+        super().__init__(settings, read_only)
         self.path = settings.get("WAREHOUSE", "PATH") or "sparkify.duckdb"
         self._con: duckdb.DuckDBPyConnection | None = None
 
@@ -61,8 +62,19 @@ class DuckDBBackend(Backend):
         return f"duckdb:{self.path}"
 
     def connect(self, wait_seconds: float = 0.0) -> None:
-        """Open the warehouse file read-only (nothing when it does not exist yet: an empty
-        in-memory database stands in); writing happens in ``transaction``."""
+        """Open the warehouse file read-only, whatever the command: writing happens in
+        ``transaction``. Before a first run an empty in-memory database stands in for it (a
+        reading command gets an error instead: nothing is created)."""
+        folder = Path(self.path).parent
+        if self.read_only and self.path != MEMORY and not Path(self.path).exists():
+            raise ConfigError(
+                f"{self.describe()} does not exist: load data first "
+                "(sparkify etl --songs PATH --logs PATH)"
+            )
+        if self.path != MEMORY and not folder.is_dir():
+            raise ConfigError(
+                f"cannot create the DuckDB database {self.path}: the folder {folder} does not exist"
+            )
         self.wait_seconds = wait_seconds
         if self.path != MEMORY and Path(self.path).exists():
             self._con = self._open(self.path, read_only=True)
@@ -97,7 +109,6 @@ class DuckDBBackend(Backend):
                 yield
             return
         path = Path(self.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         with self._run_lock(path):
             work = path.with_name(f"{path.name}.run-{os.getpid()}")
             self._remove_copies(path)

@@ -125,13 +125,17 @@ class PostgresBackend(Backend):
     connect_backoff: ClassVar[float] = 0.25  # seconds before the 2nd try, doubled after
     connect_timeout: ClassVar[int] = 10  # seconds per try
     lock_timeout_sqlstate: ClassVar[str] = "55P03"  # lock_not_available: lock_timeout passed
+    # A read-only session: every transaction of it is read-only, even after a COMMIT.
+    read_only_statements: ClassVar[tuple[str, ...]] = (
+        "SELECT set_config('default_transaction_read_only', 'on', false)",
+    )
     copy_chunk_bytes: ClassVar[int] = 1 << 20
     # Executions of one statement after which psycopg prepares it on the server (its
     # default); None: never (psycopg then never sends DEALLOCATE either).
     prepare_threshold: ClassVar[int | None] = 5
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: Settings, read_only: bool = False) -> None:
+        super().__init__(settings, read_only)
         self.schema = settings.get("WAREHOUSE", "SCHEMA") or "public"
         self.rows_copied = 0  # by the last bulk load
         self._con: psycopg.Connection[Any] | None = None
@@ -207,6 +211,8 @@ class PostgresBackend(Backend):
         try:
             self.use_schema()
             self.configure_session()
+            for sql in self.read_only_statements if self.read_only else ():
+                self.execute(sql)
         except BaseException:
             self.close()
             raise
@@ -235,12 +241,13 @@ class PostgresBackend(Backend):
         )
 
     def use_schema(self) -> None:
-        """Create the configured schema if missing and make it the only one searched.
+        """Create the configured schema if missing (unless read-only) and make it the only
+        one searched.
 
         Existence is checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege
         even when the schema is there, and a second run may create it at the same moment.
         """
-        if not self.schema_exists():
+        if not self.read_only and not self.schema_exists():
             try:
                 self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(self.schema)}")
             except WarehouseError:

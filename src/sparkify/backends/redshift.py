@@ -91,9 +91,11 @@ class RedshiftBackend(PostgresBackend):
     # No server-side prepared statements: after a DROP or ROLLBACK psycopg would clear them
     # with DEALLOCATE ALL, which Redshift (PostgreSQL 8.0.2 protocol) does not have.
     prepare_threshold = None
+    # Redshift has no default_transaction_read_only: one read-only transaction, held open.
+    read_only_statements: ClassVar[tuple[str, ...]] = ("BEGIN READ ONLY",)
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: Settings, read_only: bool = False) -> None:
+        super().__init__(settings, read_only)
         self._aws: Aws | None = None
         self._run_prefix = ""
         self._uploaded: list[str] = []  # objects of successful loads, removed at close

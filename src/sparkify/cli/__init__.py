@@ -7,7 +7,7 @@ records, 4 data-quality checks failed.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -16,12 +16,38 @@ from sparkify.cli.common import fail, handle_errors
 from sparkify.errors import EXIT_USAGE, SparkifyError
 
 
+def usage_error(error: click.ClickException) -> NoReturn:
+    """Click's usage errors as one ``error:`` line, with the command's help to turn to.
+    A group run without a command shows its help, as click does."""
+    if isinstance(error, click.exceptions.NoArgsIsHelpError):
+        error.show()
+        sys.exit(error.exit_code)
+    ctx = getattr(error, "ctx", None)
+    hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    fail(error.format_message() + hint, error.exit_code)
+
+
 class SparkifyGroup(click.Group):
-    """Turns the library's errors into one line on stderr and a documented exit code."""
+    """Turns the library's errors and click's usage errors into one line on stderr and a
+    documented exit code."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as error:
+            usage_error(error)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.ClickException as error:
+            usage_error(error)
         except SparkifyError as error:
             handle_errors(error)
         except OSError as error:  # a path the user gave: not a folder, no permission, ...

@@ -17,7 +17,12 @@ from typing import Any
 
 import click
 
-from sparkify.cli.common import echo_json, print_table
+from sparkify.cli.common import (
+    echo_json,
+    echo_line,
+    print_table,
+    settings_for_people,
+)
 from sparkify.config import Settings, load_settings
 from sparkify.errors import ConfigError, SparkifyError
 from sparkify.infrastructure import (
@@ -37,6 +42,7 @@ from sparkify.infrastructure import (
     status_report,
     write_endpoint,
 )
+from sparkify.text import printable
 
 
 @dataclass(frozen=True)
@@ -49,12 +55,12 @@ class AwsOptions:
     json: bool
 
     def settings(self) -> Settings:
-        return load_settings(self.config, {("AWS", "REGION"): self.region})
+        return settings_for_people(load_settings(self.config, {("AWS", "REGION"): self.region}))
 
     def say(self, message: str) -> None:
         """Chatter for people: on stderr, silent with --quiet or --json."""
         if not (self.quiet or self.json):
-            click.echo(message, err=True)
+            echo_line(message, err=True)
 
 
 def aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -130,7 +136,7 @@ class Reporter:
 
     def log(self, message: str) -> None:
         if self.console is not None:
-            self.console.print(message, highlight=False, markup=False)
+            self.console.print(printable(message), highlight=False, markup=False)
         else:
             self.options.say(message)
 
@@ -146,7 +152,9 @@ class Reporter:
 
     def tick(self, message: str, elapsed: float) -> None:
         if self.status is not None:
-            self.status.update(f"{message} ({elapsed:.0f} s)")
+            from rich.text import Text
+
+            self.status.update(Text(printable(f"{message} ({elapsed:.0f} s)")))
         elif message != self.last:
             self.options.say(f"waiting for {message}")
         self.last = message
@@ -235,7 +243,7 @@ def up_command(
     settings = options.settings()
     network = resolve_cidr(cidr, allow_anywhere, discover_public_ip)
     if open_to_everyone(network):
-        click.echo(f"warning: port 5439 will be open to the whole internet ({network})", err=True)
+        echo_line(f"warning: port 5439 will be open to the whole internet ({network})", err=True)
     interactive = sys.stdin.isatty() and not options.json
     configured = settings.get("CLUSTER", "DB_PASSWORD")
     with reporting(options) as reporter:
@@ -262,7 +270,7 @@ def up_command(
     options.say(f"wrote {', '.join(written)} to {path}")
     if not options.quiet:
         print_costs(costs)
-        click.echo(f"next: sparkify create-tables --backend redshift --config {path}")
+        echo_line(f"next: sparkify create-tables --backend redshift --config {path}")
 
 
 SERVERLESS = click.option(
@@ -292,7 +300,7 @@ def status_command(options: AwsOptions, serverless: bool) -> None:
     print_table(["resource", "name", "state", "detail"], _status_rows(status), status["region"])
     host = status["config"]["host"]
     if host and not status["config"]["host_is_live"]:
-        click.echo(f"note: dwh.cfg HOST {host} is not this running warehouse")
+        echo_line(f"note: dwh.cfg HOST {host} is not this running warehouse")
     costs = cost_rows(status)
     if costs and not options.quiet:
         print_costs(costs)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import orjson
@@ -20,6 +20,7 @@ from sparkify.backends import Backend, open_backend
 from sparkify.config import Settings, load_settings
 from sparkify.errors import SparkifyError
 from sparkify.progress import ProgressFactory, progress_factory
+from sparkify.text import printable
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,11 @@ class WarehouseOptions:
         for key, value in extra.items():
             section, name = key.split("__")
             overrides[(section.upper(), name.upper())] = value
-        return load_settings(self.config, overrides)
+        return settings_for_people(load_settings(self.config, overrides))
 
-    def backend_for(self, settings: Settings | None = None) -> Backend:
-        return open_backend(settings or self.settings())
+    def backend_for(self, settings: Settings | None = None, read_only: bool = False) -> Backend:
+        """The warehouse; ``read_only`` for commands that only read it."""
+        return open_backend(settings or self.settings(), read_only)
 
     @property
     def progress(self) -> ProgressFactory:
@@ -90,17 +92,27 @@ def connected(backend: Backend, wait_seconds: float = 0.0) -> Iterator[Backend]:
         backend.close()
 
 
+def iso_timestamp(value: dt.date | dt.time) -> str:
+    """ISO 8601; a timestamp with its UTC offset (the warehouse's naive timestamps are UTC)."""
+    if isinstance(value, dt.datetime):
+        utc = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return utc.isoformat()
+    return value.isoformat()
+
+
 def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
+    if isinstance(value, Decimal):  # exact: its digits as a JSON number, not a float
+        return orjson.Fragment(str(value)) if value.is_finite() else str(value)
+    if isinstance(value, dt.date | dt.time):
+        return iso_timestamp(value)
     raise TypeError(type(value).__name__)
 
 
 def to_json(data: Any) -> str:
     return orjson.dumps(
-        data, default=_json_default, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+        data,
+        default=_json_default,
+        option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME,
     ).decode()
 
 
@@ -109,24 +121,43 @@ def echo_json(data: Any) -> None:
 
 
 def format_cell(value: Any) -> str:
+    """A value for people: thousands separators, at most three decimals (a smaller number in
+    scientific notation, never a false 0)."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1e15 else str(value)
+        if (value and abs(value) < 0.0005) or abs(value) >= 1e15:
+            return repr(value)
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ", timespec="milliseconds")
     return str(value)
 
 
+def csv_cell(value: Any) -> str:
+    """A value for programs: exact (shortest round-trip floats, every decimal digit) and
+    timestamps in ISO 8601 with their UTC offset."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dt.date | dt.time):
+        return iso_timestamp(value)
+    return str(value)
+
+
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
+    """A table for people. Every header and cell is plain text (never Rich markup), with the
+    characters a terminal acts on escaped (see ``printable``)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title or None, title_justify="left")
+    table = Table(title=Text(printable(title)) if title else None, title_justify="left")
     for name in columns:
-        table.add_column(name)
+        table.add_column(Text(printable(name)))
     for row in rows:
-        table.add_row(*(format_cell(v) for v in row))
+        table.add_row(*(Text(printable(format_cell(v))) for v in row))
     Console(soft_wrap=True).print(table)
 
 
@@ -134,18 +165,32 @@ def write_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([[format_cell(v) for v in row] for row in rows])
+    writer.writerows([[csv_cell(v) for v in row] for row in rows])
     sys.stdout.write(buffer.getvalue())
+
+
+def echo_line(text: str, err: bool = False) -> None:
+    """One line for people, which may quote the data or a file name: escaped, never markup."""
+    click.echo(printable(text), err=err)
 
 
 def info(options: WarehouseOptions, message: str) -> None:
     """Chatter for people: on stderr, silent with --quiet or --json."""
     if not (options.quiet or options.json):
-        click.echo(message, err=True)
+        echo_line(message, err=True)
 
 
-def fail(message: str, exit_code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+def settings_for_people(settings: Settings) -> Settings:
+    """Print the settings' warnings (a readable secret...) on stderr, one line each."""
+    for warning in settings.warnings:
+        echo_line(f"warning: {warning}", err=True)
+    return settings
+
+
+def fail(message: str, exit_code: int) -> NoReturn:
+    """One ``error:`` line on stderr (a message of several lines is joined), then exit."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    echo_line("error: " + " ".join(lines), err=True)
     sys.exit(exit_code)
 
 

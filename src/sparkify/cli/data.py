@@ -12,6 +12,7 @@ from sparkify.cli.common import (
     WarehouseOptions,
     connected,
     echo_json,
+    echo_line,
     info,
     print_table,
     warehouse_options,
@@ -96,7 +97,7 @@ def generate_command(
         echo_json(summary.as_dict())
     elif not quiet:
         faults = sum(summary.bad_records.values())
-        click.echo(
+        echo_line(
             f"wrote {summary.events:,} events ({summary.plays:,} plays) in "
             f"{summary.event_files} day files and {summary.song_files:,} song files to {out} "
             f"in {summary.seconds:.2f} s"
@@ -154,7 +155,7 @@ def demo_command(options: WarehouseOptions, sample: str) -> None:
         )
     else:
         passed = sum(c.passed for c in checks)
-        click.echo(
+        echo_line(
             f"loaded {summary.tables.get('songplays', 0):,} songplays into "
             f"{backend.describe()} ({summary.files_new} new files, "
             f"{summary.files_skipped} unchanged) in {summary.seconds:.2f} s; "
@@ -162,7 +163,7 @@ def demo_command(options: WarehouseOptions, sample: str) -> None:
         )
         for name, result in answers.items():
             print_table(result.columns, result.rows, analytics.get_query(name).question)
-        click.echo(f"report: {report_path.resolve()}")
+        echo_line(f"report: {report_path.resolve()}")
     quality.raise_on_failure(checks)
 
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
-from sparkify.cli.common import WarehouseOptions, echo_json, print_table, warehouse_options
+from sparkify.cli.common import (
+    WarehouseOptions,
+    echo_json,
+    echo_line,
+    print_table,
+    warehouse_options,
+)
 from sparkify.config import DEFAULT_CONFIG_FILE, TEMPLATE
 from sparkify.errors import ConfigError
 
@@ -24,8 +31,12 @@ def init_command(path: str, force: bool) -> None:
     target = Path(path)
     if target.exists() and not force:
         raise ConfigError(f"{target} already exists; use --force to overwrite it")
-    target.write_text(TEMPLATE, encoding="utf-8")
-    click.echo(f"wrote {target}")
+    # Only its owner may read it: the template invites a password.
+    handle = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(handle, 0o600)  # an existing file keeps its mode otherwise
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(TEMPLATE)
+    echo_line(f"wrote {target}")
 
 
 @click.command("config")

@@ -12,11 +12,13 @@ from sparkify.cli.common import (
     WarehouseOptions,
     connected,
     echo_json,
+    echo_line,
     info,
     print_table,
     warehouse_options,
     write_csv,
 )
+from sparkify.config import overlapping_inputs
 from sparkify.errors import ConfigError
 from sparkify.pipeline import (
     DEFAULT_MAX_ERRORS,
@@ -120,14 +122,22 @@ def etl_command(
       sparkify etl --songs sample/song_data --logs sample/log_data
       sparkify etl --logs s3://bucket/log_data --since 2018-11-01 --until 2018-11-15
     """
+    first, last = _parse_date(since, "--since"), _parse_date(until, "--until")
+    if first and last and first > last:
+        raise ConfigError(f"--since {first} is after --until {last}")
     settings = options.settings(s3__song_data=songs, s3__log_data=logs)
+    song_data = settings.require("S3", "SONG_DATA", "where the song files are")
+    log_data = settings.require("S3", "LOG_DATA", "where the event logs are")
+    overlap = overlapping_inputs(song_data, log_data)
+    if overlap:
+        raise ConfigError(overlap)
     etl_options = EtlOptions(
-        songs=settings.require("S3", "SONG_DATA", "where the song files are"),
-        logs=settings.require("S3", "LOG_DATA", "where the event logs are"),
+        songs=song_data,
+        logs=log_data,
         full_refresh=full_refresh,
         prune=prune,
-        since=_parse_date(since, "--since"),
-        until=_parse_date(until, "--until"),
+        since=first,
+        until=last,
         max_errors=max_errors,
         wait_seconds=wait,
         settings=settings,
@@ -137,9 +147,9 @@ def etl_command(
         summary = run_etl(backend, etl_options, options.progress)
         results = [] if no_checks else quality.run_checks(backend)
     for item in summary.ignored:
-        click.echo(f"warning: ignored {item.url}: {item.reason}", err=True)
+        echo_line(f"warning: ignored {item.url}: {item.reason}", err=True)
     if summary.missing and not summary.pruned:
-        click.echo(f"warning: {_missing(summary)}", err=True)
+        echo_line(f"warning: {_missing(summary)}", err=True)
     report = summary.as_dict()
     if not no_checks:
         report["checks"] = [r.as_dict() for r in results]
@@ -165,7 +175,7 @@ def _print_summary(summary: RunSummary) -> None:
     counts = [(len(summary.ignored), "ignored"), (len(summary.moved), "moved")]
     counts.append((len(summary.missing), "missing, pruned" if summary.pruned else "missing"))
     ignored = "".join(f", {n} {what}" for n, what in counts if n)
-    click.echo(
+    echo_line(
         f"run {summary.run_id} into {summary.warehouse}: {summary.files_new} new, "
         f"{summary.files_changed} changed, {summary.files_skipped} unchanged{ignored} files; "
         f"{summary.lines_read:,} records read, {summary.rows_staged:,} staged, "
@@ -174,18 +184,15 @@ def _print_summary(summary: RunSummary) -> None:
     unknown = summary.unknown_field_counts()
     if unknown:
         kinds = (
-            f"{kind}: " + ", ".join(f"{_printable(name)} ({n:,})" for name, n in fields.items())
+            f"{kind}: " + ", ".join(f"{name} ({n:,})" for name, n in fields.items())
             for kind, fields in unknown.items()
         )
-        click.echo("fields not loaded: " + "; ".join(kinds))
+        echo_line("fields not loaded: " + "; ".join(kinds))  # names from the data: escaped
     if summary.first_rejects:
-        click.echo("first rejects:\n  " + "\n  ".join(summary.first_rejects))
+        echo_line("first rejects:")
+        for reject in summary.first_rejects:
+            echo_line(f"  {reject}")
     print_table(["table", "rows"], sorted(summary.tables.items()))
-
-
-def _printable(text: str) -> str:
-    """Text from the data with its control characters escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _print_checks(results: list[quality.CheckResult]) -> None:
@@ -204,7 +211,7 @@ def check_command(options: WarehouseOptions) -> None:
     Example:
       sparkify check --json
     """
-    backend = options.backend_for()
+    backend = options.backend_for(read_only=True)
     with connected(backend):
         require_tables(backend)
         results = quality.run_checks(backend)
@@ -226,7 +233,7 @@ def rejects_command(options: WarehouseOptions, run_id: int | None, limit: int) -
     Example:
       sparkify rejects --run 3 --json
     """
-    backend = options.backend_for()
+    backend = options.backend_for(read_only=True)
     with connected(backend):
         require_tables(backend)
         [sql] = backend.statements.get("list_rejects")
@@ -267,6 +274,8 @@ def query_command(
       sparkify query plays_by_hour --csv
       sparkify query --sql "SELECT level, COUNT(*) FROM users GROUP BY level"
     """
+    if as_csv and options.json:
+        raise ConfigError("--json and --csv cannot be used together")
     if list_queries:
         rows = [(q.name, q.question) for q in analytics.QUERIES]
         if options.json:
@@ -277,7 +286,7 @@ def query_command(
     if bool(name) == bool(sql_text):
         raise ConfigError("give a query NAME or --sql (see sparkify query --list)")
     question = analytics.get_query(name).question if name else None
-    backend = options.backend_for()
+    backend = options.backend_for(read_only=True)
     with connected(backend):
         if name:
             require_tables(backend)

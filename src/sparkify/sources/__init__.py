@@ -16,9 +16,9 @@ from sparkify.sources.base import (
     SourceFile,
     filter_by_date,
     fingerprint,
-    printable,
 )
 from sparkify.sources.local import LocalSource, is_local
+from sparkify.text import printable
 
 __all__ = [
     "MAX_URL_BYTES",

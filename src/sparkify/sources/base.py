@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from dataclasses import dataclass
 _DATE_IN_NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # etl_files.url holds this many bytes on every backend (Redshift counts VARCHAR in bytes).
 MAX_URL_BYTES = 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -45,12 +43,6 @@ class IgnoredFile:
 
     def as_dict(self) -> dict[str, str]:
         return {"url": self.url, "reason": self.reason}
-
-
-def printable(url: str) -> str:
-    """``url`` safe to print: bytes that are not UTF-8 and control characters as ``\\xNN``."""
-    text = os.fsencode(url).decode("utf-8", "backslashreplace")
-    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 def ledger_problem(url: str) -> str | None:

@@ -9,7 +9,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from sparkify.errors import SourceError
-from sparkify.sources.base import IgnoredFile, Source, SourceFile, ledger_problem, printable
+from sparkify.sources.base import IgnoredFile, Source, SourceFile, ledger_problem
+from sparkify.text import printable
 
 _FILE_TYPES = (
     (stat.S_ISFIFO, "FIFO"),

@@ -27,7 +27,8 @@ from fsspec.registry import known_implementations
 from sparkify.aws import AwsOptions, aws_error, classify, network_errors
 from sparkify.config import Settings, load_settings
 from sparkify.errors import SourceError
-from sparkify.sources.base import IgnoredFile, Source, SourceFile, ledger_problem, printable
+from sparkify.sources.base import IgnoredFile, Source, SourceFile, ledger_problem
+from sparkify.text import printable
 
 T = TypeVar("T")
 

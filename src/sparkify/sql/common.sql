@@ -47,11 +47,17 @@ UNION ALL SELECT 'time', COUNT(*) FROM time
 UNION ALL SELECT 'user_levels', COUNT(*) FROM user_levels;
 
 -- name: list_rejects
--- `sparkify rejects`: quarantined records, of one run when :run_id is not NULL.
-SELECT r.run_id, f.url AS file, r.line_no, r.reason, r."raw"
-FROM etl_rejects r JOIN etl_files f ON f.file_id = r.file_id
-WHERE CAST(:run_id AS INTEGER) IS NULL OR r.run_id = :run_id
-ORDER BY r.run_id, f.url, r.line_no
+-- `sparkify rejects`: quarantined records, of one run when :run_id is not NULL; those of
+-- loaded files and those kept from failed runs.
+SELECT run_id, file, line_no, reason, "raw"
+FROM (
+    SELECT r.run_id, f.url AS file, r.line_no, r.reason, r."raw"
+    FROM etl_rejects r JOIN etl_files f ON f.file_id = r.file_id
+    UNION ALL
+    SELECT run_id, url, line_no, reason, "raw" FROM etl_failed_rejects
+) AS rejects
+WHERE CAST(:run_id AS INTEGER) IS NULL OR run_id = :run_id
+ORDER BY run_id, file, line_no
 LIMIT :limit;
 
 ------------------------------------------------------------------------------------------
@@ -307,5 +313,6 @@ DROP TABLE IF EXISTS time;
 DROP TABLE IF EXISTS staging_events;
 DROP TABLE IF EXISTS staging_songs;
 DROP TABLE IF EXISTS etl_rejects;
+DROP TABLE IF EXISTS etl_failed_rejects;
 DROP TABLE IF EXISTS etl_files;
 DROP TABLE IF EXISTS etl_runs;
