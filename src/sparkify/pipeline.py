@@ -342,7 +342,7 @@ class Run:
         self.scratch_dir = Path(tmp)
         self.scratch.enter_context(self.parsing)
         parser = self.parsing.enter_context(
-            Parser(self.scratch_dir, self.backend.capabilities.row_format)
+            self.backend.file_parser(self.scratch_dir, self.options.max_errors)
         )
         self.reading = Reading(
             parser,
