@@ -37,7 +37,8 @@ CONDITIONS = {
     "version_updates": "a known file's change token moved but its content did not (once each)",
     "parsed_rows": "sparkify parsed files of this kind (local files, or s3:// files under "
     "[S3] RAW_COPY_MIN_BYTES)",
-    "provisioned": "a provisioned cluster (Serverless shows no slices)",
+    "split_parts": "the parsed rows are big enough to split into several files (16 MiB of "
+    "JSON lines), on a provisioned cluster (Serverless shows no slices)",
     "raw_files": "Redshift reads raw s3:// files of this kind itself (at least [S3] "
     "RAW_COPY_MIN_BYTES): while they are read, before the kind is loaded",
     "first_raw_files": "the first raw files of the run",

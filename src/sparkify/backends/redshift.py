@@ -260,7 +260,7 @@ class RedshiftBackend(PostgresBackend):
         refused = (*parsed, "copy_refused")
         return [
             *(cls.raw_statements(kind) if kind else []),
-            Sent(slices, (*parsed, "provisioned")),
+            Sent(slices, (*parsed, "split_parts")),
             Sent(copy, parsed),
             Sent(count, parsed),
             Sent(has_detail, refused),
@@ -399,6 +399,15 @@ class RedshiftBackend(PostgresBackend):
             part.local.unlink(missing_ok=True)
         return loaded
 
+    def staged_parts(self, total_bytes: int) -> int:
+        """How many files ``total_bytes`` of JSON lines are staged in (see ``part_count``);
+        rows too few to split are not worth asking the cluster its slices."""
+        if total_bytes < 2 * self.staging_min_part_bytes:
+            return 1
+        return part_count(
+            total_bytes, self.slices(), self.staging_part_bytes, self.staging_min_part_bytes
+        )
+
     def slices(self) -> int:
         """The cluster's slices: COPY loads one file per slice at a time."""
         if self.serverless:
@@ -410,10 +419,7 @@ class RedshiftBackend(PostgresBackend):
         """Upload the rows (gzipped JSON lines), split into files for every slice to load
         its share, in parallel, and a manifest naming exactly those objects."""
         prefix = self.staging_prefix()
-        total = sum(path.stat().st_size for path in paths)
-        count = part_count(
-            total, self.slices(), self.staging_part_bytes, self.staging_min_part_bytes
-        )
+        count = self.staged_parts(sum(path.stat().st_size for path in paths))
         parts = tuple(
             StagedPart(
                 paths[0].with_name(f"{paths[0].name}.{table}-{n:04d}.json.gz"),
