@@ -375,8 +375,10 @@ def strip_redshift_clauses(sql: str) -> str:
 # Serverless and concurrency scaling included; no raw value) and its older STL table.
 LOAD_ERROR_LOGS = {
     "sys_load_error_detail": (
-        "CREATE TABLE IF NOT EXISTS sys_load_error_detail (query_id BIGINT, file_name CHAR(256), "
-        "line_number BIGINT, column_name CHAR(127), error_code INTEGER, error_message CHAR(512))",
+        "CREATE TABLE IF NOT EXISTS sys_load_error_detail (file_name CHAR(256), line_number "
+        "BIGINT, column_name CHAR(127), error_code INTEGER, error_message CHAR(512), "
+        "session_id INTEGER DEFAULT pg_backend_pid(), start_time TIMESTAMP DEFAULT "
+        "LOCALTIMESTAMP)",
         "INSERT INTO sys_load_error_detail (file_name, line_number, column_name, error_code, "
         "error_message) VALUES (:url, :line, :column, :code, :reason)",
     ),

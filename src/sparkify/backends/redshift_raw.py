@@ -167,7 +167,7 @@ class RawCopyParser(Parser):
         [errors_sql] = backend.statements.get("raw_copy_errors")
         errors = [
             (int(line), f"COPY refused the line: {reason} ({code})")
-            for line, code, reason in backend.query(errors_sql).rows
+            for line, code, reason in backend.query(errors_sql, {"url": file.url}).rows
         ]
         backend.insert_rows(
             "raw_refused",

@@ -29,10 +29,12 @@ CREATE TEMPORARY TABLE checked_songs (LIKE staging_songs);
 SET enable_case_sensitive_identifier TO true;
 
 -- name: raw_copy_errors
--- The lines the last COPY refused (wider than 64 KB, invalid UTF-8, a field separator).
+-- The lines the COPY of :url refused (wider than 64 KB, invalid UTF-8, a field separator):
+-- this session's, in this transaction (SYSDATE is when it began). The SYS view's query ids
+-- are not the ones pg_last_copy_id() returns (those are STL_LOAD_ERRORS').
 SELECT line_number, error_code, TRIM(error_message)
 FROM sys_load_error_detail
-WHERE query_id = pg_last_copy_id()
+WHERE session_id = PG_BACKEND_PID() AND TRIM(file_name) = :url AND start_time >= SYSDATE
 ORDER BY line_number;
 
 -- name: land_raw_file
