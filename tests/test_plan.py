@@ -8,6 +8,7 @@ run is one SQL script that sqlglot parses as a whole in each backend's dialect.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def test_the_dry_run_is_one_script_sqlglot_parses(backend: str) -> None:
     parsed = [tree for tree in sqlglot.parse(text, read=DIALECTS[backend]) if tree]
     planned = [sent for _, statements in walk(backend_class(backend)) for sent in statements]
     assert len(parsed) >= len(planned)  # the failed run's statements follow
-    assert "..." not in text
+    assert "..." not in re.sub(r"'[^']*'", "''", text)  # no elided statement (literals aside)
     for word in ("BEGIN;", "COMMIT;", "ROLLBACK;", "SELECT COALESCE(MAX(run_id), 0) + 1"):
         assert word in text
 

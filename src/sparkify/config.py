@@ -60,6 +60,12 @@ KEYS: tuple[Key, ...] = (
     Key("S3", "ENDPOINT_URL", help="S3-compatible endpoint (MinIO, Ceph); AWS when unset"),
     Key("S3", "ANONYMOUS", "false", help="true: read public buckets without credentials"),
     Key("S3", "STAGING_PREFIX", help="s3:// prefix where Redshift loads stage local files"),
+    Key(
+        "S3",
+        "RAW_COPY_MIN_BYTES",
+        "1048576",
+        help="Redshift COPYs s3:// source files at least this big itself; off: never",
+    ),
     Key("AWS", "REGION", "us-west-2", help="AWS region"),
     Key("AWS", "KEY", secret=True, help="prefer the standard AWS credential chain"),
     Key("AWS", "SECRET", secret=True, help="prefer the standard AWS credential chain"),

@@ -386,7 +386,7 @@ class Run:
         self.scratch_dir = self.scratch.enter_context(scratch_folder())
         self.scratch.enter_context(self.parsing)
         parser = self.parsing.enter_context(
-            Parser(self.scratch_dir, self.backend.capabilities.row_format)
+            self.backend.file_parser(self.scratch_dir, self.options.max_errors)
         )
         self.reading = Reading(
             parser,

@@ -36,6 +36,15 @@ CONDITIONS = {
     "loads": "new content was staged, or files moved or were pruned",
     "some_keys": "events of other files are staged: only some plays and users are affected",
     "version_updates": "a known file's change token moved but its content did not (once each)",
+    "parsed_rows": "sparkify parsed files of this kind (local files, or s3:// files under "
+    "[S3] RAW_COPY_MIN_BYTES)",
+    "split_parts": "the parsed rows are big enough to split into several files (16 MiB of "
+    "JSON lines), on a provisioned cluster (Serverless shows no slices)",
+    "raw_files": "Redshift reads raw s3:// files of this kind itself (at least [S3] "
+    "RAW_COPY_MIN_BYTES): while they are read, before the kind is loaded",
+    "first_raw_files": "the first raw files of the run",
+    "each_raw_file": "once per raw file",
+    "raw_refused": "COPY refused lines of the file",
     "copy_refused": "COPY loaded fewer rows than were staged (the run then fails)",
     "load_error_detail": "the catalog has sys_load_error_detail",
     "no_load_error_detail": "the catalog lacks sys_load_error_detail",
@@ -205,7 +214,9 @@ def step_statements(backend: type[Backend], step: Step, all_keys: bool = False) 
     if step.does == "insert":
         sql = backend.insert_sql(step.table, step.columns)
         return [Sent(backend.driver_sql(sql, has_parameters(sql)))]
-    if step.does in ("parse", "end_parse"):
+    if step.does == "end_parse":
+        return backend.end_parse_statements()
+    if step.does == "parse":
         return []
     return _named(backend, step.name, all_keys and step.all_keys)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from sparkify.config import Settings
+from sparkify.parsing import Parser
 from sparkify.schema import Statements
 
 Params = Mapping[str, Any] | None
@@ -101,6 +102,11 @@ class Backend(ABC):
         """What a bulk load of ``table`` sends (see ``load_canonical``), for the dry run."""
 
     @classmethod
+    def end_parse_statements(cls) -> list[Sent]:
+        """What the end of parsing sends (see ``file_parser``): nothing, for the Python parser."""
+        return []
+
+    @classmethod
     @abstractmethod
     def insert_sql(cls, table: str, columns: Sequence[str]) -> str:
         """The statement ``insert_rows`` sends."""
@@ -185,6 +191,12 @@ class Backend(ABC):
         yield paths.append
         if paths:
             self.load_canonical(table, paths)
+
+    def file_parser(self, scratch: Path, max_errors: int) -> Parser:
+        """What turns a run's files into staged rows: the Python parser, writing part files
+        in ``capabilities.row_format`` under ``scratch``. A backend that can read raw files
+        itself returns a parser that hands it those files (Redshift)."""
+        return Parser(scratch, self.capabilities.row_format)
 
     @abstractmethod
     def load_canonical(self, table: str, paths: Sequence[Path]) -> int:

@@ -11,12 +11,14 @@ that view is missing). Without a password, connections use IAM temporary credent
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import re
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,11 +27,12 @@ import orjson
 import psycopg
 
 from sparkify.aws import Aws, resolve_region
-from sparkify.backends.base import Backend, Capabilities, Sent, quote_identifier
+from sparkify.backends.base import Backend, Capabilities, Sent, has_parameters, quote_identifier
 from sparkify.backends.postgres import PostgresBackend
 from sparkify.config import Settings
 from sparkify.errors import ConfigError, SparkifyError, WarehouseError
-from sparkify.staging import CANONICAL, table_columns
+from sparkify.parsing import Parser
+from sparkify.staging import CANONICAL, KIND_TABLE, table_columns
 
 _AWS_HOST = re.compile(
     r"^(?P<name>[a-z0-9-]+)\.[a-z0-9]+\.(?P<region>[a-z]{2}(-[a-z]+)+-\d)"
@@ -48,14 +51,30 @@ COPY_DERIVED = {
 
 
 @dataclass(frozen=True)
+class StagedPart:
+    """One gzip file of a table's rows: where it is written locally and uploaded."""
+
+    local: Path
+    url: str
+
+
+@dataclass(frozen=True)
 class StagedLoad:
-    """One table's rows uploaded for COPY: the data object and the manifest naming it."""
+    """One table's rows uploaded for COPY: the data objects and the manifest naming them."""
 
     table: str
-    local: Path
+    parts: tuple[StagedPart, ...]
     rows: int
-    data_url: str
     manifest_url: str
+
+
+def part_count(total_bytes: int, slices: int, part_bytes: int, min_part_bytes: int) -> int:
+    """How many files a table's rows are split into for COPY: about ``part_bytes`` each,
+    a multiple of the cluster's slices so that every slice loads its share, but none below
+    ``min_part_bytes`` (AWS: 1 MB to 1 GB compressed each, a multiple of the slices)."""
+    wanted = max(1, -(-total_bytes // part_bytes))
+    wanted = -(-wanted // slices) * slices
+    return max(1, min(wanted, total_bytes // min_part_bytes))
 
 
 def _literal(value: str, pattern: re.Pattern[str], what: str) -> str:
@@ -74,7 +93,7 @@ def _split_s3(url: str) -> tuple[str, str]:
 class RedshiftBackend(PostgresBackend):
     name = "redshift"
     capabilities = Capabilities(
-        sql_chain=("redshift", "postgres", "common"),
+        sql_chain=("redshift", "redshift_load", "postgres", "common"),
         paramstyle="pyformat",
         supports_schema=True,
     )
@@ -93,12 +112,19 @@ class RedshiftBackend(PostgresBackend):
     prepare_threshold = None
     # Redshift has no default_transaction_read_only: one read-only transaction, held open.
     read_only_statements: ClassVar[tuple[str, ...]] = ("BEGIN READ ONLY",)
+    # Staged files of parsed rows, sized on their JSON lines (gzip makes them 5-10x smaller)
+    staging_part_bytes: ClassVar[int] = 512 << 20
+    staging_min_part_bytes: ClassVar[int] = 8 << 20
+    multipart_bytes: ClassVar[int] = 64 << 20  # larger objects go up in parts of this size
+    upload_threads: ClassVar[int] = 8
+    serverless_slices: ClassVar[int] = 8  # Serverless does not show its slices (stv_slices)
 
     def __init__(self, settings: Settings, read_only: bool = False) -> None:
         super().__init__(settings, read_only)
         self._aws: Aws | None = None
         self._run_prefix = ""
         self._uploaded: list[str] = []  # objects of successful loads, removed at close
+        self._landed: dict[Path, str] = {}  # marker part -> kind checked by raw_copy
 
     # -- connection ---------------------------------------------------------------------
     @property
@@ -217,22 +243,73 @@ class RedshiftBackend(PostgresBackend):
 
     @classmethod
     def load_statements(cls, table: str) -> list[Sent]:
-        """After the rows (gzipped) and a manifest naming exactly that object are uploaded:
-        COPY, the count of rows loaded, and why rows were left out when some were."""
+        """What loading ``table`` sends. Raw S3 files of a staging table are COPYed and
+        checked while they are read (``redshift_raw``), each file with its own manifest; the
+        rows sparkify parsed are split for the slices and uploaded with a manifest naming
+        exactly those objects, then COPYed, counted, and explained when rows were left out."""
         manifest = f"'s3://<STAGING_PREFIX>/<run>/{table}.manifest'"
         copy = cls.s3_copy_sql(table, manifest, "'<[IAM_ROLE] ARN>'", "'<[AWS] REGION>'")
         statements = cls.dialect_statements()
+        [slices] = statements.get("count_slices")
         [count] = statements.get("copy_count")
         [has_detail] = statements.get("has_load_error_detail")
         [errors] = statements.get("load_errors")
         [stl_errors] = statements.get("load_errors_stl")
-        refused = ("copy_refused",)
+        kind = next((k for k, t in KIND_TABLE.items() if t == table), "")
+        parsed = ("parsed_rows",) if kind else ()  # rejects are always staged by sparkify
+        refused = (*parsed, "copy_refused")
         return [
-            Sent(copy),
-            Sent(count),
+            *(cls.raw_statements(kind) if kind else []),
+            Sent(slices, (*parsed, "split_parts")),
+            Sent(copy, parsed),
+            Sent(count, parsed),
             Sent(has_detail, refused),
             Sent(cls.driver_sql(errors, bound=True), (*refused, "load_error_detail")),
             Sent(cls.driver_sql(stl_errors, bound=True), (*refused, "no_load_error_detail")),
+        ]
+
+    @classmethod
+    def end_parse_statements(cls) -> list[Sent]:
+        """The raw path's temporary tables go once every file is read."""
+        return [
+            Sent(sql, ("raw_files",)) for sql in cls.dialect_statements().get("drop_raw_tables")
+        ]
+
+    @classmethod
+    def raw_statements(cls, kind: str) -> list[Sent]:
+        """The raw path of one kind (see ``redshift_raw``): per file a COPY and its landing,
+        then the checks of all the run's files of that kind, then their rows into staging."""
+        from sparkify.backends.redshift_checks import (
+            PARSE_SQL,
+            check_sql,
+            records_sql,
+            staged_insert_sql,
+        )
+
+        statements = cls.dialect_statements()
+        manifest = "'s3://<STAGING_PREFIX>/<run>/raw-<file_id>.manifest'"
+        copy = cls.raw_copy_sql(manifest, "'<[IAM_ROLE] ARN>'", "'<[AWS] REGION>'", 1000)
+        refused = cls.insert_sql("raw_refused", ("file_id", "line_no", "loaded_before", "reason"))
+
+        def named(name: str, *when: str) -> list[Sent]:
+            return [
+                Sent(cls.driver_sql(sql, has_parameters(sql)), ("raw_files", *when))
+                for sql in statements.get(name)
+            ]
+
+        checks = [records_sql(kind), PARSE_SQL, check_sql(kind), staged_insert_sql(kind)]
+        return [
+            *named("create_raw_tables", "first_raw_files"),
+            Sent(copy, ("raw_files", "each_raw_file")),
+            *named("raw_copy_errors", "each_raw_file"),
+            Sent(refused, ("raw_files", "each_raw_file", "raw_refused")),
+            *named("land_raw_file", "each_raw_file"),
+            *(Sent(sql, ("raw_files",)) for sql in checks),
+            *named("raw_checked_counts"),
+            *named("raw_rejects"),
+            *named("clear_raw_tables"),
+            *named(f"count_checked_{kind}"),
+            *named(f"stage_checked_{kind}"),
         ]
 
     def copy_options(self) -> tuple[str, str]:
@@ -260,38 +337,123 @@ class RedshiftBackend(PostgresBackend):
     # No COPY FROM STDIN to stream into: the part files go to S3 together, for one COPY.
     bulk_load = Backend.bulk_load
 
+    def file_parser(self, scratch: Path, max_errors: int) -> Parser:
+        """Big raw files on S3 are COPYed and checked inside Redshift (redshift_raw)."""
+        from sparkify.backends.redshift_raw import RawCopyParser
+
+        return RawCopyParser(scratch, self.capabilities.row_format, self, max_errors)
+
+    def landed(self, marker: Path, kind: str) -> Path:
+        """A part "file" standing for the rows of ``kind`` checked inside Redshift."""
+        self._landed[marker] = kind
+        return marker
+
+    @classmethod
+    def raw_copy_sql(cls, manifest_url: str, role_arn: str, region: str, max_errors: int) -> str:
+        """COPY the lines of the raw file a manifest names, one VARCHAR per line: the field
+        separator is the ASCII record separator, which valid JSON never holds unescaped."""
+        return (
+            f"COPY raw_file (line)\nFROM {manifest_url}\nIAM_ROLE {role_arn}\nMANIFEST\n"
+            f"DELIMITER '\\036'\nREGION {region}\nMAXERROR {int(max_errors)}\n"
+            "COMPUPDATE OFF\nSTATUPDATE OFF"
+        )
+
+    def copy_raw(self, manifest_url: str, max_errors: int) -> None:
+        role, region = self.copy_options()
+        manifest = _literal(manifest_url, _S3_URL, "the manifest URL")
+        self.execute(self.raw_copy_sql(manifest, role, region, max_errors))
+
+    def write_manifest(self, name: str, entries: Sequence[tuple[str, int]]) -> str:
+        """A COPY manifest listing exactly ``entries`` (URL, size), under the run's folder."""
+        manifest_url = f"{self.staging_prefix()}/{name}.manifest"
+        manifest = {
+            "entries": [
+                {"url": url, "mandatory": True, "meta": {"content_length": size}}
+                for url, size in entries
+            ]
+        }
+        bucket, key = _split_s3(manifest_url)
+        self.aws().call("s3", "put_object", Bucket=bucket, Key=key, Body=json.dumps(manifest))
+        self._uploaded.append(manifest_url)
+        return manifest_url
+
     def load_canonical(self, table: str, paths: Sequence[Path]) -> int:
+        landed = [p for p in paths if p in self._landed]
+        loaded = 0
+        for kind in {self._landed.pop(p) for p in landed}:
+            [count] = self.statements.get(f"count_checked_{kind}")
+            loaded += int(self.query(count).scalar())
+            self.run(f"stage_checked_{kind}")
+        parsed = [p for p in paths if p not in landed]
+        return loaded + (self.load_parts(table, parsed) if parsed else 0)
+
+    def load_parts(self, table: str, paths: Sequence[Path]) -> int:
+        """Upload the part files of parsed rows and COPY them."""
         self.copy_options()  # fail on bad settings before uploading anything
         staged = self.stage(table, paths)
         loaded = self.run_copy(staged)
         if loaded != staged.rows:
             raise self.load_failure(staged, loaded)
-        self._uploaded += [staged.data_url, staged.manifest_url]
-        staged.local.unlink(missing_ok=True)
+        self._uploaded += [part.url for part in staged.parts]
+        for part in staged.parts:
+            part.local.unlink(missing_ok=True)
         return loaded
 
+    def staged_parts(self, total_bytes: int) -> int:
+        """How many files ``total_bytes`` of JSON lines are staged in (see ``part_count``);
+        rows too few to split are not worth asking the cluster its slices."""
+        if total_bytes < 2 * self.staging_min_part_bytes:
+            return 1
+        return part_count(
+            total_bytes, self.slices(), self.staging_part_bytes, self.staging_min_part_bytes
+        )
+
+    def slices(self) -> int:
+        """The cluster's slices: COPY loads one file per slice at a time."""
+        if self.serverless:
+            return self.serverless_slices
+        [count] = self.statements.get("count_slices")
+        return max(1, int(self.query(count).scalar()))
+
     def stage(self, table: str, paths: Sequence[Path]) -> StagedLoad:
-        """Upload the rows (gzipped JSON lines) and a manifest naming exactly that object."""
-        local = paths[0].with_name(f"{paths[0].name}.{table}.redshift.json.gz")
-        rows = write_copy_input(table, paths, local)
+        """Upload the rows (gzipped JSON lines), split into files for every slice to load
+        its share, in parallel, and a manifest naming exactly those objects."""
         prefix = self.staging_prefix()
-        data_url = f"{prefix}/{table}.json.gz"
-        manifest_url = f"{prefix}/{table}.manifest"
-        manifest = {
-            "entries": [
-                {
-                    "url": data_url,
-                    "mandatory": True,
-                    "meta": {"content_length": local.stat().st_size},
-                }
-            ]
-        }
-        bucket, key = _split_s3(data_url)
-        with local.open("rb") as body:
-            self.aws().call("s3", "put_object", Bucket=bucket, Key=key, Body=body)
-        bucket, key = _split_s3(manifest_url)
-        self.aws().call("s3", "put_object", Bucket=bucket, Key=key, Body=json.dumps(manifest))
-        return StagedLoad(table, local, rows, data_url, manifest_url)
+        count = self.staged_parts(sum(path.stat().st_size for path in paths))
+        parts = tuple(
+            StagedPart(
+                paths[0].with_name(f"{paths[0].name}.{table}-{n:04d}.json.gz"),
+                f"{prefix}/{table}-{n:04d}.json.gz",
+            )
+            for n in range(count)
+        )
+        rows = write_copy_input(table, paths, [part.local for part in parts])
+        with ThreadPoolExecutor(min(self.upload_threads, count)) as pool:
+            list(pool.map(lambda part: self.upload(part.local, part.url), parts))
+        entries = [(part.url, part.local.stat().st_size) for part in parts]
+        return StagedLoad(table, parts, rows, self.write_manifest(table, entries))
+
+    def upload(self, local: Path, url: str) -> None:
+        """One PUT, or a multipart upload above ``multipart_bytes`` (one PUT stops at 5 GB)."""
+        aws, (bucket, key) = self.aws(), _split_s3(url)
+        if local.stat().st_size <= self.multipart_bytes:
+            with local.open("rb") as body:
+                aws.call("s3", "put_object", Bucket=bucket, Key=key, Body=body)
+            return
+        upload = aws.call("s3", "create_multipart_upload", Bucket=bucket, Key=key)["UploadId"]
+        target = {"Bucket": bucket, "Key": key, "UploadId": upload}
+        try:
+            done: list[dict[str, Any]] = []
+            with local.open("rb") as body:
+                while chunk := body.read(self.multipart_bytes):
+                    number = len(done) + 1
+                    sent = aws.call("s3", "upload_part", PartNumber=number, Body=chunk, **target)
+                    done.append({"ETag": sent["ETag"], "PartNumber": number})
+            aws.call("s3", "complete_multipart_upload", MultipartUpload={"Parts": done}, **target)
+        except BaseException:
+            with contextlib.suppress(SparkifyError):
+                aws.call("s3", "abort_multipart_upload", **target)
+            raise
 
     def run_copy(self, staged: StagedLoad) -> int:
         """COPY the manifest's objects; returns the rows Redshift loaded."""
@@ -306,25 +468,27 @@ class RedshiftBackend(PostgresBackend):
         [has_detail] = self.statements.get("has_load_error_detail")
         name = "load_errors" if self.query(has_detail).scalar() else "load_errors_stl"
         [load_errors] = self.statements.get(name)
-        found = self.query(load_errors, {"url": staged.data_url})
-        lines = gzip.decompress(staged.local.read_bytes()).splitlines()
         details = []
-        for file, line, column, value, code, reason in found.rows:
-            source = ""
-            if 0 < int(line) <= len(lines):
-                row = orjson.loads(lines[int(line) - 1])
-                source = f" (source file_id {row.get('file_id')} line {row.get('line_no')})"
-                if value is None:
-                    value = str(row.get(column, ""))
-            shown = (value or "")[:60]
-            details.append(
-                f"{file} line {line}{source}, column {column}, value {shown!r}: {reason} ({code})"
-            )
+        for part in staged.parts:
+            found = self.query(load_errors, {"url": part.url})
+            lines = gzip.decompress(part.local.read_bytes()).splitlines()
+            for file, line, column, value, code, reason in found.rows:
+                source = ""
+                if 0 < int(line) <= len(lines):
+                    row = orjson.loads(lines[int(line) - 1])
+                    source = f" (source file_id {row.get('file_id')} line {row.get('line_no')})"
+                    if value is None:
+                        value = str(row.get(column, ""))
+                shown = (value or "")[:60]
+                details.append(
+                    f"{file} line {line}{source}, column {column}, value {shown!r}: "
+                    f"{reason} ({code})"
+                )
         rejected = staged.rows - loaded
         return WarehouseError(
             f"Redshift rejected {rejected} of {staged.rows} rows loading {staged.table}; the run "
-            f"was rolled back and {staged.data_url} kept for inspection. "
-            + ("; ".join(details) or "no detail in the load error log")
+            f"was rolled back and the staged files under {self.staging_prefix()} kept for "
+            "inspection. " + ("; ".join(details) or "no detail in the load error log")
         )
 
 
@@ -345,11 +509,13 @@ def insert_batches(
         yield rows[start:]
 
 
-def write_copy_input(table: str, paths: Sequence[Path], target: Path) -> int:
-    """The canonical JSON lines of ``paths``, in one gzip, with COPY_DERIVED keys added."""
+def write_copy_input(table: str, paths: Sequence[Path], targets: Sequence[Path]) -> int:
+    """The canonical JSON lines of ``paths``, dealt in turn to the gzip files ``targets``
+    (so they come out the same size), with COPY_DERIVED keys added. Returns the rows."""
     derived = COPY_DERIVED.get(table, {})
     rows = 0
-    with gzip.open(target, "wb", compresslevel=5) as sink:
+    with contextlib.ExitStack() as stack:
+        sinks = [stack.enter_context(gzip.open(t, "wb", compresslevel=5)) for t in targets]
         for path in paths:
             with path.open("rb") as source:
                 for line in source:
@@ -359,6 +525,6 @@ def write_copy_input(table: str, paths: Sequence[Path], target: Path) -> int:
                         row = orjson.loads(line)
                         row.update({column: row.get(key) for column, key in derived.items()})
                         line = orjson.dumps(row) + b"\n"
-                    sink.write(line if line.endswith(b"\n") else line + b"\n")
+                    sinks[rows % len(sinks)].write(line if line.endswith(b"\n") else line + b"\n")
                     rows += 1
     return rows
