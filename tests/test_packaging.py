@@ -65,6 +65,14 @@ def without(
     )
 
 
+@pytest.fixture
+def in_a_warehouse(tmp_path: Path) -> Path:
+    """A folder holding ./sparkify.duckdb with its tables (reading commands need them)."""
+    done = without(ALL_OPTIONAL, "create-tables", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return tmp_path
+
+
 def test_the_duckdb_path_needs_no_optional_package(generated: Path, tmp_path: Path) -> None:
     songs, logs = str(generated / "song_data"), str(generated / "log_data")
 
@@ -120,9 +128,9 @@ def test_the_duckdb_path_needs_no_optional_package(generated: Path, tmp_path: Pa
     ids=["postgres", "redshift", "aws-provisioning", "redshift-without-boto3", "s3", "report"],
 )
 def test_a_missing_extra_is_named_in_one_error_line(
-    tmp_path: Path, extra: str, args: tuple[str, ...], message: str
+    in_a_warehouse: Path, extra: str, args: tuple[str, ...], message: str
 ) -> None:
-    done = without(EXTRA_MODULES[extra], *args, cwd=tmp_path)
+    done = without(EXTRA_MODULES[extra], *args, cwd=in_a_warehouse)
     assert (done.returncode, done.stderr) == (EXIT_USAGE, f"error: {message}\n")
 
 
@@ -137,8 +145,8 @@ def test_s3fs_alone_missing_names_the_s3_extra(tmp_path: Path) -> None:
     )
 
 
-def test_matplotlib_missing_names_the_report_extra(tmp_path: Path) -> None:
-    done = without(("matplotlib",), "report", cwd=tmp_path)
+def test_matplotlib_missing_names_the_report_extra(in_a_warehouse: Path) -> None:
+    done = without(("matplotlib",), "report", cwd=in_a_warehouse)
     assert (done.returncode, done.stderr) == (
         EXIT_USAGE,
         "error: the report needs matplotlib: pip install 'sparkify[report]'\n",
