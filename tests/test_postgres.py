@@ -4,6 +4,7 @@ COPY fidelity, error classification, and row-for-row parity with DuckDB."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
 import threading
 import time
@@ -16,9 +17,12 @@ import psycopg
 import pytest
 from conftest import STAR_ORDER, Warehouse, dump, etl, run_cli
 from datasets import NOV_1, play, song, write_day, write_song
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from postgres_server import PASSWORD_ROLE, free_port
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.copy import Copy, FileWriter
 
 from sparkify.backends import Backend, open_backend
 from sparkify.backends.postgres import PostgresBackend, map_driver_error
@@ -31,10 +35,11 @@ from sparkify.errors import (
     WarehouseError,
 )
 from sparkify.pipeline import EtlOptions, ensure_tables, run_etl
-from sparkify.staging import CANONICAL, row_encoder
+from sparkify.staging import CANONICAL, PGCOPY_HEADER, PGCOPY_TRAILER, row_encoder
 from sparkify.tables import TABLES
 
 PASSWORD = "Corr3ct-Horse-Battery"
+EPOCH, MS = dt.datetime(1970, 1, 1), dt.timedelta(milliseconds=1)
 
 
 def pg_warehouse(dsn: str, schema: str | None = None) -> Warehouse:
@@ -561,6 +566,74 @@ def test_a_row_postgres_refuses_fails_the_load(pg: Warehouse, tmp_path: Path) ->
         assert backend.query("SELECT COUNT(*) FROM staging_events").rows == [(0,)]
     finally:
         backend.close()
+
+
+# The SQL type of a staged column as psycopg names it, and values of it across its whole range.
+PSYCOPG_TYPES = {
+    "VARCHAR": "text",
+    "INTEGER": "int4",
+    "BIGINT": "int8",
+    "DOUBLE": "float8",
+    "TIMESTAMP": "timestamp",
+}
+VALUES = {
+    "VARCHAR": st.text()  # and texts of about 4096 bytes, where the encoder changes its ways
+    | st.builds(
+        str.__mul__, st.characters(codec="utf-8"), st.sampled_from([1024, 1365, 1366, 4095, 4096])
+    ),
+    "INTEGER": st.integers(-(2**31), 2**31 - 1),
+    "BIGINT": st.integers(-(2**63), 2**63 - 1),
+    "DOUBLE": st.floats() | st.integers(-(2**53), 2**53),  # an int in a DOUBLE column too
+}
+MS_OF_DATETIMES = st.integers(  # epoch milliseconds that a datetime can hold (years 1-9999)
+    (dt.datetime.min - EPOCH) // MS, (dt.datetime.max - EPOCH) // MS
+)
+
+
+def staged_rows(table: str) -> st.SearchStrategy[tuple[str, list[dict[str, Any]]]]:
+    """Rows of ``table`` as a parse task stages them, with NULLs anywhere."""
+    read, derived = CANONICAL[table]
+    sources = {d.source for d in derived.values()}
+    columns = {
+        name: st.none() | (MS_OF_DATETIMES if name in sources else VALUES[sql_type])
+        for name, sql_type in read.items()
+    }
+    return st.tuples(st.just(table), st.lists(st.fixed_dictionaries(columns), min_size=1))
+
+
+@pytest.fixture(scope="module")
+def pg_cursor(postgres_dsn: str) -> Iterator[psycopg.Cursor[Any]]:
+    with psycopg.connect(postgres_dsn) as connection:
+        yield connection.cursor()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(list(CANONICAL)).flatmap(staged_rows))
+def test_pgcopy_rows_are_the_bytes_psycopg_writes(
+    pg_cursor: psycopg.Cursor[Any], table_rows: tuple[str, list[dict[str, Any]]]
+) -> None:
+    """sparkify's binary COPY encoder against psycopg's public ``Copy.write_row``: NULLs,
+    every type's extremes, texts of any length, and the derived timestamp (int8 microseconds
+    since 2000 on our side, a datetime on psycopg's)."""
+    table, rows = table_rows
+    read, derived = CANONICAL[table]
+    ours = bytearray(PGCOPY_HEADER)
+    encode = row_encoder(table, "pgcopy")
+    for row in rows:
+        encode([row[name] for name in read], ours)
+    ours += PGCOPY_TRAILER
+
+    theirs = io.BytesIO()
+    with Copy(pg_cursor, binary=True, writer=FileWriter(theirs)) as copy:
+        types = [*read.values(), *(d.sql_type for d in derived.values())]
+        copy.set_types([PSYCOPG_TYPES[sql_type] for sql_type in types])
+        for row in rows:
+            times = [
+                None if row[d.source] is None else EPOCH + row[d.source] * MS
+                for d in derived.values()
+            ]
+            copy.write_row([*(row[name] for name in read), *times])
+    assert bytes(ours) == theirs.getvalue()
 
 
 # -- errors ----------------------------------------------------------------------------------

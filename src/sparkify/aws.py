@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from sparkify.config import Settings
-from sparkify.errors import ConfigError, SourceError, SparkifyError
+from sparkify.errors import ConfigError, SourceError, SparkifyError, needs
 
 DEFAULT_REGION = "us-west-2"  # the default of [AWS] REGION
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
@@ -116,7 +116,8 @@ def _anonymous(settings: Settings) -> bool:
 
 def aws_session(settings: Settings) -> Any:
     """A boto3 session in the resolved region; credentials from [AWS] KEY/SECRET or the chain."""
-    import boto3
+    with needs("aws", "talking to AWS"):
+        import boto3
 
     options = AwsOptions.from_settings(settings)
     return boto3.Session(
@@ -315,19 +316,21 @@ class Failure:
 
 
 def network_errors() -> tuple[type[BaseException], ...]:
-    from aiohttp import ClientError as AiohttpError
     from botocore.exceptions import HTTPClientError
-    from fsspec.exceptions import FSTimeoutError
 
-    return (
+    errors: tuple[type[BaseException], ...] = (
         HTTPClientError,
-        AiohttpError,
         IncompleteRead,
-        FSTimeoutError,
         asyncio.TimeoutError,
         TimeoutError,
         ConnectionError,
     )
+    try:  # s3fs's network errors; without the s3 extra, nothing can raise them
+        from aiohttp import ClientError as AiohttpError
+        from fsspec.exceptions import FSTimeoutError
+    except ImportError:
+        return errors
+    return (*errors, AiohttpError, FSTimeoutError)
 
 
 def _client_error(exc: BaseException) -> Any:

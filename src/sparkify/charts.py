@@ -1,8 +1,9 @@
 """The report's charts: matplotlib figures exported as SVG elements to inline in the page.
 
 ``draw_svg`` makes the figure in the report's style and turns it into markup; the other public
-functions each draw one chart from the rows of its named query. matplotlib is imported only
-when a chart is drawn, so commands that never draw one do not pay for it. Text is kept as SVG
+functions each draw one chart from the rows of its named query. matplotlib and markupsafe are
+imported only when a chart is drawn, so commands that never draw one neither pay for them nor
+need them installed (they come with the ``report`` extra). Text is kept as SVG
 text, which matplotlib escapes, so values from the data (song titles, artist names) render as
 text.
 """
@@ -12,11 +13,12 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
-
-from markupsafe import Markup, escape
+from typing import TYPE_CHECKING, Any
 
 from sparkify.backends import Result
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 DEFAULT_HEIGHT = 3.2  # inches; every chart is 5 inches wide
 NO_DATA = "No data loaded yet"
@@ -76,6 +78,8 @@ def draw_svg(
 def _inline_svg(svg: str, chart_id: str, title: str) -> Markup:
     """matplotlib's SVG document as an element of the page: no prolog, scales to its box,
     labelled, and its ids prefixed so that several charts in one page do not clash."""
+    from markupsafe import Markup, escape
+
     svg = svg[svg.index("<svg") :]  # drop the XML declaration and DOCTYPE
     end = svg.index(">")
     root = re.sub(r'\s(?:width|height)="[^"]*"', "", svg[:end])  # keep viewBox: it scales

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -19,6 +22,25 @@ class ConfigError(SparkifyError):
     """Bad configuration or usage: unknown backend, missing value, unreadable file."""
 
     exit_code = EXIT_USAGE
+
+
+class MissingExtra(ConfigError):
+    """An optional package is not installed; the message names the extra that installs it."""
+
+
+@contextmanager
+def needs(extra: str, purpose: str) -> Iterator[None]:
+    """Turn the ImportError of an optional package imported inside this block into a
+    ``MissingExtra`` naming ``extra``: "the report needs jinja2: pip install 'sparkify[report]'".
+    """
+    try:
+        yield
+    except ImportError as exc:
+        package = (exc.name or "").partition(".")[0]
+        if package == "sparkify":
+            raise  # a bug of ours, not a missing package
+        what = f"needs {package}" if package else f"cannot import ({str(exc).splitlines()[0]})"
+        raise MissingExtra(f"{purpose} {what}: pip install 'sparkify[{extra}]'") from None
 
 
 class SourceError(SparkifyError):

@@ -3,7 +3,8 @@
 Every number comes from a named query in ``sparkify.analytics`` (the ones ``sparkify query``
 runs) or from ``sparkify.quality``, so the report and the CLI cannot disagree. Charts are drawn
 by ``sparkify.charts`` as inline SVG and the page is a Jinja2 template with autoescaping, so
-values from the data (song titles, file names, reject reasons) always render as text.
+values from the data (song titles, file names, reject reasons) always render as text. Jinja2
+and matplotlib come with the ``report`` extra and are imported only when a report is built.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
+from typing import TYPE_CHECKING, Any
 
 from sparkify import analytics, charts, quality
 from sparkify.backends import Backend, Result
-from sparkify.errors import ConfigError
+from sparkify.errors import ConfigError, needs
 from sparkify.pipeline import require_tables
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from markupsafe import Markup
 
 DEFAULT_PATH = Path("report.html")
 HEALTH_LIMIT = 50  # rows of the ledger tables (runs, rejects) shown in the report
@@ -154,6 +156,9 @@ def write_report(
 
 def build_report(backend: Backend, *, limit: int = analytics.DEFAULT_LIMIT) -> Report:
     """Run the named queries and quality checks and lay out the report (not yet rendered)."""
+    with needs("report", "the report"):  # fail before any query, not halfway through
+        import jinja2  # noqa: F401
+        import matplotlib  # noqa: F401
     require_tables(backend)
     results: dict[str, Result] = {}
 
@@ -424,6 +429,8 @@ def _day(value: dt.date | None) -> str:
 
 
 def _environment() -> Environment:
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
     env = Environment(
         loader=PackageLoader("sparkify", "templates"),
         autoescape=True,

@@ -6,7 +6,7 @@ from importlib import import_module
 
 from sparkify.backends.base import Backend, Capabilities, Result
 from sparkify.config import BACKENDS, Settings, unknown_name_message
-from sparkify.errors import ConfigError
+from sparkify.errors import ConfigError, needs
 
 # name -> "module:Class", imported lazily so an unused driver is never loaded
 REGISTRY = {
@@ -15,19 +15,19 @@ REGISTRY = {
     "redshift": "sparkify.backends.redshift:RedshiftBackend",
 }
 assert tuple(REGISTRY) == BACKENDS
+# the extra that installs a backend's packages, and those packages (DuckDB's are in the base)
+EXTRAS = {"postgres": ("postgres", ("psycopg",)), "redshift": ("aws", ("psycopg", "boto3"))}
 
 
 def backend_class(name: str) -> type[Backend]:
     if name not in REGISTRY:
         raise ConfigError(unknown_name_message("backend", name, tuple(REGISTRY)))
     module_name, class_name = REGISTRY[name].split(":")
-    try:
-        module = import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"the {name} backend needs a package that is not installed ({exc.name}); "
-            f"install it with: pip install 'sparkify[{name}]'"
-        ) from None
+    extra, packages = EXTRAS.get(name, ("", ()))
+    for package in packages:
+        with needs(extra, f"the {name} backend"):
+            import_module(package)
+    module = import_module(module_name)
     cls: type[Backend] = getattr(module, class_name)
     return cls
 

@@ -70,18 +70,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sparkify.cli import data, settings, warehouse
+    from sparkify.cli import aws, data, report, settings, warehouse
 
-    for module in (settings, warehouse, data):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-    for optional in ("sparkify.cli.report", "sparkify.cli.aws"):
-        try:
-            module = __import__(optional, fromlist=["COMMANDS"])
-        except ModuleNotFoundError as exc:
-            if exc.name != optional:
-                raise
-            continue
+    for module in (settings, warehouse, data, report, aws):
         for command in module.COMMANDS:
             cli.add_command(command)
 

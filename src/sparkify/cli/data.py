@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sparkify import analytics, quality
+from sparkify.backends import Backend
 from sparkify.cli.common import (
     WarehouseOptions,
     connected,
@@ -18,7 +19,7 @@ from sparkify.cli.common import (
     warehouse_options,
 )
 from sparkify.config import Settings
-from sparkify.errors import ConfigError
+from sparkify.errors import ConfigError, MissingExtra
 from sparkify.generate import GenerateOptions, GenerateSummary, generate
 from sparkify.pipeline import EtlOptions, run_etl
 from sparkify.progress import progress_factory
@@ -143,14 +144,14 @@ def demo_command(options: WarehouseOptions, sample: str) -> None:
         summary = run_etl(backend, etl_options, options.progress)
         checks = quality.run_checks(backend)
         answers = {name: analytics.run_query(backend, name, 5) for name in DEMO_QUERIES}
-        report_path = write_report(backend, DEFAULT_PATH)
+        report_path = _demo_report(options, backend)
     if options.json:
         echo_json(
             {
                 "etl": summary.as_dict(),
                 "checks": [c.as_dict() for c in checks],
                 "answers": {name: result.as_dicts() for name, result in answers.items()},
-                "report": str(report_path.resolve()),
+                "report": str(report_path.resolve()) if report_path else None,
             }
         )
     else:
@@ -163,8 +164,19 @@ def demo_command(options: WarehouseOptions, sample: str) -> None:
         )
         for name, result in answers.items():
             print_table(result.columns, result.rows, analytics.get_query(name).question)
-        echo_line(f"report: {report_path.resolve()}")
+        if report_path:
+            echo_line(f"report: {report_path.resolve()}")
     quality.raise_on_failure(checks)
+
+
+def _demo_report(options: WarehouseOptions, backend: Backend) -> Path | None:
+    """report.html, or None (said on stderr) when the ``report`` extra is not installed:
+    the demo shows the light install working too."""
+    try:
+        return write_report(backend, DEFAULT_PATH)
+    except MissingExtra as missing:
+        info(options, f"no report.html: {missing}")
+        return None
 
 
 COMMANDS = (generate_command, demo_command)

@@ -18,6 +18,7 @@ from sparkify.cli.common import (
     warehouse_options,
     write_csv,
 )
+from sparkify.cli.watch import DEFAULT_INTERVAL, watch_etl
 from sparkify.config import overlapping_inputs
 from sparkify.errors import ConfigError
 from sparkify.pipeline import (
@@ -100,6 +101,17 @@ def _parse_date(value: str | None, name: str) -> dt.date | None:
 )
 @click.option("--no-checks", is_flag=True, help="Skip the data-quality checks after loading.")
 @wait_option
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep loading new files, one run per --interval, until SIGINT/SIGTERM.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help=f"Seconds from the start of one --watch run to the next [default: {DEFAULT_INTERVAL:g}].",
+)
 def etl_command(
     options: WarehouseOptions,
     songs: str | None,
@@ -111,17 +123,28 @@ def etl_command(
     max_errors: int,
     no_checks: bool,
     wait: float,
+    watch: bool,
+    interval: float | None,
 ) -> None:
     """Stage new and changed raw files and update the star schema.
 
     Files already loaded and unchanged are skipped without being read. Bad records are
-    quarantined in etl_rejects (see `sparkify rejects`).
+    quarantined in etl_rejects (see `sparkify rejects`). With --watch, a run starts every
+    --interval seconds and prints one line (one JSON object with --json); SIGINT or SIGTERM
+    stops after the current run (exit 0), a second one interrupts it (rolled back, exit 130).
 
     \b
     Examples:
       sparkify etl --songs sample/song_data --logs sample/log_data
       sparkify etl --logs s3://bucket/log_data --since 2018-11-01 --until 2018-11-15
+      sparkify etl --logs s3://bucket/log_data --watch --interval 300 --json
     """
+    if interval is not None and not watch:
+        raise ConfigError("--interval applies to --watch")
+    if watch and full_refresh:
+        raise ConfigError(
+            "--full-refresh cannot be combined with --watch: every run would rebuild everything"
+        )
     first, last = _parse_date(since, "--since"), _parse_date(until, "--until")
     if first and last and first > last:
         raise ConfigError(f"--since {first} is after --until {last}")
@@ -142,6 +165,9 @@ def etl_command(
         wait_seconds=wait,
         settings=settings,
     )
+    if watch:
+        watch_etl(options, etl_options, not no_checks, interval or DEFAULT_INTERVAL)
+        return
     backend = options.backend_for(settings)
     with connected(backend, wait_seconds=wait):
         summary = run_etl(backend, etl_options, options.progress)

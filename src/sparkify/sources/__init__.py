@@ -3,12 +3,15 @@ token (modification time or ETag) so the ledger can skip unchanged files without
 
 ``base`` holds what every source shares, ``local`` reads local folders and ``file://`` URLs,
 ``objectstore`` reads ``s3://`` and other fsspec URLs (imported only when such a URL is given:
-it pulls in fsspec and botocore).
+it pulls in fsspec and botocore, which the ``s3`` extra installs).
 """
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 from sparkify.config import Settings
+from sparkify.errors import needs
 from sparkify.sources.base import (
     MAX_URL_BYTES,
     IgnoredFile,
@@ -38,6 +41,7 @@ def open_source(location: str, settings: Settings | None = None) -> Source:
     """A source for a local path, ``file://`` URL or object-store URL (``s3://`` ...)."""
     if is_local(location):
         return LocalSource(location)
-    from sparkify.sources.objectstore import ObjectStoreSource
+    with needs("s3", f"reading {urlparse(location).scheme}:// URLs"):
+        from sparkify.sources.objectstore import ObjectStoreSource
 
     return ObjectStoreSource(location, settings)

@@ -73,8 +73,9 @@ def filesystem_class(protocol: str) -> type[fsspec.AbstractFileSystem]:
         if package in ("", "fsspec"):
             missing = exc.__cause__ or exc
             package = (getattr(missing, "name", None) or "").split(".")[0] or protocol
+        install = "'sparkify[s3]'" if protocol in S3_PROTOCOLS else package
         raise SourceError(
-            f"reading {protocol}:// URLs needs the {package} package: pip install {package}"
+            f"reading {protocol}:// URLs needs the {package} package: pip install {install}"
         ) from None
 
 
