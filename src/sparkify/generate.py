@@ -11,15 +11,18 @@ import datetime as dt
 import gc
 import json
 import math
+import multiprocessing
 import os
 import re
 import string
 import time
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
+from multiprocessing.connection import Connection
 from operator import itemgetter
 from pathlib import Path
 from random import Random
@@ -57,6 +60,12 @@ _MEAN_SESSION_EVENTS = 12.0
 _MIN_IDLE_MS = 5 * 60_000
 _PAGE_GAP_MEAN_MS = 20_000
 
+
+# Users are simulated in SHARDS independent shards (uid % SHARDS), each with its own random
+# stream. Fixed, never the number of worker processes: a seed gives the same bytes whatever
+# the number of processes or the machine. Worker processes start from PARALLEL_EVENTS.
+SHARDS = 8
+PARALLEL_EVENTS = 200_000
 
 _MAX_SESSION_EVENTS = 20_000  # longer sessions are cut (never happens in practice)
 _ITEM_STRS = [str(i) for i in range(_MAX_SESSION_EVENTS)]  # itemInSession values
@@ -202,7 +211,7 @@ def _zipf(n: int, s: float = 0.9, q: float = 2.0) -> tuple[float, float, float, 
 
 
 class _Catalogue:
-    """Written songs (eager) and unwritten catalogue songs (created on first play)."""
+    """Written songs (with their song files) and unwritten catalogue songs (log fragments)."""
 
     def __init__(self, options: GenerateOptions) -> None:
         self.rng = Random(f"{options.seed}:catalogue")
@@ -211,7 +220,8 @@ class _Catalogue:
         self.ids: set[str] = set()
         self.files: list[tuple[str, bytes]] = []
         self.written = [self._written_song() for _ in range(options.songs)]
-        self.unwritten: list[tuple[str, str, str, int] | None] = [None] * options.unwritten_songs
+        # Made up front, in rank order (not on first play): shards then see the same songs.
+        self.unwritten = [self._unwritten_song() for _ in range(options.unwritten_songs)]
         # One uniform u picks both sides: u < match_rate -> written song, else unwritten.
         m = options.match_rate
         wa, wb, wp, wq = _zipf(options.songs)
@@ -299,12 +309,11 @@ class _Catalogue:
         self.files.append((track, body.encode()))
         return self._log_tuple(prefix, title, length, duration)
 
-    def unwritten_song(self, k: int) -> tuple[str, str, str, int]:
-        """Create (once) the log fragments of unwritten catalogue song ``k``."""
+    def _unwritten_song(self) -> tuple[str, str, str, int]:
+        """Log fragments of a catalogue song that song_data does not hold."""
         _, prefix = self._artist()
         title, length, duration, _ = self._song()
-        song = self.unwritten[k] = self._log_tuple(prefix, title, length, duration)
-        return song
+        return self._log_tuple(prefix, title, length, duration)
 
 
 class _User:
@@ -364,25 +373,27 @@ def _make_user(r: Random, uid: int, t0: int, sessions_per_day: float) -> _User:
 
 
 class _Simulator:
-    """Walks user sessions and buckets the serialised events by UTC day."""
+    """Walks the sessions of one shard of the users (``uid % SHARDS``, with its own random
+    stream) and buckets the serialised events by UTC day."""
 
-    def __init__(self, options: GenerateOptions, catalogue: _Catalogue) -> None:
-        self.rng = r = Random(options.seed)
-        self.cat = catalogue
+    def __init__(self, options: GenerateOptions, pick_params: list[tuple], shard: int) -> None:
+        self.rng = r = Random(f"{options.seed}:shard:{shard}")
         self.t0 = int(dt.datetime(*options.start.timetuple()[:3], tzinfo=dt.UTC).timestamp()) * 1000
         self.t_end = self.t0 + options.days * DAY_MS
         per_day = options.events_per_user_day / _MEAN_SESSION_EVENTS
-        self.users = [_make_user(r, uid, self.t0, per_day) for uid in range(1, options.users + 1)]
-        for _ in range(math.ceil(options.users / 100)):  # guest visitors
+        uids = range(shard + 1, options.users + 1, SHARDS)
+        self.users = [_make_user(r, uid, self.t0, per_day) for uid in uids]
+        for _ in range(shard, math.ceil(options.users / 100), SHARDS):  # guest visitors
             self.users.append(
                 _User(((_GUEST,) * 4,) * 2, -6, per_day / DAY_MS / _DIURNAL_MEAN, False, True)
             )
         for user in self.users:
             user.next_start = self.next_start(user, self.t0 - _MIN_IDLE_MS)
-        self.pick_params = [catalogue.scaled(_TRANS[paid][NEXT_SONG][0][0]) for paid in (0, 1)]
+        self.pick_params = pick_params
         # Per UTC day of session start: (ms relative to that day's end, line).
         self.buckets: list[list[tuple[int, str]]] = [[] for _ in range(options.days)]
-        self.session_id = self.plays = 0
+        self.plays = 0
+        self.session_id = shard + 1 - SHARDS  # this shard's ids: shard + 1 + n * SHARDS
 
     def next_start(self, user: _User, after: int) -> int:
         """Next session start: idle gap, thinned by the user's local hour of day."""
@@ -395,12 +406,13 @@ class _Simulator:
                 return t
         return self.t_end
 
-    def run_day(self, day: int) -> list[str]:
-        """Simulate every session starting on ``day``; return that day's lines by time."""
+    def run_day(self, day: int) -> tuple[bytes, bytes]:
+        """Simulate every session starting on ``day``; return that day's events by time:
+        their sort keys (ms before midnight, as int64 bytes) and their lines, joined."""
         day_end = self.t0 + (day + 1) * DAY_MS
         for user in self.users:
             while user.next_start < day_end:
-                self.session_id += 1
+                self.session_id += SHARDS
                 end = self.session(user, user.next_start)
                 user.next_start = self.next_start(user, end) if user.rate else self.t_end
         events, self.buckets[day] = self.buckets[day], []
@@ -413,7 +425,8 @@ class _Simulator:
             else:  # beyond the simulated period: dropped
                 self.plays -= sum('"page":"NextSong"' in line for _, line in spill)
             del events[cut:]
-        return list(map(itemgetter(1), events))
+        keys = array("q", map(itemgetter(0), events)).tobytes()
+        return keys, "\n".join(map(itemgetter(1), events)).encode()
 
     def _first_page(self, user: _User) -> int:
         if user.guest:
@@ -445,8 +458,7 @@ class _Simulator:
                         if u < split:
                             art, length, tail, gap = written[int((u * wa + wb) ** wp - wq)]
                         else:
-                            k = int((u * ua + ub) ** up - uq)
-                            art, length, tail, gap = unwritten[k] or self.cat.unwritten_song(k)
+                            art, length, tail, gap = unwritten[int((u * ua + ub) ** up - uq)]
                         append((rel, f"{art}{a}{it}{b}{length}{mid}{tail}{midnight + rel}{e}"))
                         rel += gap
                         u = rnd()
@@ -488,35 +500,35 @@ class _Simulator:
         return profiles, trans, mid, stay, self.pick_params[paid]
 
 
-def _fault(line: str, kind: int, r: Random) -> str:
-    """Corrupt one event line (stays a single line)."""
+def _fault(line: bytes, kind: int, r: Random) -> bytes:
+    """Corrupt one event line (ASCII, stays a single line)."""
     if kind == 0:
         return line[: r.randrange(1, len(line) - 1)]
     if kind == 1:
         return r.choice(
             (
-                line[:-1] + ",}",
-                line.replace(',"auth":', ',,"auth":', 1),
-                line + "}",
-                line.replace('"page":', '"page" ', 1),
+                line[:-1] + b",}",
+                line.replace(b',"auth":', b',,"auth":', 1),
+                line + b"}",
+                line.replace(b'"page":', b'"page" ', 1),
             )
         )
     if kind == 2:
         key, value = r.choice(
             (
-                ("ts", '"yesterday"'),
-                ("sessionId", '"abc"'),
-                ("itemInSession", '"first"'),
-                ("status", '{"code":200}'),
+                (b"ts", b'"yesterday"'),
+                (b"sessionId", b'"abc"'),
+                (b"itemInSession", b'"first"'),
+                (b"status", b'{"code":200}'),
             )
         )
-        return re.sub(f'"{key}":\\d+', f'"{key}":{value}', line, count=1)
+        return re.sub(b'"%s":\\d+' % key, b'"%s":%s' % (key, value), line, count=1)
     if kind == 3:
-        return line.replace('"page":"', '"page":"\udcff\udcfe', 1)  # raw bytes via surrogateescape
-    return re.sub(f',"{r.choice(("ts", "sessionId"))}":\\d+', "", line, count=1)
+        return line.replace(b'"page":"', b'"page":"\xff\xfe', 1)  # not UTF-8
+    return re.sub(b',"%s":\\d+' % r.choice((b"ts", b"sessionId")), b"", line, count=1)
 
 
-def _inject_faults(lines: list[str], rate: float, r: Random, counts: list[int]) -> None:
+def _inject_faults(lines: list[bytes], rate: float, r: Random, counts: list[int]) -> None:
     """Replace a ``rate`` share of lines with faulty versions, counting per type."""
     rnd = r.random
     for i in range(len(lines)):
@@ -557,7 +569,7 @@ def _write_songs(root: Path, files: list[tuple[str, bytes]]) -> int:
 
 
 def _write_day(
-    out: Path, options: GenerateOptions, lines: list[str], day: int, r: Random, counts: list[int]
+    out: Path, options: GenerateOptions, lines: list[bytes], day: int, r: Random, counts: list[int]
 ) -> int:
     """Write one day's event file (faults injected as configured); return its line count."""
     date = options.start + dt.timedelta(days=day)
@@ -565,42 +577,150 @@ def _write_day(
         _inject_faults(lines, options.bad_records, r, counts)
     folder = out / "log_data" / f"{date:%Y}" / f"{date:%m}"
     folder.mkdir(parents=True, exist_ok=True)
-    data = "\n".join(lines).encode("utf-8", "surrogateescape")
-    _write_bytes(str(folder / f"{date:%Y-%m-%d}-events.json"), data)
+    _write_bytes(str(folder / f"{date:%Y-%m-%d}-events.json"), b"\n".join(lines))
     return len(lines)
 
 
+_ShardDay = tuple[list[tuple[bytes, bytes]], int]  # each shard's run_day(), plays so far
+
+
+def _simulate(
+    options: GenerateOptions, pick_params: list[tuple], shards: range
+) -> Iterator[_ShardDay]:
+    """Simulate ``shards`` day by day."""
+    sims = [_Simulator(options, pick_params, shard) for shard in shards]
+    for day in range(options.days):
+        parts = [sim.run_day(day) for sim in sims]
+        yield parts, sum(sim.plays for sim in sims)
+
+
+def _worker(
+    conn: Connection, options: GenerateOptions, pick_params: list[tuple], shards: range
+) -> None:
+    """Worker process: send each day of ``shards`` to the parent, or the error that stopped it."""
+    gc.disable()
+    try:
+        for message in _simulate(options, pick_params, shards):
+            conn.send(message)
+    except Exception as exc:  # the parent raises it
+        conn.send(RuntimeError(f"generator worker failed: {exc!r}"))
+    finally:
+        conn.close()
+
+
+def _received(conn: Connection, days: int) -> Iterator[_ShardDay]:
+    for _ in range(days):
+        try:
+            message = conn.recv()
+        except EOFError:
+            raise RuntimeError("a generator worker process ended unexpectedly") from None
+        if isinstance(message, BaseException):
+            raise message
+        yield message
+
+
+def _merged(streams: list[Iterator[_ShardDay]]) -> Iterator[tuple[list[bytes], int]]:
+    """Each day's lines by time (ties by shard, then by order within the shard) and the plays
+    so far, from streams of which stream ``w`` simulates shards ``w, w + len(streams)...``."""
+    n = len(streams)
+    for messages in zip(*streams, strict=True):
+        parts: list[tuple[bytes, bytes]] = [(b"", b"")] * SHARDS
+        for w, (shard_parts, _) in enumerate(messages):
+            parts[w::n] = shard_parts
+        keys, lines = array("q"), list[bytes]()
+        for shard_keys, blob in parts:
+            keys.frombytes(shard_keys)
+            lines += blob.split(b"\n") if blob else ()
+        order = sorted(range(len(lines)), key=keys.__getitem__)  # stable
+        yield list(map(lines.__getitem__, order)), sum(plays for _, plays in messages)
+
+
+@contextlib.contextmanager
+def _days(
+    options: GenerateOptions, pick_params: list[tuple], workers: int
+) -> Iterator[Iterator[tuple[list[bytes], int]]]:
+    """The simulated days, from ``workers`` processes (in this one if 1); the shards, not the
+    workers, fix the output, so it is the same whatever the number of workers."""
+    if workers <= 1:
+        yield _merged([_simulate(options, pick_params, range(SHARDS))])
+        return
+    ctx = multiprocessing.get_context()
+    procs, conns = [], []
+    try:
+        for w in range(workers):
+            receive, send = ctx.Pipe(duplex=False)
+            shards = range(w, SHARDS, workers)
+            proc = ctx.Process(
+                target=_worker, args=(send, options, pick_params, shards), daemon=True
+            )
+            proc.start()
+            send.close()
+            procs.append(proc)
+            conns.append(receive)
+        yield _merged([_received(conn, options.days) for conn in conns])
+    except BaseException:
+        for proc in procs:
+            proc.terminate()
+        raise
+    finally:
+        for proc in procs:
+            proc.join()
+        for conn in conns:
+            conn.close()
+
+
+def _default_workers(options: GenerateOptions) -> int:
+    """Worker processes for ``options``: every core, unless the dataset is small."""
+    expected = options.users * options.days * options.events_per_user_day
+    return (os.cpu_count() or 1) if expected >= PARALLEL_EVENTS else 1
+
+
 def generate(
-    out: Path, options: GenerateOptions, progress: Callable[[int, int], None] | None = None
+    out: Path,
+    options: GenerateOptions,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> GenerateSummary:
-    """Write a synthetic Sparkify dataset under ``out``; ``progress(done, total)`` per day."""
+    """Write a synthetic Sparkify dataset under ``out``; ``progress(done, total)`` per day.
+
+    ``workers`` processes simulate (default: one per core for large datasets); the files are
+    byte-identical whatever their number.
+    """
     gc_enabled = gc.isenabled()
     gc.disable()  # millions of short-lived tuples and no cycles: collections only cost time
     try:
-        return _generate(Path(out), options, progress)
+        n = _default_workers(options) if workers is None else workers
+        return _generate(Path(out), options, progress, max(1, min(n, SHARDS)))
     finally:
         if gc_enabled:
             gc.enable()
 
 
 def _generate(
-    out: Path, options: GenerateOptions, progress: Callable[[int, int], None] | None
+    out: Path, options: GenerateOptions, progress: Callable[[int, int], None] | None, workers: int
 ) -> GenerateSummary:
     started = time.perf_counter()
     catalogue = _Catalogue(options)
-    song_files = _write_songs(out / "song_data", catalogue.files)
-    sim = _Simulator(options, catalogue)
-    fault_rng, counts, events = Random(f"{options.seed}:faults"), [0] * len(FAULT_TYPES), 0
-    for day in range(options.days):
-        events += _write_day(out, options, sim.run_day(day), day, fault_rng, counts)
-        if progress is not None:
-            progress(day + 1, options.days)
+    pick_params = [catalogue.scaled(_TRANS[paid][NEXT_SONG][0][0]) for paid in (0, 1)]
+    fault_rng, counts, events, plays = (
+        Random(f"{options.seed}:faults"),
+        [0] * len(FAULT_TYPES),
+        0,
+        0,
+    )
+    with _days(options, pick_params, workers) as days:
+        song_files = _write_songs(out / "song_data", catalogue.files)  # while workers simulate
+        for day, (lines, plays_so_far) in enumerate(days):
+            events += _write_day(out, options, lines, day, fault_rng, counts)
+            plays = plays_so_far
+            if progress is not None:
+                progress(day + 1, options.days)
     return GenerateSummary(
         out=out,
         song_files=song_files,
         event_files=options.days,
         events=events,
-        plays=sim.plays,
+        plays=plays,
         users=options.users,
         bad_records={name: n for name, n in zip(FAULT_TYPES, counts, strict=True) if n},
         seconds=time.perf_counter() - started,
