@@ -690,7 +690,7 @@ def _days(
 
 def _default_workers(options: GenerateOptions) -> int:
     """Worker processes for ``options``: one per idle core (by the load average), for datasets
-    large enough. On a busy machine one process is cheaper: workers cost 10 to 35% more CPU
+    large enough. On a busy machine one process is cheaper: workers cost 7 to 25% more CPU
     time (the hand-off and the merge) and are faster only on idle cores."""
     expected = options.users * options.days * options.events_per_user_day
     cores = os.cpu_count() or 1
