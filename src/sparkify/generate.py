@@ -408,9 +408,9 @@ class _Simulator:
                 return t
         return self.t_end
 
-    def run_day(self, day: int) -> tuple[bytes, bytes]:
+    def run_day(self, day: int) -> tuple[bytes, list[str]]:
         """Simulate every session starting on ``day``; return that day's events by time:
-        their sort keys (ms before midnight, as int64 bytes) and their lines, joined."""
+        their sort keys (ms before midnight, as int64 bytes) and their lines."""
         day_end = self.t0 + (day + 1) * DAY_MS
         for user in self.users:
             while user.next_start < day_end:
@@ -427,8 +427,7 @@ class _Simulator:
             else:  # beyond the simulated period: dropped
                 self.plays -= sum('"page":"NextSong"' in line for _, line in spill)
             del events[cut:]
-        keys = array("q", map(itemgetter(0), events)).tobytes()
-        return keys, "\n".join(map(itemgetter(1), events)).encode()
+        return array("q", map(itemgetter(0), events)).tobytes(), list(map(itemgetter(1), events))
 
     def _first_page(self, user: _User) -> int:
         if user.guest:
@@ -502,35 +501,35 @@ class _Simulator:
         return profiles, trans, mid, stay, self.pick_params[paid]
 
 
-def _fault(line: bytes, kind: int, r: Random) -> bytes:
-    """Corrupt one event line (ASCII, stays a single line)."""
+def _fault(line: str, kind: int, r: Random) -> str:
+    """Corrupt one event line (stays a single line)."""
     if kind == 0:
         return line[: r.randrange(1, len(line) - 1)]
     if kind == 1:
         return r.choice(
             (
-                line[:-1] + b",}",
-                line.replace(b',"auth":', b',,"auth":', 1),
-                line + b"}",
-                line.replace(b'"page":', b'"page" ', 1),
+                line[:-1] + ",}",
+                line.replace(',"auth":', ',,"auth":', 1),
+                line + "}",
+                line.replace('"page":', '"page" ', 1),
             )
         )
     if kind == 2:
         key, value = r.choice(
             (
-                (b"ts", b'"yesterday"'),
-                (b"sessionId", b'"abc"'),
-                (b"itemInSession", b'"first"'),
-                (b"status", b'{"code":200}'),
+                ("ts", '"yesterday"'),
+                ("sessionId", '"abc"'),
+                ("itemInSession", '"first"'),
+                ("status", '{"code":200}'),
             )
         )
-        return re.sub(b'"%s":\\d+' % key, b'"%s":%s' % (key, value), line, count=1)
+        return re.sub(f'"{key}":\\d+', f'"{key}":{value}', line, count=1)
     if kind == 3:
-        return line.replace(b'"page":"', b'"page":"\xff\xfe', 1)  # not UTF-8
-    return re.sub(b',"%s":\\d+' % r.choice((b"ts", b"sessionId")), b"", line, count=1)
+        return line.replace('"page":"', '"page":"\udcff\udcfe', 1)  # raw bytes via surrogateescape
+    return re.sub(f',"{r.choice(("ts", "sessionId"))}":\\d+', "", line, count=1)
 
 
-def _inject_faults(lines: list[bytes], rate: float, r: Random, counts: list[int]) -> None:
+def _inject_faults(lines: list[str], rate: float, r: Random, counts: list[int]) -> None:
     """Replace a ``rate`` share of lines with faulty versions, counting per type."""
     rnd = r.random
     for i in range(len(lines)):
@@ -571,7 +570,7 @@ def _write_songs(root: Path, files: list[tuple[str, bytes]]) -> int:
 
 
 def _write_day(
-    out: Path, options: GenerateOptions, lines: list[bytes], day: int, r: Random, counts: list[int]
+    out: Path, options: GenerateOptions, lines: list[str], day: int, r: Random, counts: list[int]
 ) -> int:
     """Write one day's event file (faults injected as configured); return its line count."""
     date = options.start + dt.timedelta(days=day)
@@ -579,11 +578,12 @@ def _write_day(
         _inject_faults(lines, options.bad_records, r, counts)
     folder = out / "log_data" / f"{date:%Y}" / f"{date:%m}"
     folder.mkdir(parents=True, exist_ok=True)
-    _write_bytes(str(folder / f"{date:%Y-%m-%d}-events.json"), b"\n".join(lines))
+    data = "\n".join(lines).encode("utf-8", "surrogateescape")
+    _write_bytes(str(folder / f"{date:%Y-%m-%d}-events.json"), data)
     return len(lines)
 
 
-_ShardDay = tuple[list[tuple[bytes, bytes]], int]  # each shard's run_day(), plays so far
+_ShardDay = tuple[list[tuple[bytes, list[str]]], int]  # each shard's run_day(), plays so far
 
 
 def _simulate(
@@ -607,8 +607,9 @@ def _worker(
         for day, (parts, plays) in enumerate(_simulate(options, pick_params, shards)):
             if day >= _DAYS_AHEAD:
                 conn.recv()  # the parent took day - _DAYS_AHEAD: bounds the files waiting
-            _write_bytes(f"{path}.{day}", b"".join(b"".join(part) for part in parts))
-            conn.send(([(len(keys), len(blob)) for keys, blob in parts], plays))
+            encoded = [(keys, "\n".join(lines).encode()) for keys, lines in parts]
+            _write_bytes(f"{path}.{day}", b"".join(b"".join(part) for part in encoded))
+            conn.send(([(len(keys), len(blob)) for keys, blob in encoded], plays))
     except Exception as exc:  # the parent raises it
         conn.send(RuntimeError(f"generator worker failed: {exc!r}"))
     finally:
@@ -633,22 +634,23 @@ def _received(conn: Connection, days: int, path: str) -> Iterator[_ShardDay]:
         parts, offset = [], 0
         for n_keys, n_blob in sizes:
             middle, offset = offset + n_keys, offset + n_keys + n_blob
-            parts.append((data[offset - n_keys - n_blob : middle], data[middle:offset]))
+            lines = data[middle:offset].decode().split("\n") if n_blob else []
+            parts.append((data[offset - n_keys - n_blob : middle], lines))
         yield parts, plays
 
 
-def _merged(streams: list[Iterator[_ShardDay]]) -> Iterator[tuple[list[bytes], int]]:
+def _merged(streams: list[Iterator[_ShardDay]]) -> Iterator[tuple[list[str], int]]:
     """Each day's lines by time (ties by shard, then by order within the shard) and the plays
     so far, from streams of which stream ``w`` simulates shards ``w, w + len(streams)...``."""
     n = len(streams)
     for messages in zip(*streams, strict=True):
-        parts: list[tuple[bytes, bytes]] = [(b"", b"")] * SHARDS
+        parts: list[tuple[bytes, list[str]]] = [(b"", [])] * SHARDS
         for w, (shard_parts, _) in enumerate(messages):
             parts[w::n] = shard_parts
-        keys, lines = array("q"), list[bytes]()
-        for shard_keys, blob in parts:
+        keys, lines = array("q"), list[str]()
+        for shard_keys, shard_lines in parts:
             keys.frombytes(shard_keys)
-            lines += blob.split(b"\n") if blob else ()
+            lines += shard_lines
         order = sorted(range(len(lines)), key=keys.__getitem__)  # stable
         yield list(map(lines.__getitem__, order)), sum(plays for _, plays in messages)
 
@@ -656,7 +658,7 @@ def _merged(streams: list[Iterator[_ShardDay]]) -> Iterator[tuple[list[bytes], i
 @contextlib.contextmanager
 def _days(
     options: GenerateOptions, pick_params: list[tuple], workers: int
-) -> Iterator[Iterator[tuple[list[bytes], int]]]:
+) -> Iterator[Iterator[tuple[list[str], int]]]:
     """The simulated days, from ``workers`` processes (in this one if 1); the shards, not the
     workers, fix the output, so it is the same whatever the number of workers."""
     if workers <= 1:
