@@ -25,7 +25,7 @@ from measure_local import Dataset, duckdb_settings
 from proc import ChildFailed, ChildTimedOut, run_child
 from report import Figure, ScaleResult
 
-from sparkify.pipeline import TRANSFORM_STEPS
+from sparkify.plan import TRANSFORM_STEPS
 from sparkify.records import parse_events
 from sparkify.staging import table_columns
 

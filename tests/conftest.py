@@ -45,7 +45,7 @@ def sample_data() -> Path:
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated dataset, shared read-only by the session's tests."""
     out = tmp_path_factory.mktemp("generated")
-    generate(out, GenerateOptions(users=40, days=10, songs=150, seed=7, match_rate=0.3))
+    generate(out, GenerateOptions(users=40, days=10, songs=150, seed=2, match_rate=0.3))
     return out
 
 

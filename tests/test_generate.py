@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sparkify import generate as generate_module
 from sparkify.generate import EVENT_KEYS, FAULT_TYPES, GenerateOptions, GenerateSummary, generate
 
 SONG_KEYS = [
@@ -115,6 +116,26 @@ def test_same_seed_is_byte_identical_and_other_seed_differs(tmp_path: Path) -> N
     assert tree.keys() != other_tree.keys() or tree != other_tree
     log = "log_data/2018/11/2018-11-01-events.json"
     assert tree[log] != other_tree[log]
+
+
+def test_output_is_byte_identical_whatever_the_number_of_worker_processes(tmp_path: Path) -> None:
+    options = GenerateOptions(users=50, days=4, songs=40, seed=5, bad_records=0.05)
+    summaries = {n: generate(tmp_path / str(n), options, workers=n) for n in (1, 2, 3, 8)}
+    trees = {n: _tree(tmp_path / str(n)) for n in summaries}
+    assert len(trees[1]) == 40 + 4 and all(tree == trees[1] for tree in trees.values())
+    figures = {(s.events, s.plays, tuple(s.bad_records.items())) for s in summaries.values()}
+    assert len(figures) == 1 and summaries[1].events > 500
+
+
+def test_a_failing_worker_process_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: object, day: int) -> None:
+        raise OSError("simulated failure")
+
+    monkeypatch.setattr(generate_module._Simulator, "run_day", broken)
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        generate(tmp_path, GenerateOptions(users=20, days=2, songs=10), workers=2)
 
 
 def test_song_files_layout_keys_and_types(small: tuple) -> None:
