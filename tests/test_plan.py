@@ -53,6 +53,30 @@ def test_every_condition_is_explained() -> None:
     assert used == set(CONDITIONS)
 
 
+def test_touched_files_update_the_ledger_in_one_statement(
+    warehouse: Warehouse, tmp_path: Path, recorder: Recorder
+) -> None:
+    """Files whose change token moved but whose content did not (a touched folder, a re-upload)
+    cost one UPDATE however many there are, not one per file (on Redshift each would be
+    written on every node of the DISTSTYLE ALL ledger)."""
+    for n in range(40):
+        write_song(tmp_path, song(f"SO{n}", f"Song {n}", "The Band", 100.0 + n))
+    (tmp_path / "log_data").mkdir()
+    recorded_run(warehouse, tmp_path, recorder)
+    for path in (tmp_path / "song_data").rglob("*.json"):
+        os.utime(path, (1, 1))
+    summary, sent = recorded_run(warehouse, tmp_path, recorder)
+    assert (summary.files_new, summary.files_changed, summary.files_skipped) == (0, 0, 40)
+    assert [sql for sql in sent if sql.lstrip().upper().startswith("UPDATE")] == [
+        sql for sql in sent if "UPDATE etl_files" in sql
+    ]
+    assert sum("UPDATE etl_files" in sql for sql in sent) == 1
+    # The new tokens are in the ledger: the next run reads no file.
+    summary, sent = recorded_run(warehouse, tmp_path, recorder)
+    assert summary.files_skipped == 40
+    assert sent == expected_statements(backend_class(warehouse.name), facts())
+
+
 # -- a real run against the plan ----------------------------------------------------------------
 def test_a_run_sends_exactly_the_planned_statements(
     warehouse: Warehouse, two_days: Path, recorder: Recorder
@@ -79,7 +103,7 @@ def test_a_run_sends_exactly_the_planned_statements(
     os.utime(day, (1, 1))
     summary, sent = recorded_run(warehouse, two_days, recorder)
     assert summary.files_skipped == 4
-    assert sent == expected_statements(backend, facts(reads_files=True, version_updates=1))
+    assert sent == expected_statements(backend, facts(reads_files=True, version_updates=True))
 
     # 4. Nothing new: the run reads the ledger and records itself.
     summary, sent = recorded_run(warehouse, two_days, recorder)

@@ -337,9 +337,6 @@ class Run:
         backend = self.backend
         if step.name == "lock_wait":
             backend.run(step.name, backend.lock_params())
-        elif step.each:  # update_file_version, once per file
-            for version, url in self.version_updates:
-                backend.run(step.name, {"version": version, "url": url})
         else:
             backend.run(step.name, all_keys=self.all_keys and step.all_keys)
 
@@ -440,6 +437,8 @@ class Run:
         if step.name == "record_changed_files":
             changed = [(load.file_id, load.kind) for load in self.loads]
             return changed + [(known.file_id, known.kind) for known in self.pruned]
+        if step.name == "record_file_versions":
+            return [(url, version) for version, url in self.version_updates]
         if step.name == "record_moved_files":
             return [(move.known.file_id, move.known.kind) for move in self.moves]
         if step.table == "run_files":  # the new files of one kind, just loaded

@@ -35,7 +35,7 @@ CONDITIONS = {
     "moves": "known files turned up at new URLs (recognised by their content)",
     "loads": "new content was staged, or files moved or were pruned",
     "some_keys": "events of other files are staged: only some plays and users are affected",
-    "version_updates": "a known file's change token moved but its content did not (once each)",
+    "version_updates": "known files' change tokens moved but their content did not",
     "parsed_rows": "sparkify parsed files of this kind (local files, or s3:// files under "
     "[S3] RAW_COPY_MIN_BYTES)",
     "split_parts": "the parsed rows are big enough to split into several files (16 MiB of "
@@ -65,7 +65,6 @@ class Step:
     kind: str = ""  # songs or events, for the steps that parse, load or record files
     table: str = ""
     columns: tuple[str, ...] = ()
-    each: bool = False  # sent once per item (see its condition)
     all_keys: bool = False  # its "-- affected keys only" lines go when every key is affected
     checkpoint: str = ""  # the name ``fail_after`` is called with once the step is passed
 
@@ -168,7 +167,10 @@ RUN_PLAN = RunPlan(
         Step("analyze_staging", when=("loads",)),  # statistics before the snapshots join
         Step("snapshot_affected_songs", when=("loads",)),
         Step("snapshot_affected_events", when=("loads", "some_keys")),
-        Step("update_file_version", when=("version_updates",), each=True),
+        Step("create_file_versions", when=("version_updates",)),
+        Step("record_file_versions", "insert", ("version_updates",), table="file_versions",
+             columns=("url", "version")),
+        Step("update_file_versions", when=("version_updates",)),
         Step("read_first_runs", "query", ("loads",)),
         Step("delete_ledger_rows", when=("loads",)),
         Step("record_files", "insert", ("loads",), table="etl_files", columns=LEDGER_COLUMNS,
@@ -249,8 +251,8 @@ def walk(backend: type[Backend]) -> list[tuple[Step, list[Sent]]]:
 
 
 def expected_statements(backend: type[Backend], facts: Mapping[str, int | bool]) -> list[str]:
-    """The statements a successful run sends when ``facts`` hold: each condition true or
-    false, or for a step sent once per item, how many times."""
+    """The statements a successful run sends when ``facts`` hold (each condition true or
+    false)."""
     all_keys = not facts.get("some_keys")
     sent: list[str] = []
     for step, statements in walk(backend):
@@ -258,9 +260,7 @@ def expected_statements(backend: type[Backend], facts: Mapping[str, int | bool])
             continue
         if step.all_keys:
             statements = step_statements(backend, step, all_keys)
-        times = int(facts[step.when[0]]) if step.each else 1
-        for _ in range(times):
-            sent += [s.sql for s in statements if all(facts.get(c) for c in s.when)]
+        sent += [s.sql for s in statements if all(facts.get(c) for c in s.when)]
     return sent
 
 

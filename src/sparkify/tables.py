@@ -270,6 +270,12 @@ DECLARED = (
 RUN_FILES = Table(
     "run_files", (_nn("file_id", "INTEGER"), _nn("kind", "VARCHAR(8)")), temporary=True
 )
+# A run's new change tokens for known files of unchanged content (create_file_versions).
+FILE_VERSIONS = Table(
+    "file_versions",
+    (_nn("url", "VARCHAR(1024)"), _nn("version", "VARCHAR(128)")),
+    temporary=True,
+)
 AFFECTED = (
     Table("affected_plays", (_nn("songplay_id", "BIGINT"),), temporary=True),
     Table("affected_users", (_nn("user_id", "BIGINT"),), temporary=True),
@@ -323,6 +329,9 @@ def create_statements(chain: tuple[str, ...]) -> dict[str, str]:
     """The DDL as named statements for a dialect chain: ``create_<table>`` for each table
     and ``create_affected``, its statements each ending with a semicolon."""
     dialect = dialect_of(chain)
-    named = {f"create_{t.name}": create_statement(t, dialect) + ";" for t in (*DECLARED, RUN_FILES)}
+    named = {
+        f"create_{t.name}": create_statement(t, dialect) + ";"
+        for t in (*DECLARED, RUN_FILES, FILE_VERSIONS)
+    }
     named["create_affected"] = "\n".join(create_statement(t, dialect) + ";" for t in AFFECTED)
     return named

@@ -27,9 +27,12 @@ SELECT url, file_id, size, version, fingerprint, kind,
        first_run_id, last_run_id, lines_read, rows_staged, rows_rejected
 FROM etl_files;
 
--- name: update_file_version
--- A known file whose change token moved but whose content (ETag) did not.
-UPDATE etl_files SET version = :version WHERE url = :url;
+-- name: update_file_versions
+-- Known files whose change token moved but whose content did not: one UPDATE for all of
+-- them, from the rows of file_versions (on Redshift, one statement per file would be
+-- written on every node of the DISTSTYLE ALL ledger).
+UPDATE etl_files SET version = v.version FROM file_versions v WHERE etl_files.url = v.url;
+DROP TABLE file_versions;
 
 -- name: read_first_runs
 -- The run that first loaded each file this run reloads; its ledger row is replaced next.
