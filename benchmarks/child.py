@@ -81,7 +81,7 @@ def etl(spec: dict[str, Any]) -> dict[str, Any]:
         passed = None
         if spec.get("checks"):
             results = quality.run_checks(backend)
-            passed = not quality.failed(results)
+            passed = results.ok
             mark("checks")
     finally:
         backend.close()

@@ -78,6 +78,27 @@ class TooManyRejects(SparkifyError):
 
 
 class QualityCheckFailed(SparkifyError):
-    """At least one error-severity data-quality check failed."""
+    """At least one error-severity data-quality check failed. ``result`` holds what was
+    checked: the run's ``RunResult`` after ``etl``, else the ``CheckResult``."""
 
     exit_code = EXIT_QUALITY
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def os_error_message(error: OSError) -> str:
+    """``path: reason`` for an OSError on a path the user gave."""
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{error.strerror or error}"
+
+
+@contextmanager
+def from_os_error() -> Iterator[None]:
+    """An OSError inside (a path that is not a folder, no permission, ...) becomes a
+    ConfigError (exit code 2) naming the path."""
+    try:
+        yield
+    except OSError as error:
+        raise ConfigError(os_error_message(error)) from error

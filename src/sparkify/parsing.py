@@ -19,12 +19,13 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sparkify.progress import Advance
 from sparkify.records import PARSERS, Reject
 from sparkify.sources import Source, SourceFile, fingerprint
 from sparkify.staging import KIND_TABLE, row_encoder
@@ -127,7 +128,7 @@ class Parser:
         files: list[SourceFile],
         file_ids: dict[str, int],
         loaded: dict[str, str],
-        advance: Callable[[int], None],
+        advance: Advance,
     ) -> Iterator[tuple[SourceFile, FileParse]]:
         """Each file with what parsing gave, in order. ``loaded`` maps a URL to the
         fingerprint of the content already loaded from it."""
@@ -179,11 +180,12 @@ class Parser:
 def _finish(
     files: list[SourceFile],
     results: Future[list[FileParse]] | list[FileParse],
-    advance: Callable[[int], None],
+    advance: Advance,
 ) -> Iterator[tuple[SourceFile, FileParse]]:
     if isinstance(results, Future):
         results = results.result()
-    advance(sum(f.size for f in files))
+    records = sum(r.lines_read for r in results)
+    advance(sum(f.size for f in files), files=len(files), records=records)
     yield from zip(files, results, strict=True)
 
 

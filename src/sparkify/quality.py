@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from sparkify.backends import Backend
@@ -10,6 +12,8 @@ from sparkify.errors import QualityCheckFailed
 
 ERROR = "error"
 WARNING = "warning"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,9 @@ CHECKS: tuple[Check, ...] = (
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class CheckOutcome:
+    """One check's verdict: how many rows offend it (0 = passed)."""
+
     name: str
     description: str
     severity: str
@@ -107,22 +113,67 @@ class CheckResult:
         return {**asdict(self), "passed": self.passed}
 
 
-def run_checks(backend: Backend, checks: tuple[Check, ...] = CHECKS) -> list[CheckResult]:
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of every check, in order (iterating gives them).
+
+    ``failed`` lists the error-severity checks that failed; a failed warning fails nothing.
+    """
+
+    outcomes: tuple[CheckOutcome, ...]
+
+    def __iter__(self) -> Iterator[CheckOutcome]:
+        return iter(self.outcomes)
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def ran(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def passed(self) -> int:
+        return sum(o.passed for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[CheckOutcome]:
+        return [o for o in self.outcomes if o.severity == ERROR and not o.passed]
+
+    @property
+    def ok(self) -> bool:
+        """True when no error-severity check failed."""
+        return not self.failed
+
+    def summary(self) -> str:
+        """For people: ``16 quality checks ran, 16 passed``."""
+        return f"{self.ran} quality checks ran, {self.passed} passed"
+
+    def raise_on_failure(self, result: object = None) -> None:
+        """Raise :class:`QualityCheckFailed` (exit code 4) when an error-severity check
+        failed; ``result`` rides along on the exception (the run's result, say)."""
+        if self.failed:
+            names = ", ".join(f"{o.name} ({o.failing_rows} rows)" for o in self.failed)
+            raise QualityCheckFailed(
+                f"{len(self.failed)} data-quality check(s) failed: {names}",
+                result if result is not None else self,
+            )
+
+    def as_list(self) -> list[dict[str, object]]:
+        return [o.as_dict() for o in self.outcomes]
+
+
+def run_checks(backend: Backend, checks: tuple[Check, ...] = CHECKS) -> CheckResult:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    results = []
+    outcomes = []
     for check in checks:
         params = {"now": now} if ":now" in check.sql else None
         count = int(backend.query(check.sql, params).scalar() or 0)
-        results.append(CheckResult(check.name, check.description, check.severity, count))
-    return results
-
-
-def failed(results: list[CheckResult]) -> list[CheckResult]:
-    return [r for r in results if r.severity == ERROR and not r.passed]
-
-
-def raise_on_failure(results: list[CheckResult]) -> None:
-    bad = failed(results)
-    if bad:
-        names = ", ".join(f"{r.name} ({r.failing_rows} rows)" for r in bad)
-        raise QualityCheckFailed(f"{len(bad)} data-quality check(s) failed: {names}")
+        outcomes.append(CheckOutcome(check.name, check.description, check.severity, count))
+    result = CheckResult(tuple(outcomes))
+    log.info(
+        "%s", result.summary(), extra={"checks_ran": result.ran, "checks_passed": result.passed}
+    )
+    for outcome in result.failed:
+        log.info("check %s failed: %d rows", outcome.name, outcome.failing_rows)
+    return result

@@ -97,8 +97,9 @@ class Report:
     first_play: dt.datetime | None
     last_play: dt.datetime | None
     cards: list[Card]
-    checks: list[quality.CheckResult]
+    checks: quality.CheckResult
     sections: list[Section] = field(default_factory=list)
+    path: Path | None = None  # where ``write`` put it
 
     @property
     def charts(self) -> list[Chart]:
@@ -141,6 +142,7 @@ class Report:
                     f"cannot write the report to {target}: {exc.strerror or exc}"
                 ) from None
             raise
+        self.path = target
         return target
 
 
@@ -298,8 +300,8 @@ def _listeners(run: Callable[..., Result]) -> Section:
     )
 
 
-def _health(run: Callable[..., Result], checks: list[quality.CheckResult]) -> Section:
-    failing = quality.failed(checks)
+def _health(run: Callable[..., Result], checks: quality.CheckResult) -> Section:
+    failing = checks.failed
     return Section(
         "health",
         "Data health",
@@ -324,7 +326,7 @@ def _health(run: Callable[..., Result], checks: list[quality.CheckResult]) -> Se
     )
 
 
-def _verdict(check: quality.CheckResult) -> str:
+def _verdict(check: quality.CheckOutcome) -> str:
     return "pass" if check.passed else "FAIL" if check.severity == quality.ERROR else "warn"
 
 

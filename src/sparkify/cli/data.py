@@ -149,24 +149,23 @@ def demo_command(options: WarehouseOptions, sample: str) -> None:
         echo_json(
             {
                 "etl": summary.as_dict(),
-                "checks": [c.as_dict() for c in checks],
+                "checks": checks.as_list(),
                 "answers": {name: result.as_dicts() for name, result in answers.items()},
                 "report": str(report_path.resolve()) if report_path else None,
             }
         )
     else:
-        passed = sum(c.passed for c in checks)
         echo_line(
             f"loaded {summary.tables.get('songplays', 0):,} songplays into "
             f"{backend.describe()} ({summary.files_new} new files, "
             f"{summary.files_skipped} unchanged) in {summary.seconds:.2f} s; "
-            f"{passed}/{len(checks)} quality checks passed"
+            f"{checks.summary()}"
         )
         for name, result in answers.items():
             print_table(result.columns, result.rows, analytics.get_query(name).question)
         if report_path:
             echo_line(f"report: {report_path.resolve()}")
-    quality.raise_on_failure(checks)
+    checks.raise_on_failure()
 
 
 def _demo_report(options: WarehouseOptions, backend: Backend) -> Path | None:

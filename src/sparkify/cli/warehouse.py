@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import click
 
@@ -171,22 +172,22 @@ def etl_command(
     backend = options.backend_for(settings)
     with connected(backend, wait_seconds=wait):
         summary = run_etl(backend, etl_options, options.progress)
-        results = [] if no_checks else quality.run_checks(backend)
+        results = None if no_checks else quality.run_checks(backend)
     for item in summary.ignored:
         echo_line(f"warning: ignored {item.url}: {item.reason}", err=True)
     if summary.missing and not summary.pruned:
         echo_line(f"warning: {_missing(summary)}", err=True)
     report = summary.as_dict()
-    if not no_checks:
-        report["checks"] = [r.as_dict() for r in results]
+    if results is not None:
+        report["checks"] = results.as_list()
     if options.json:
         echo_json(report)
     elif not options.quiet:
         _print_summary(summary)
-        failing = quality.failed(results)
-        if failing:
-            _print_checks(failing)
-    quality.raise_on_failure(results)
+        if results is not None and results.failed:
+            _print_checks(results.failed)
+    if results is not None:
+        results.raise_on_failure()
 
 
 def _missing(summary: RunSummary, shown: int = 5) -> str:
@@ -221,7 +222,7 @@ def _print_summary(summary: RunSummary) -> None:
     print_table(["table", "rows"], sorted(summary.tables.items()))
 
 
-def _print_checks(results: list[quality.CheckResult]) -> None:
+def _print_checks(results: Iterable[quality.CheckOutcome]) -> None:
     print_table(
         ["check", "severity", "failing rows", "passed", "what it verifies"],
         [(r.name, r.severity, r.failing_rows, r.passed, r.description) for r in results],
@@ -242,10 +243,10 @@ def check_command(options: WarehouseOptions) -> None:
         require_tables(backend)
         results = quality.run_checks(backend)
     if options.json:
-        echo_json([r.as_dict() for r in results])
+        echo_json(results.as_list())
     elif not options.quiet:
         _print_checks(results)
-    quality.raise_on_failure(results)
+    results.raise_on_failure()
 
 
 @click.command("rejects")

@@ -1,0 +1,279 @@
+"""The Python API: :func:`connect` gives a :class:`Warehouse`; :func:`generate` writes data.
+
+The ``sparkify`` command is a thin layer over these functions. Every error a user can hit is
+a :class:`~sparkify.errors.SparkifyError` whose ``exit_code`` is the command's.
+
+A call opens its own connection and closes it before returning, so a ``Warehouse`` holds no
+lock between calls. Inside ``with sparkify.connect(...) as warehouse:`` the calls share one
+connection, opened at the first call and closed when the block ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sparkify import analytics
+from sparkify.backends import Backend, open_backend
+from sparkify.config import Settings, load_settings
+from sparkify.errors import ConfigError, from_os_error
+from sparkify.generate import GenerateOptions, GenerateSummary
+from sparkify.generate import generate as write_dataset
+from sparkify.pipeline import DEFAULT_MAX_ERRORS, EtlOptions, ensure_tables, require_tables, run_etl
+from sparkify.progress import ProgressFactory, progress_log
+from sparkify.quality import CheckResult, run_checks
+from sparkify.results import Rows, RunResult
+
+if TYPE_CHECKING:
+    from sparkify.report import Report  # imported when used: it needs the report packages
+
+log = logging.getLogger(__name__)
+
+_QUERY_NAME = re.compile(r"[A-Za-z_]\w*")
+
+PathLike = str | os.PathLike[str]
+DateLike = dt.date | str
+
+
+def connect(
+    config: PathLike | None = None,
+    *,
+    backend: str | None = None,
+    database: PathLike | None = None,
+    dsn: str | None = None,
+    schema: str | None = None,
+) -> Warehouse:
+    """The warehouse the settings point at: arguments > ``SPARKIFY_*`` variables >
+    ``config`` (default ``./dwh.cfg``, optional) > defaults (``./sparkify.duckdb``).
+
+    Nothing connects yet; the settings are checked at once (``ConfigError``, exit code 2).
+    """
+    overrides = {
+        ("WAREHOUSE", "BACKEND"): backend,
+        ("WAREHOUSE", "PATH"): None if database is None else os.fspath(database),
+        ("WAREHOUSE", "DSN"): dsn,
+        ("WAREHOUSE", "SCHEMA"): schema,
+    }
+    return Warehouse(load_settings(None if config is None else os.fspath(config), overrides))
+
+
+class Warehouse:
+    """A DuckDB file, a PostgreSQL schema or a Redshift schema holding the star schema."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._backend = open_backend(settings)  # not connected until a call needs it
+        self._shared = 0  # depth of ``with`` blocks: then one connection serves every call
+        self._connected = False
+
+    def __repr__(self) -> str:
+        return f"<Warehouse {self.describe()}>"
+
+    def describe(self) -> str:
+        """Where the data lives, e.g. ``duckdb:sparkify.duckdb`` (never a password)."""
+        return self._backend.describe()
+
+    def __enter__(self) -> Warehouse:
+        self._shared += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._shared -= 1
+        if not self._shared:
+            self.close()
+
+    def close(self) -> None:
+        """Close the shared connection, if one is open (calls outside ``with`` close theirs)."""
+        if self._connected:
+            self._backend.close()
+            self._connected = False
+
+    @contextmanager
+    def session(self, wait_seconds: float = 0.0) -> Iterator[Backend]:
+        """A connected :class:`~sparkify.backends.Backend` (the internals, for extensions)."""
+        if not self._connected:
+            self._backend.connect(wait_seconds=wait_seconds)
+            self._connected = True
+        try:
+            with from_os_error():
+                yield self._backend
+        finally:
+            if not self._shared:
+                self.close()
+
+    # -- loading --------------------------------------------------------------------------
+
+    def create_tables(self, drop: bool = False) -> list[str]:
+        """Create every missing table (``drop=True``: drop and recreate them, losing all
+        data); returns the tables that exist afterwards."""
+        with self.session() as backend, backend.transaction():
+            ensure_tables(backend, drop=drop)
+            tables = sorted(backend.existing_tables())
+        log.info("%s: %d tables in %s", "recreated" if drop else "ready", len(tables), self)
+        return tables
+
+    def etl(
+        self,
+        songs: PathLike | None = None,
+        logs: PathLike | None = None,
+        *,
+        full_refresh: bool = False,
+        since: DateLike | None = None,
+        until: DateLike | None = None,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        checks: bool = True,
+        wait: float = 0.0,
+        progress: ProgressFactory | None = None,
+    ) -> RunResult:
+        """Load new and changed files (``songs``/``logs``: folders or URLs; default
+        ``[S3] SONG_DATA``/``LOG_DATA``) in one transaction, then run the quality checks.
+
+        ``since``/``until`` (dates, inclusive) restrict event files by the day in their name.
+        Raises ``TooManyRejects`` (exit code 3, rolled back) past ``max_errors`` rejected
+        records, ``QualityCheckFailed`` (exit code 4, its ``result`` is the committed run's
+        :class:`RunResult`) when a check fails, ``RunInProgress`` when another run holds the
+        warehouse longer than ``wait`` seconds. ``progress``: a
+        :data:`sparkify.progress.ProgressFactory`; by default progress is logged.
+        """
+        start, end = _date(since, "since"), _date(until, "until")
+        if start and end and start > end:
+            raise ConfigError(f"since ({start}) is after until ({end}): no day is selected")
+        options = EtlOptions(
+            songs=_source(songs, self.settings, "SONG_DATA"),
+            logs=_source(logs, self.settings, "LOG_DATA"),
+            full_refresh=full_refresh,
+            since=start,
+            until=end,
+            max_errors=max_errors,
+            wait_seconds=wait,
+            settings=self.settings,
+        )
+        log.info("loading %s and %s into %s", options.songs, options.logs, self.describe())
+        with self.session(wait_seconds=wait) as backend:
+            summary = run_etl(backend, options, progress or progress_log())
+            result = RunResult.of(summary, run_checks(backend) if checks else None)
+        log.info("%s", _run_line(result), extra={"run": result.as_dict()})
+        if result.checks is not None:
+            result.checks.raise_on_failure(result)
+        return result
+
+    # -- reading --------------------------------------------------------------------------
+
+    def check(self) -> CheckResult:
+        """Run the data-quality checks. Returns their outcomes; ``result.ok`` is false (and
+        ``result.raise_on_failure()`` raises ``QualityCheckFailed``) when one failed."""
+        with self.session() as backend:
+            require_tables(backend)
+            return run_checks(backend)
+
+    def query(self, name_or_sql: str, **params: Any) -> Rows:
+        """A named query from the catalogue (``limit=N`` for the top-N ones), or SQL with
+        ``:name`` parameters bound from ``params``. Returns :class:`Rows`."""
+        text = name_or_sql.strip()
+        with self.session() as backend:
+            if _QUERY_NAME.fullmatch(text):
+                query = analytics.get_query(text)
+                extra = set(params) - ({"limit"} if query.limited else set())
+                if extra:
+                    takes = "only limit" if query.limited else "no parameters"
+                    raise ConfigError(f"query {text} takes {takes}, got {', '.join(sorted(extra))}")
+                require_tables(backend)
+                result = analytics.run_query(
+                    backend, text, params.get("limit", analytics.DEFAULT_LIMIT)
+                )
+            else:
+                result = backend.query(text, params or None)
+        return Rows(result.columns, result.rows)
+
+    def rejects(self, run_id: int | None = None, *, limit: int | None = None) -> Rows:
+        """Quarantined records (run, file, line, reason, raw text), of one run or all."""
+        sql = (
+            "SELECT r.run_id, f.url AS file, r.line_no, r.reason, r.raw "
+            "FROM etl_rejects r JOIN etl_files f ON f.file_id = r.file_id "
+            + ("WHERE r.run_id = :run_id " if run_id is not None else "")
+            + "ORDER BY r.run_id, f.url, r.line_no"
+            + (" LIMIT :limit" if limit is not None else "")
+        )
+        params = {"run_id": run_id, "limit": limit}
+        with self.session() as backend:
+            require_tables(backend)
+            result = backend.query(sql, {k: v for k, v in params.items() if v is not None})
+        return Rows(result.columns, result.rows)
+
+    def report(
+        self, path: PathLike = "report.html", *, limit: int = analytics.DEFAULT_LIMIT
+    ) -> Report:
+        """Write the HTML report to ``path``; returns it (``.path``, ``.outline()``, ...)."""
+        from sparkify.report import build_report
+
+        with self.session() as backend:
+            report = build_report(backend, limit=limit)
+        with from_os_error():
+            report.write(path)
+        log.info("wrote %s", report.path)
+        return report
+
+
+def generate(
+    out: PathLike,
+    *,
+    users: int = 100,
+    days: int = 30,
+    songs: int = 500,
+    seed: int = 42,
+    start: DateLike = dt.date(2018, 11, 1),
+    match_rate: float = 0.1,
+    bad_records: float = 0.0,
+    progress: ProgressFactory | None = None,
+) -> GenerateSummary:
+    """Write a synthetic dataset in the public ``song_data``/``log_data`` layout under
+    ``out``. The same arguments always give byte-identical files. ``progress``: a
+    :data:`sparkify.progress.ProgressFactory` (one step per day)."""
+    try:
+        options = GenerateOptions(
+            users=users,
+            days=days,
+            songs=songs,
+            seed=seed,
+            start=_date(start, "start") or dt.date(2018, 11, 1),
+            match_rate=match_rate,
+            bad_records=bad_records,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    steps = (progress or progress_log())("Generating days", total=days, unit="days")
+    with steps as advance, from_os_error():
+        summary = write_dataset(Path(out), options, progress=lambda done, total: advance(1))
+    log.info("wrote %d events to %s", summary.events, out)
+    return summary
+
+
+def _date(value: DateLike | None, name: str) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value.date() if isinstance(value, dt.datetime) else value
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a date like 2018-11-01, got {value!r}") from None
+
+
+def _source(value: PathLike | None, settings: Settings, key: str) -> str:
+    if value is not None:
+        return os.fspath(value)
+    return settings.require("S3", key, "where the raw files are")
+
+
+def _run_line(result: RunResult) -> str:
+    line = (
+        f"run {result.run_id} into {result.warehouse}: {result.files_new} new, "
+        f"{result.files_changed} changed, {result.files_skipped} unchanged files; "
+        f"{result.lines_read:,} records read, {result.rows_staged:,} staged, "
+        f"{result.rows_rejected:,} rejected in {result.seconds:.2f} s"
+    )
+    return line + (f"; {result.checks.summary()}" if result.checks is not None else "")
