@@ -19,7 +19,7 @@ from proc import command_seconds, run_child
 from report import Figure, ScaleResult
 from scales import Scale
 
-from sparkify.generate import GenerateOptions, generate
+from sparkify.generator import GenerateOptions, generate
 
 SPARKIFY = Path(sys.executable).with_name("sparkify")
 

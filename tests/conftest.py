@@ -21,7 +21,7 @@ from datasets import NOV_1, play, song, write_day, write_song
 from sparkify.backends import Backend, open_backend
 from sparkify.cli import cli
 from sparkify.config import Settings, load_settings
-from sparkify.generate import GenerateOptions, generate
+from sparkify.generator import GenerateOptions, generate
 
 pytest_plugins = ["postgres_server", "moto_server", "recording"]
 

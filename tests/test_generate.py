@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sparkify import generate as generate_module
-from sparkify.generate import EVENT_KEYS, FAULT_TYPES, GenerateOptions, GenerateSummary, generate
+from sparkify import generator as generate_module
+from sparkify.generator import EVENT_KEYS, FAULT_TYPES, GenerateOptions, GenerateSummary, generate
 
 SONG_KEYS = [
     "num_songs",

@@ -240,7 +240,7 @@ def test_missing_input_is_a_clear_error(warehouse: Warehouse, tmp_path: Path) ->
 
 @pytest.fixture
 def faulty(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    from sparkify.generate import GenerateOptions, generate
+    from sparkify.generator import GenerateOptions, generate
 
     out = tmp_path_factory.mktemp("faulty")
     summary = generate(out, GenerateOptions(users=20, days=4, songs=40, bad_records=0.02))

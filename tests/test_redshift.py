@@ -592,7 +592,7 @@ def test_the_public_sample_gives_the_known_figures(
 def test_rejected_records_reach_etl_rejects_through_copy(
     redshift_on_postgres: Warehouse, tmp_path: Path
 ) -> None:
-    from sparkify.generate import GenerateOptions, generate
+    from sparkify.generator import GenerateOptions, generate
 
     generate(tmp_path, GenerateOptions(users=10, days=2, songs=20, bad_records=0.05, seed=3))
     summary = etl(redshift_on_postgres, tmp_path)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         TransientWarehouseError,
         WarehouseError,
     )
-    from sparkify.generate import GenerateSummary
+    from sparkify.generator import GenerateSummary
     from sparkify.quality import CheckOutcome, CheckResult
     from sparkify.results import Rows, RunResult
 
@@ -46,7 +46,7 @@ _PUBLIC = {
     "Rows": "sparkify.results",
     "CheckResult": "sparkify.quality",
     "CheckOutcome": "sparkify.quality",
-    "GenerateSummary": "sparkify.generate",
+    "GenerateSummary": "sparkify.generator",
     "SparkifyError": "sparkify.errors",
     "ConfigError": "sparkify.errors",
     "SourceError": "sparkify.errors",

@@ -23,8 +23,8 @@ from sparkify import analytics
 from sparkify.backends import Backend, open_backend
 from sparkify.config import Settings, load_settings
 from sparkify.errors import ConfigError, from_os_error
-from sparkify.generate import GenerateOptions, GenerateSummary
-from sparkify.generate import generate as write_dataset
+from sparkify.generator import GenerateOptions, GenerateSummary
+from sparkify.generator import generate as write_dataset
 from sparkify.pipeline import DEFAULT_MAX_ERRORS, EtlOptions, ensure_tables, require_tables, run_etl
 from sparkify.progress import ProgressFactory, progress_log
 from sparkify.quality import CheckResult, run_checks

@@ -1,4 +1,4 @@
-"""Site model and word lists for :mod:`sparkify.generate` (pages, names, places, titles)."""
+"""Site model and word lists for :mod:`sparkify.generator` (pages, names, places, titles)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from sparkify.cli.common import (
 )
 from sparkify.config import Settings
 from sparkify.errors import ConfigError, MissingExtra
-from sparkify.generate import GenerateOptions, GenerateSummary, generate
+from sparkify.generator import GenerateOptions, GenerateSummary, generate
 from sparkify.pipeline import EtlOptions, run_etl
 from sparkify.progress import progress_factory
 from sparkify.report import DEFAULT_PATH, write_report
