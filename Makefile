@@ -21,13 +21,13 @@ test: $(BIN)/sparkify ## the whole test suite (starts its own PostgreSQL and S3 
 	$(BIN)/pytest -q
 
 lint: $(BIN)/sparkify ## ruff (lint + format check) and mypy
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy src
 
 format: $(BIN)/sparkify
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks examples
+	$(BIN)/ruff format src tests benchmarks examples
 
 bench: $(BIN)/sparkify ## benchmarks at 100k and 1M events (figures in docs/performance.md)
 	$(BIN)/python benchmarks/run.py --scales small,medium

@@ -75,9 +75,10 @@ class _SparkifyOperator(BaseOperator):
 class SparkifyEtlOperator(_SparkifyOperator):
     """``sparkify etl`` as a task; returns the run's summary (``RunResult.as_dict()``).
 
-    ``songs``, ``logs``, ``since``, ``until`` and ``max_errors`` are templated. ``use_data_interval=True`` sets
-    since/until to the days of the run's data interval (``[start, end)``; a zero-length
-    interval gives its one day), so each run of a daily DAG loads its own day.
+    ``songs``, ``logs``, ``since``, ``until`` and ``max_errors`` are templated.
+    ``use_data_interval=True`` sets since/until to the days of the run's data interval
+    (``[start, end)``; a zero-length interval gives its one day), so each run of a daily DAG
+    loads its own day.
     ``wait``: seconds to wait for another run holding the warehouse before failing.
     """
 

@@ -12,6 +12,8 @@ import datetime as dt
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 import orjson
@@ -72,22 +74,27 @@ def resolve_level(level: str | None, quiet: bool, stream: TextIO) -> str:
     return chosen
 
 
-def configure(
+@contextmanager
+def to_stderr(
     level: str | None = None,
     log_format: str = "text",
     *,
     quiet: bool = False,
     stream: TextIO | None = None,
-) -> None:
-    """Send ``sparkify.*`` records at ``level`` and above to ``stream`` (stderr) in
-    ``log_format``; replaces what an earlier call set up."""
+) -> Iterator[None]:
+    """While inside, ``sparkify.*`` records at ``level`` and above go to ``stream`` (stderr)
+    in ``log_format``, and only there; afterwards the loggers are as they were."""
     stream = stream or sys.stderr
     logger = logging.getLogger("sparkify")
-    for old in [h for h in logger.handlers if getattr(h, "sparkify_cli", False)]:
-        logger.removeHandler(old)
     handler = logging.StreamHandler(stream)
-    handler.sparkify_cli = True  # type: ignore[attr-defined]
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    logger.addHandler(handler)
+    before = logger.level, logger.propagate
     logger.setLevel(resolve_level(level, quiet, stream).upper())
     logger.propagate = False  # the command line owns stderr; nothing is printed twice
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]

@@ -6,14 +6,15 @@ records, 4 data-quality checks failed.
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any, NoReturn
 
 import click
 
-from sparkify import __version__
+from sparkify import __version__, logs
 from sparkify.cli.common import fail, handle_errors
-from sparkify.errors import EXIT_USAGE, SparkifyError
+from sparkify.errors import EXIT_USAGE, SparkifyError, os_error_message
 
 
 def usage_error(error: click.ClickException) -> NoReturn:
@@ -51,8 +52,7 @@ class SparkifyGroup(click.Group):
         except SparkifyError as error:
             handle_errors(error)
         except OSError as error:  # a path the user gave: not a folder, no permission, ...
-            where = f"{error.filename}: " if error.filename else ""
-            fail(f"{where}{error.strerror or error}", EXIT_USAGE)
+            fail(os_error_message(error), EXIT_USAGE)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -74,7 +74,41 @@ def _register() -> None:
 
     for module in (settings, warehouse, data, report, aws):
         for command in module.COMMANDS:
-            cli.add_command(command)
+            cli.add_command(with_logging(command))
+
+
+def with_logging(command: click.Command) -> click.Command:
+    """Give ``command`` (and a group's subcommands) --log-level and --log-format; the
+    logging is set up before the command runs."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            with_logging(sub)
+        return command
+    command.params += [
+        click.Option(
+            ["--log-level"],
+            type=click.Choice(logs.LEVELS, case_sensitive=False),
+            help="Log from this level up, on stderr (default: $SPARKIFY_LOG_LEVEL, else info "
+            "without a terminal and warning on one or with --quiet).",
+        ),
+        click.Option(
+            ["--log-format"],
+            type=click.Choice(logs.FORMATS),
+            help="Log lines as text, or as JSON objects (the default with --json).",
+        ),
+    ]
+    run = command.callback
+    assert run is not None
+
+    @functools.wraps(run)
+    def configured(*args: Any, log_level: str | None, log_format: str | None, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        fmt = log_format or ("json" if as_json else "text")
+        with logs.to_stderr(log_level, fmt, quiet=bool(kwargs.get("quiet"))):
+            return run(*args, **kwargs)
+
+    command.callback = configured
+    return command
 
 
 _register()

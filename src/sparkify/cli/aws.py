@@ -20,6 +20,7 @@ import click
 from sparkify.cli.common import (
     echo_json,
     echo_line,
+    json_option,
     print_table,
     settings_for_people,
 )
@@ -69,7 +70,7 @@ def aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--config", "config", metavar="FILE", help="Config file (default: ./dwh.cfg).")
     @click.option("--region", metavar="NAME", help="AWS region ([AWS] REGION).")
     @click.option("--quiet", "-q", is_flag=True, help="No progress display or chatter.")
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @json_option
     @functools.wraps(command)
     def wrapper(
         config: str | None, region: str | None, quiet: bool, as_json: bool, **kwargs: Any

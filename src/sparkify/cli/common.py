@@ -56,6 +56,25 @@ class WarehouseOptions:
         return progress_factory(self.quiet or self.json)
 
 
+JSON_ERRORS = "sparkify.json_errors"  # ctx.meta key: --json was given, errors as JSON too
+
+
+def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[JSON_ERRORS] = True  # meta is shared with the parent contexts
+    return value
+
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    is_eager=True,  # known before any other option can fail
+    callback=_remember_json,
+    help="Print the result as JSON (an error too, on stderr).",
+)
+
+
 def warehouse_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add --config/--backend/--database/--dsn/--schema/--quiet/--json as ``options``."""
 
@@ -65,7 +84,7 @@ def warehouse_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--dsn", metavar="URL", help="Server connection URL (postgres, redshift).")
     @click.option("--schema", metavar="NAME", help="Schema for the tables (server backends).")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bars or chatter.")
-    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @json_option
     @functools.wraps(command)
     def wrapper(
         config: str | None,
@@ -188,9 +207,15 @@ def settings_for_people(settings: Settings) -> Settings:
 
 
 def fail(message: str, exit_code: int) -> NoReturn:
-    """One ``error:`` line on stderr (a message of several lines is joined), then exit."""
+    """One ``error:`` line on stderr (a message of several lines is joined), or with --json
+    one JSON object, then exit."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    echo_line("error: " + " ".join(lines), err=True)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(JSON_ERRORS):
+        line = orjson.dumps({"error": " ".join(lines), "exit_code": exit_code}).decode()
+        click.echo(line, err=True)
+    else:
+        echo_line("error: " + " ".join(lines), err=True)
     sys.exit(exit_code)
 
 

@@ -15,6 +15,7 @@ from sparkify.cli.common import (
     echo_json,
     echo_line,
     info,
+    json_option,
     print_table,
     warehouse_options,
 )
@@ -59,7 +60,7 @@ DEMO_QUERIES = ("top_songs", "plays_by_hour", "free_vs_paid", "most_active_users
     help="Share of event lines with injected faults (for testing).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option
 def generate_command(
     out: str,
     users: int,
