@@ -26,6 +26,9 @@ from sparkify.generator import GenerateOptions, generate
 pytest_plugins = ["postgres_server", "moto_server", "recording"]
 
 SAMPLE_ENV = "SPARKIFY_SAMPLE_DATA"
+# Commands log at info without a terminal (as under CliRunner); the tests that assert what
+# stderr holds see only warnings and errors, unless they ask for more (tests/test_logging.py).
+os.environ.setdefault("SPARKIFY_LOG_LEVEL", "warning")
 BACKENDS = ("duckdb", "postgres")
 
 

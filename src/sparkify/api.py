@@ -25,7 +25,14 @@ from sparkify.config import Settings, load_settings
 from sparkify.errors import ConfigError, from_os_error
 from sparkify.generator import GenerateOptions, GenerateSummary
 from sparkify.generator import generate as write_dataset
-from sparkify.pipeline import DEFAULT_MAX_ERRORS, EtlOptions, ensure_tables, require_tables, run_etl
+from sparkify.pipeline import (
+    DEFAULT_MAX_ERRORS,
+    EtlOptions,
+    ensure_tables,
+    holding_run_lock,
+    require_tables,
+    run_etl,
+)
 from sparkify.progress import ProgressFactory, progress_log
 from sparkify.quality import CheckResult, run_checks
 from sparkify.results import Rows, RunResult
@@ -54,13 +61,27 @@ def connect(
 
     Nothing connects yet; the settings are checked at once (``ConfigError``, exit code 2).
     """
+    return Warehouse(
+        resolve_settings(config, backend=backend, database=database, dsn=dsn, schema=schema)
+    )
+
+
+def resolve_settings(
+    config: PathLike | None = None,
+    *,
+    backend: str | None = None,
+    database: PathLike | None = None,
+    dsn: str | None = None,
+    schema: str | None = None,
+) -> Settings:
+    """The settings :func:`connect` uses, each with where it came from."""
     overrides = {
         ("WAREHOUSE", "BACKEND"): backend,
         ("WAREHOUSE", "PATH"): None if database is None else os.fspath(database),
         ("WAREHOUSE", "DSN"): dsn,
         ("WAREHOUSE", "SCHEMA"): schema,
     }
-    return Warehouse(load_settings(None if config is None else os.fspath(config), overrides))
+    return load_settings(None if config is None else os.fspath(config), overrides)
 
 
 class Warehouse:
@@ -74,6 +95,9 @@ class Warehouse:
 
     def __repr__(self) -> str:
         return f"<Warehouse {self.describe()}>"
+
+    def __str__(self) -> str:
+        return self.describe()
 
     def describe(self) -> str:
         """Where the data lives, e.g. ``duckdb:sparkify.duckdb`` (never a password)."""
@@ -100,6 +124,7 @@ class Warehouse:
         if not self._connected:
             self._backend.connect(wait_seconds=wait_seconds)
             self._connected = True
+            log.debug("connected to %s", self)
         try:
             with from_os_error():
                 yield self._backend
@@ -109,13 +134,17 @@ class Warehouse:
 
     # -- loading --------------------------------------------------------------------------
 
-    def create_tables(self, drop: bool = False) -> list[str]:
+    def create_tables(self, drop: bool = False, *, wait: float = 0.0) -> list[str]:
         """Create every missing table (``drop=True``: drop and recreate them, losing all
-        data); returns the tables that exist afterwards."""
-        with self.session() as backend, backend.transaction():
-            ensure_tables(backend, drop=drop)
+        data, under the run lock, waiting up to ``wait`` seconds for a run); returns the
+        tables that exist afterwards."""
+        with self.session(wait_seconds=wait) as backend:
+            ensure_tables(backend)
+            if drop:
+                with holding_run_lock(backend):
+                    ensure_tables(backend, drop=True)
             tables = sorted(backend.existing_tables())
-        log.info("%s: %d tables in %s", "recreated" if drop else "ready", len(tables), self)
+        log.debug("%s: %d tables in %s", "recreated" if drop else "ready", len(tables), self)
         return tables
 
     def etl(
@@ -124,6 +153,7 @@ class Warehouse:
         logs: PathLike | None = None,
         *,
         full_refresh: bool = False,
+        prune: bool = False,
         since: DateLike | None = None,
         until: DateLike | None = None,
         max_errors: int = DEFAULT_MAX_ERRORS,
@@ -135,33 +165,65 @@ class Warehouse:
         ``[S3] SONG_DATA``/``LOG_DATA``) in one transaction, then run the quality checks.
 
         ``since``/``until`` (dates, inclusive) restrict event files by the day in their name.
+        Known files no longer in the input are reported (a warning); ``prune=True`` removes
+        their rows.
         Raises ``TooManyRejects`` (exit code 3, rolled back) past ``max_errors`` rejected
         records, ``QualityCheckFailed`` (exit code 4, its ``result`` is the committed run's
         :class:`RunResult`) when a check fails, ``RunInProgress`` when another run holds the
         warehouse longer than ``wait`` seconds. ``progress``: a
         :data:`sparkify.progress.ProgressFactory`; by default progress is logged.
         """
-        start, end = _date(since, "since"), _date(until, "until")
+        options = self.etl_options(
+            songs,
+            logs,
+            full_refresh=full_refresh,
+            prune=prune,
+            since=since,
+            until=until,
+            max_errors=max_errors,
+            wait=wait,
+        )
+        log.info("loading %s and %s into %s", options.songs, options.logs, self.describe())
+        with self.session(wait_seconds=wait) as backend:
+            summary = run_etl(backend, options, progress or progress_log())
+            result = RunResult.of(summary, run_checks(backend) if checks else None)
+        for item in result.ignored:
+            log.warning("ignored %s: %s", item.url, item.reason)
+        if result.missing and not result.pruned:
+            log.warning("%s", result.missing_line())
+        log.info("%s", result.summary_line(), extra={"run": result.as_dict()})
+        if result.checks is not None:
+            result.checks.raise_on_failure(result)
+        return result
+
+    def etl_options(
+        self,
+        songs: PathLike | None = None,
+        logs: PathLike | None = None,
+        *,
+        full_refresh: bool = False,
+        prune: bool = False,
+        since: DateLike | None = None,
+        until: DateLike | None = None,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        wait: float = 0.0,
+    ) -> EtlOptions:
+        """What :meth:`etl` runs, checked (dates, overlapping inputs) but not run."""
+        start, end = parse_date(since, "since"), parse_date(until, "until")
         if start and end and start > end:
             raise ConfigError(f"since ({start}) is after until ({end}): no day is selected")
         options = EtlOptions(
             songs=_source(songs, self.settings, "SONG_DATA"),
             logs=_source(logs, self.settings, "LOG_DATA"),
             full_refresh=full_refresh,
+            prune=prune,
             since=start,
             until=end,
             max_errors=max_errors,
             wait_seconds=wait,
             settings=self.settings,
         )
-        log.info("loading %s and %s into %s", options.songs, options.logs, self.describe())
-        with self.session(wait_seconds=wait) as backend:
-            summary = run_etl(backend, options, progress or progress_log())
-            result = RunResult.of(summary, run_checks(backend) if checks else None)
-        log.info("%s", _run_line(result), extra={"run": result.as_dict()})
-        if result.checks is not None:
-            result.checks.raise_on_failure(result)
-        return result
+        return options
 
     # -- reading --------------------------------------------------------------------------
 
@@ -173,16 +235,15 @@ class Warehouse:
             return run_checks(backend)
 
     def query(self, name_or_sql: str, **params: Any) -> Rows:
-        """A named query from the catalogue (``limit=N`` for the top-N ones), or SQL with
-        ``:name`` parameters bound from ``params``. Returns :class:`Rows`."""
+        """A named query from the catalogue (``limit=N``, default 10, for the top-N ones;
+        the others ignore it), or SQL with ``:name`` parameters bound from ``params``."""
         text = name_or_sql.strip()
         with self.session() as backend:
             if _QUERY_NAME.fullmatch(text):
-                query = analytics.get_query(text)
-                extra = set(params) - ({"limit"} if query.limited else set())
+                analytics.get_query(text)  # an unknown name: ConfigError with "did you mean"
+                extra = sorted(set(params) - {"limit"})
                 if extra:
-                    takes = "only limit" if query.limited else "no parameters"
-                    raise ConfigError(f"query {text} takes {takes}, got {', '.join(sorted(extra))}")
+                    raise ConfigError(f"query {text} takes only limit, got {', '.join(extra)}")
                 require_tables(backend)
                 result = analytics.run_query(
                     backend, text, params.get("limit", analytics.DEFAULT_LIMIT)
@@ -193,17 +254,10 @@ class Warehouse:
 
     def rejects(self, run_id: int | None = None, *, limit: int | None = None) -> Rows:
         """Quarantined records (run, file, line, reason, raw text), of one run or all."""
-        sql = (
-            "SELECT r.run_id, f.url AS file, r.line_no, r.reason, r.raw "
-            "FROM etl_rejects r JOIN etl_files f ON f.file_id = r.file_id "
-            + ("WHERE r.run_id = :run_id " if run_id is not None else "")
-            + "ORDER BY r.run_id, f.url, r.line_no"
-            + (" LIMIT :limit" if limit is not None else "")
-        )
-        params = {"run_id": run_id, "limit": limit}
         with self.session() as backend:
             require_tables(backend)
-            result = backend.query(sql, {k: v for k, v in params.items() if v is not None})
+            [sql] = backend.statements.get("list_rejects")  # a NULL limit: no limit
+            result = backend.query(sql, {"run_id": run_id, "limit": limit})
         return Rows(result.columns, result.rows)
 
     def report(
@@ -241,7 +295,7 @@ def generate(
             days=days,
             songs=songs,
             seed=seed,
-            start=_date(start, "start") or dt.date(2018, 11, 1),
+            start=parse_date(start, "start") or dt.date(2018, 11, 1),
             match_rate=match_rate,
             bad_records=bad_records,
         )
@@ -254,7 +308,8 @@ def generate(
     return summary
 
 
-def _date(value: DateLike | None, name: str) -> dt.date | None:
+def parse_date(value: DateLike | None, name: str) -> dt.date | None:
+    """A date from a date, a datetime or ``YYYY-MM-DD``; else a ConfigError naming ``name``."""
     if value is None or isinstance(value, dt.date):
         return value.date() if isinstance(value, dt.datetime) else value
     try:
@@ -267,13 +322,3 @@ def _source(value: PathLike | None, settings: Settings, key: str) -> str:
     if value is not None:
         return os.fspath(value)
     return settings.require("S3", key, "where the raw files are")
-
-
-def _run_line(result: RunResult) -> str:
-    line = (
-        f"run {result.run_id} into {result.warehouse}: {result.files_new} new, "
-        f"{result.files_changed} changed, {result.files_skipped} unchanged files; "
-        f"{result.lines_read:,} records read, {result.rows_staged:,} staged, "
-        f"{result.rows_rejected:,} rejected in {result.seconds:.2f} s"
-    )
-    return line + (f"; {result.checks.summary()}" if result.checks is not None else "")

@@ -58,6 +58,26 @@ class RunResult(RunSummary):
         values = {f.name: getattr(summary, f.name) for f in fields(RunSummary)}
         return cls(**values, checks=checks)
 
+    def summary_line(self) -> str:
+        """The run in one line for people, the checks included."""
+        counts = [(len(self.ignored), "ignored"), (len(self.moved), "moved")]
+        counts.append((len(self.missing), "missing, pruned" if self.pruned else "missing"))
+        ignored = "".join(f", {n} {what}" for n, what in counts if n)
+        checks = f"; {self.checks.summary()}" if self.checks is not None else ""
+        return (
+            f"run {self.run_id} into {self.warehouse}: {self.files_new} new, "
+            f"{self.files_changed} changed, {self.files_skipped} unchanged{ignored} files; "
+            f"{self.lines_read:,} records read, {self.rows_staged:,} staged, "
+            f"{self.rows_rejected:,} rejected in {self.seconds:.2f} s{checks}"
+        )
+
+    def missing_line(self, shown: int = 5) -> str:
+        """Known files that are no longer in the input, and what happens to their rows."""
+        urls = [known.url for known in self.missing[:shown]]
+        if len(self.missing) > shown:
+            urls.append(f"and {len(self.missing) - shown} more")
+        return "no longer in the input, rows kept until sparkify etl --prune: " + ", ".join(urls)
+
     def as_dict(self) -> dict[str, Any]:
         report = super().as_dict()
         if self.checks is not None:

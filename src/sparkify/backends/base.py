@@ -4,7 +4,9 @@ dialect's named statements; it never branches on the backend's name.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,6 +19,8 @@ from sparkify.parsing import Parser
 from sparkify.schema import Statements
 
 Params = Mapping[str, Any] | None
+
+log = logging.getLogger(__name__)
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -139,8 +143,10 @@ class Backend(ABC):
 
     def run(self, name: str, params: Params = None, all_keys: bool = False) -> None:
         """Execute every statement stored under ``name`` (see ``Statements.get``)."""
+        started = time.perf_counter()
         for sql in self.statements.get(name, all_keys):
             self.execute(sql, params)
+        log.debug("%s: %.3f s", name, time.perf_counter() - started, extra={"step": name})
 
     @abstractmethod
     def existing_tables(self) -> set[str]: ...

@@ -22,7 +22,7 @@ The landed lines then become records and are checked by the SQL of ``redshift_ch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ from sparkify.backends.redshift_checks import (
 )
 from sparkify.errors import ConfigError, TooManyRejects, WarehouseError
 from sparkify.parsing import FileParse, Parser
+from sparkify.progress import Advance
 from sparkify.records import Reject
 from sparkify.sources import Source, SourceFile
 
@@ -89,7 +90,7 @@ class RawCopyParser(Parser):
         files: list[SourceFile],
         file_ids: dict[str, int],
         loaded: dict[str, str],
-        advance: Callable[[int], None],
+        advance: Advance,
     ) -> Iterator[tuple[SourceFile, FileParse]]:
         raw = [f for f in files if self.copies_raw(source, f)]
         rest = [f for f in files if not self.copies_raw(source, f)]
@@ -103,7 +104,7 @@ class RawCopyParser(Parser):
         kind: str,
         files: list[SourceFile],
         file_ids: dict[str, int],
-        advance: Callable[[int], None],
+        advance: Advance,
     ) -> Iterator[tuple[SourceFile, FileParse]]:
         """COPY each file, turn its lines into records, check them; one FileParse each."""
         backend = self.backend
@@ -114,7 +115,7 @@ class RawCopyParser(Parser):
         for file in files:
             file_id = file_ids[file.url]
             refused[file_id] = self.copy_file(file, file_id)
-            advance(file.size)
+            advance(file.size, files=1)
         backend.execute(records_sql(kind))
         backend.execute(PARSE_SQL)
         backend.execute(check_sql(kind))

@@ -7,8 +7,7 @@ import datetime as dt
 import functools
 import io
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -16,8 +15,8 @@ from typing import Any, NoReturn
 import click
 import orjson
 
-from sparkify.backends import Backend, open_backend
-from sparkify.config import Settings, load_settings
+from sparkify.api import Warehouse, resolve_settings
+from sparkify.config import Settings
 from sparkify.errors import SparkifyError
 from sparkify.progress import ProgressFactory, progress_factory
 from sparkify.text import printable
@@ -35,21 +34,19 @@ class WarehouseOptions:
     quiet: bool
     json: bool
 
-    def settings(self, **extra: str | None) -> Settings:
-        overrides: dict[tuple[str, str], str | None] = {
-            ("WAREHOUSE", "BACKEND"): self.backend,
-            ("WAREHOUSE", "PATH"): self.database,
-            ("WAREHOUSE", "DSN"): self.dsn,
-            ("WAREHOUSE", "SCHEMA"): self.schema,
-        }
-        for key, value in extra.items():
-            section, name = key.split("__")
-            overrides[(section.upper(), name.upper())] = value
-        return settings_for_people(load_settings(self.config, overrides))
+    def settings(self) -> Settings:
+        return settings_for_people(
+            resolve_settings(
+                self.config,
+                backend=self.backend,
+                database=self.database,
+                dsn=self.dsn,
+                schema=self.schema,
+            )
+        )
 
-    def backend_for(self, settings: Settings | None = None, read_only: bool = False) -> Backend:
-        """The warehouse; ``read_only`` for commands that only read it."""
-        return open_backend(settings or self.settings(), read_only)
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.settings())
 
     @property
     def progress(self) -> ProgressFactory:
@@ -100,15 +97,6 @@ def warehouse_options(command: Callable[..., Any]) -> Callable[..., Any]:
         return command(options=options, **kwargs)
 
     return wrapper
-
-
-@contextmanager
-def connected(backend: Backend, wait_seconds: float = 0.0) -> Iterator[Backend]:
-    backend.connect(wait_seconds=wait_seconds)
-    try:
-        yield backend
-    finally:
-        backend.close()
 
 
 def iso_timestamp(value: dt.date | dt.time) -> str:

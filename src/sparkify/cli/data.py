@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import click
 
-from sparkify import analytics, quality
-from sparkify.backends import Backend
+from sparkify import analytics
+from sparkify.api import Warehouse, generate, parse_date
 from sparkify.cli.common import (
     WarehouseOptions,
-    connected,
     echo_json,
     echo_line,
     info,
@@ -19,12 +17,9 @@ from sparkify.cli.common import (
     print_table,
     warehouse_options,
 )
-from sparkify.config import Settings
-from sparkify.errors import ConfigError, MissingExtra
-from sparkify.generator import GenerateOptions, GenerateSummary, generate
-from sparkify.pipeline import EtlOptions, run_etl
+from sparkify.errors import MissingExtra
 from sparkify.progress import progress_factory
-from sparkify.report import DEFAULT_PATH, write_report
+from sparkify.report import DEFAULT_PATH
 
 DEMO_SAMPLE = Path("sample")
 DEMO_QUERIES = ("top_songs", "plays_by_hour", "free_vs_paid", "most_active_users")
@@ -81,20 +76,17 @@ def generate_command(
     Example:
       sparkify generate --out data --users 1000 --days 30 --bad-records 0.01
     """
-    try:
-        start_day = dt.date.fromisoformat(start)
-    except ValueError:
-        raise ConfigError(f"--start must be a date like 2018-11-01, got {start!r}") from None
-    gen_options = GenerateOptions(
+    summary = generate(
+        out,
         users=users,
         days=days,
         songs=songs,
         seed=seed,
-        start=start_day,
+        start=parse_date(start, "--start") or start,
         match_rate=match_rate,
         bad_records=bad_records,
+        progress=progress_factory(quiet or as_json),
     )
-    summary = _generate(Path(out), gen_options, quiet or as_json)
     if as_json:
         echo_json(summary.as_dict())
     elif not quiet:
@@ -105,11 +97,6 @@ def generate_command(
             f"in {summary.seconds:.2f} s"
             + (f"; injected {faults} bad records: {summary.bad_records}" if faults else "")
         )
-
-
-def _generate(out: Path, options: GenerateOptions, quiet: bool) -> GenerateSummary:
-    with progress_factory(quiet)("Generating days", total=options.days) as advance:
-        return generate(out, options, progress=lambda done, total: advance(1))
 
 
 @click.command("demo")
@@ -131,49 +118,45 @@ def demo_command(options: WarehouseOptions, sample: str) -> None:
     sample_dir = Path(sample)
     if not (sample_dir / "log_data").exists():
         info(options, f"generating a sample dataset in {sample_dir} ...")
-        _generate(sample_dir, GenerateOptions(), options.quiet or options.json)
-    settings: Settings = options.settings(
-        s3__song_data=str(sample_dir / "song_data"), s3__log_data=str(sample_dir / "log_data")
-    )
-    backend = options.backend_for(settings)
-    etl_options = EtlOptions(
-        songs=settings.require("S3", "SONG_DATA", "song files"),
-        logs=settings.require("S3", "LOG_DATA", "event logs"),
-        settings=settings,
-    )
-    with connected(backend):
-        summary = run_etl(backend, etl_options, options.progress)
-        checks = quality.run_checks(backend)
-        answers = {name: analytics.run_query(backend, name, 5) for name in DEMO_QUERIES}
-        report_path = _demo_report(options, backend)
+        generate(sample_dir, progress=progress_factory(options.quiet or options.json))
+    with options.warehouse() as warehouse:
+        run = warehouse.etl(
+            sample_dir / "song_data",
+            sample_dir / "log_data",
+            checks=False,
+            progress=options.progress,
+        )
+        checks = warehouse.check()
+        answers = {name: warehouse.query(name, limit=5) for name in DEMO_QUERIES}
+        report_path = _demo_report(options, warehouse)
     if options.json:
         echo_json(
             {
-                "etl": summary.as_dict(),
+                "etl": run.as_dict(),
                 "checks": checks.as_list(),
-                "answers": {name: result.as_dicts() for name, result in answers.items()},
+                "answers": answers,
                 "report": str(report_path.resolve()) if report_path else None,
             }
         )
     else:
         echo_line(
-            f"loaded {summary.tables.get('songplays', 0):,} songplays into "
-            f"{backend.describe()} ({summary.files_new} new files, "
-            f"{summary.files_skipped} unchanged) in {summary.seconds:.2f} s; "
+            f"loaded {run.tables.get('songplays', 0):,} songplays into "
+            f"{warehouse.describe()} ({run.files_new} new files, "
+            f"{run.files_skipped} unchanged) in {run.seconds:.2f} s; "
             f"{checks.summary()}"
         )
-        for name, result in answers.items():
-            print_table(result.columns, result.rows, analytics.get_query(name).question)
+        for name, rows in answers.items():
+            print_table(rows.columns, rows.tuples(), analytics.get_query(name).question)
         if report_path:
             echo_line(f"report: {report_path.resolve()}")
     checks.raise_on_failure()
 
 
-def _demo_report(options: WarehouseOptions, backend: Backend) -> Path | None:
+def _demo_report(options: WarehouseOptions, warehouse: Warehouse) -> Path | None:
     """report.html, or None (said on stderr) when the ``report`` extra is not installed:
     the demo shows the light install working too."""
     try:
-        return write_report(backend, DEFAULT_PATH)
+        return warehouse.report(DEFAULT_PATH).path or DEFAULT_PATH
     except MissingExtra as missing:
         info(options, f"no report.html: {missing}")
         return None

@@ -8,14 +8,8 @@ from pathlib import Path
 import click
 
 from sparkify import analytics
-from sparkify.cli.common import (
-    WarehouseOptions,
-    connected,
-    echo_json,
-    echo_line,
-    warehouse_options,
-)
-from sparkify.report import DEFAULT_PATH, build_report
+from sparkify.cli.common import WarehouseOptions, echo_json, echo_line, warehouse_options
+from sparkify.report import DEFAULT_PATH
 
 
 @click.command("report")
@@ -46,10 +40,8 @@ def report_command(options: WarehouseOptions, out: str, limit: int, open_browser
       sparkify report --out report.html --open
       sparkify report --backend postgres --dsn postgresql://localhost/sparkify --json
     """
-    backend = options.backend_for(read_only=True)
-    with connected(backend):
-        report = build_report(backend, limit=limit)
-    path = report.write(Path(out))
+    report = options.warehouse().report(out, limit=limit)
+    path = report.path or Path(out)
     if options.json:
         echo_json({"path": str(path.resolve()), "sections": report.outline()})
     elif not options.quiet:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 import click
 
 from sparkify import analytics, quality
+from sparkify.api import parse_date
 from sparkify.backends import backend_class
 from sparkify.cli.common import (
     WarehouseOptions,
-    connected,
     echo_json,
     echo_line,
     info,
@@ -20,19 +20,10 @@ from sparkify.cli.common import (
     write_csv,
 )
 from sparkify.cli.watch import DEFAULT_INTERVAL, watch_etl
-from sparkify.config import overlapping_inputs
-from sparkify.errors import ConfigError
-from sparkify.pipeline import (
-    DEFAULT_MAX_ERRORS,
-    EtlOptions,
-    RunSummary,
-    ensure_tables,
-    holding_run_lock,
-    require_tables,
-    run_etl,
-)
+from sparkify.errors import ConfigError, QualityCheckFailed
+from sparkify.pipeline import DEFAULT_MAX_ERRORS
 from sparkify.plan import dry_run_text
-from sparkify.sources import printable
+from sparkify.results import RunResult
 
 wait_option = click.option(
     "--wait",
@@ -48,36 +39,19 @@ wait_option = click.option(
 @click.option("--drop", is_flag=True, help="Drop and recreate every table (loses all data).")
 @wait_option
 def create_tables_command(options: WarehouseOptions, drop: bool, wait: float) -> None:
-    """Create the staging, star and bookkeeping tables (idempotent), as a run does first;
-    --drop takes the run lock, and waits for a run only with --wait.
+    """Create the staging, star and bookkeeping tables (idempotent).
 
     \b
     Example:
       sparkify create-tables --database sparkify.duckdb
     """
-    backend = options.backend_for()
-    with connected(backend, wait_seconds=wait):
-        ensure_tables(backend)
-        if drop:
-            with holding_run_lock(backend):
-                ensure_tables(backend, drop=True)
-        tables = sorted(backend.existing_tables())
+    warehouse = options.warehouse()
+    tables = warehouse.create_tables(drop=drop, wait=wait)
+    where = warehouse.describe()
     if options.json:
-        echo_json({"warehouse": backend.describe(), "tables": tables, "dropped": drop})
+        echo_json({"warehouse": where, "tables": tables, "dropped": drop})
     else:
-        info(
-            options,
-            f"{'recreated' if drop else 'ready'}: {len(tables)} tables in {backend.describe()}",
-        )
-
-
-def _parse_date(value: str | None, name: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a date like 2018-11-01, got {value!r}") from None
+        info(options, f"{'recreated' if drop else 'ready'}: {len(tables)} tables in {where}")
 
 
 @click.command("etl")
@@ -146,80 +120,47 @@ def etl_command(
         raise ConfigError(
             "--full-refresh cannot be combined with --watch: every run would rebuild everything"
         )
-    first, last = _parse_date(since, "--since"), _parse_date(until, "--until")
-    if first and last and first > last:
-        raise ConfigError(f"--since {first} is after --until {last}")
-    settings = options.settings(s3__song_data=songs, s3__log_data=logs)
-    song_data = settings.require("S3", "SONG_DATA", "where the song files are")
-    log_data = settings.require("S3", "LOG_DATA", "where the event logs are")
-    overlap = overlapping_inputs(song_data, log_data)
-    if overlap:
-        raise ConfigError(overlap)
-    etl_options = EtlOptions(
-        songs=song_data,
-        logs=log_data,
-        full_refresh=full_refresh,
-        prune=prune,
-        since=first,
-        until=last,
-        max_errors=max_errors,
-        wait_seconds=wait,
-        settings=settings,
-    )
+    warehouse = options.warehouse()
+    load: dict[str, Any] = {
+        "full_refresh": full_refresh,
+        "prune": prune,
+        "since": parse_date(since, "--since"),
+        "until": parse_date(until, "--until"),
+        "max_errors": max_errors,
+        "wait": wait,
+    }
     if watch:
+        etl_options = warehouse.etl_options(songs, logs, **load)
         watch_etl(options, etl_options, not no_checks, interval or DEFAULT_INTERVAL)
         return
-    backend = options.backend_for(settings)
-    with connected(backend, wait_seconds=wait):
-        summary = run_etl(backend, etl_options, options.progress)
-        results = None if no_checks else quality.run_checks(backend)
-    for item in summary.ignored:
-        echo_line(f"warning: ignored {item.url}: {item.reason}", err=True)
-    if summary.missing and not summary.pruned:
-        echo_line(f"warning: {_missing(summary)}", err=True)
-    report = summary.as_dict()
-    if results is not None:
-        report["checks"] = results.as_list()
+    try:
+        run = warehouse.etl(songs, logs, checks=not no_checks, progress=options.progress, **load)
+    except QualityCheckFailed as failed:  # committed, but a check failed: show it, exit 4
+        if isinstance(failed.result, RunResult):
+            _print_run(options, failed.result)
+        raise
+    _print_run(options, run)
+
+
+def _print_run(options: WarehouseOptions, run: RunResult) -> None:
     if options.json:
-        echo_json(report)
+        echo_json(run.as_dict())
     elif not options.quiet:
-        _print_summary(summary)
-        if results is not None and results.failed:
-            _print_checks(results.failed)
-    if results is not None:
-        results.raise_on_failure()
-
-
-def _missing(summary: RunSummary, shown: int = 5) -> str:
-    """Known files that are no longer in the input, and what happens to their rows."""
-    urls = [printable(known.url) for known in summary.missing[:shown]]
-    if len(summary.missing) > shown:
-        urls.append(f"and {len(summary.missing) - shown} more")
-    return "no longer in the input, rows kept until sparkify etl --prune: " + ", ".join(urls)
-
-
-def _print_summary(summary: RunSummary) -> None:
-    counts = [(len(summary.ignored), "ignored"), (len(summary.moved), "moved")]
-    counts.append((len(summary.missing), "missing, pruned" if summary.pruned else "missing"))
-    ignored = "".join(f", {n} {what}" for n, what in counts if n)
-    echo_line(
-        f"run {summary.run_id} into {summary.warehouse}: {summary.files_new} new, "
-        f"{summary.files_changed} changed, {summary.files_skipped} unchanged{ignored} files; "
-        f"{summary.lines_read:,} records read, {summary.rows_staged:,} staged, "
-        f"{summary.rows_rejected:,} rejected in {summary.seconds:.2f} s"
-    )
-    unknown = summary.unknown_field_counts()
-    if unknown:
-        kinds = (
-            f"{kind}: " + ", ".join(f"{name} ({n:,})" for name, n in fields.items())
-            for kind, fields in unknown.items()
-        )
-        echo_line("fields not loaded: " + "; ".join(kinds))  # names from the data: escaped
-    if summary.first_rejects:
-        echo_line("first rejects:")
-        for reject in summary.first_rejects:
-            echo_line(f"  {reject}")
-    print_table(["table", "rows"], sorted(summary.tables.items()))
+        echo_line(run.summary_line())
+        unknown = run.unknown_field_counts()
+        if unknown:
+            kinds = (
+                f"{kind}: " + ", ".join(f"{name} ({n:,})" for name, n in fields.items())
+                for kind, fields in unknown.items()
+            )
+            echo_line("fields not loaded: " + "; ".join(kinds))  # names from the data: escaped
+        if run.first_rejects:
+            echo_line("first rejects:")
+            for reject in run.first_rejects:
+                echo_line(f"  {reject}")
+        print_table(["table", "rows"], sorted(run.tables.items()))
+        if run.checks is not None and run.checks.failed:
+            _print_checks(run.checks.failed)
 
 
 def _print_checks(results: Iterable[quality.CheckOutcome]) -> None:
@@ -238,10 +179,7 @@ def check_command(options: WarehouseOptions) -> None:
     Example:
       sparkify check --json
     """
-    backend = options.backend_for(read_only=True)
-    with connected(backend):
-        require_tables(backend)
-        results = quality.run_checks(backend)
+    results = options.warehouse().check()
     if options.json:
         echo_json(results.as_list())
     elif not options.quiet:
@@ -260,16 +198,12 @@ def rejects_command(options: WarehouseOptions, run_id: int | None, limit: int) -
     Example:
       sparkify rejects --run 3 --json
     """
-    backend = options.backend_for(read_only=True)
-    with connected(backend):
-        require_tables(backend)
-        [sql] = backend.statements.get("list_rejects")
-        result = backend.query(sql, {"run_id": run_id, "limit": limit})
+    rejects = options.warehouse().rejects(run_id, limit=limit)
     if options.json:
-        echo_json(result.as_dicts())
+        echo_json(rejects)
     else:
-        rows = [(*row[:4], (row[4] or "")[:80]) for row in result.rows]
-        print_table(result.columns, rows, f"{len(rows)} rejected records")
+        rows = [(*row[:4], (row[4] or "")[:80]) for row in rejects.tuples()]
+        print_table(rejects.columns, rows, f"{len(rows)} rejected records")
 
 
 @click.command("query")
@@ -304,28 +238,23 @@ def query_command(
     if as_csv and options.json:
         raise ConfigError("--json and --csv cannot be used together")
     if list_queries:
-        rows = [(q.name, q.question) for q in analytics.QUERIES]
+        catalogue = [(q.name, q.question) for q in analytics.QUERIES]
         if options.json:
-            echo_json([{"name": n, "question": q} for n, q in rows])
+            echo_json([{"name": n, "question": q} for n, q in catalogue])
         else:
-            print_table(["name", "question"], rows)
+            print_table(["name", "question"], catalogue)
         return
     if bool(name) == bool(sql_text):
         raise ConfigError("give a query NAME or --sql (see sparkify query --list)")
-    question = analytics.get_query(name).question if name else None
-    backend = options.backend_for(read_only=True)
-    with connected(backend):
-        if name:
-            require_tables(backend)
-            result = analytics.run_query(backend, name, limit)
-        else:
-            result = backend.query(sql_text or "")
+    question = analytics.get_query(name).question if name else ""
+    warehouse = options.warehouse()
+    rows = warehouse.query(name, limit=limit) if name else warehouse.query(sql_text or "")
     if options.json:
-        echo_json(result.as_dicts())
+        echo_json(rows)
     elif as_csv:
-        write_csv(result.columns, result.rows)
+        write_csv(rows.columns, rows.tuples())
     else:
-        print_table(result.columns, result.rows, question or "")
+        print_table(rows.columns, rows.tuples(), question)
 
 
 @click.command("sql")

@@ -9,7 +9,7 @@ import click
 import orjson
 
 from sparkify import quality
-from sparkify.cli.common import WarehouseOptions, connected, echo_line
+from sparkify.cli.common import WarehouseOptions, echo_line
 from sparkify.errors import EXIT_OK, EXIT_QUALITY, EXIT_USAGE, SparkifyError
 from sparkify.pipeline import EtlOptions, run_etl
 from sparkify.watch import StopSignals, watch
@@ -53,15 +53,14 @@ def watch_etl(
 def _run(options: WarehouseOptions, etl_options: EtlOptions, checks: bool) -> dict[str, Any]:
     """One run: the fields of ``etl --json``, the checks when the run loaded files, and the
     exit code the same ``sparkify etl`` would give."""
-    backend = options.backend_for(etl_options.settings)
-    with connected(backend, wait_seconds=etl_options.wait_seconds):
+    with options.warehouse().session(wait_seconds=etl_options.wait_seconds) as backend:
         summary = run_etl(backend, etl_options)
         loaded = summary.files_new + summary.files_changed
         results = quality.run_checks(backend) if checks and loaded else None
     record: dict[str, Any] = {**summary.as_dict(), "exit_code": EXIT_OK}
     if results is not None:
-        record["checks"] = [r.as_dict() for r in results]
-        if quality.failed(results):
+        record["checks"] = results.as_list()
+        if not results.ok:
             record["exit_code"] = EXIT_QUALITY
     return record
 
