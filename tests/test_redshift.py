@@ -47,7 +47,7 @@ from sparkify.backends.redshift import (
 )
 from sparkify.config import load_settings
 from sparkify.errors import ConfigError, RunInProgress, TransientWarehouseError, WarehouseError
-from sparkify.generate import GenerateOptions, generate
+from sparkify.generator import GenerateOptions, generate
 from sparkify.pipeline import EtlOptions, ensure_tables, run_etl
 from sparkify.plan import dry_run, expected_statements, walk
 from sparkify.schema import TABLES, Statements
