@@ -54,10 +54,14 @@ def sparkify_command(*args: str, cwd: Path, **env: str) -> subprocess.CompletedP
     )
 
 
+def etl_of(data: Path) -> tuple[str, ...]:
+    return ("etl", "--songs", str(data / "song_data"), "--logs", str(data / "log_data"))
+
+
 def test_without_a_terminal_a_run_logs_its_progress_and_summary(
     generated: Path, tmp_path: Path
 ) -> None:
-    load = ("etl", "--songs", str(generated / "song_data"), "--logs", str(generated / "log_data"))
+    load = etl_of(generated)
     done = sparkify_command(*load, "--database", "w.duckdb", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
@@ -75,16 +79,7 @@ def test_without_a_terminal_a_run_logs_its_progress_and_summary(
 
 def test_json_logs_carry_the_figures_as_fields(generated: Path, tmp_path: Path) -> None:
     done = sparkify_command(
-        "etl",
-        "--songs",
-        str(generated / "song_data"),
-        "--logs",
-        str(generated / "log_data"),
-        "--database",
-        "w.duckdb",
-        "--log-format",
-        "json",
-        cwd=tmp_path,
+        *etl_of(generated), "--database", "w.duckdb", "--log-format", "json", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stderr.splitlines()]
@@ -140,17 +135,7 @@ def test_under_json_an_error_is_a_json_object_on_stderr(tmp_path: Path) -> None:
     data = tmp_path / "bad"
     sparkify.generate(data, users=30, days=2, songs=10, bad_records=0.1)
     rejected = sparkify_command(
-        "etl",
-        "--json",
-        "--max-errors",
-        "0",
-        "--songs",
-        str(data / "song_data"),
-        "--logs",
-        str(data / "log_data"),
-        "--database",
-        "w.duckdb",
-        cwd=tmp_path,
+        *etl_of(data), "--json", "--max-errors", "0", "--database", "w.duckdb", cwd=tmp_path
     )
     assert rejected.returncode == 3 and rejected.stdout == ""
     *logged, last = rejected.stderr.splitlines()
@@ -167,11 +152,7 @@ def test_no_password_in_any_log_line(postgres_dsn: str, generated: Path, tmp_pat
     outputs = ""
     for log_format in ("text", "json"):
         done = sparkify_command(
-            "etl",
-            "--songs",
-            str(generated / "song_data"),
-            "--logs",
-            str(generated / "log_data"),
+            *etl_of(generated),
             "--backend",
             "postgres",
             "--dsn",
