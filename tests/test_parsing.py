@@ -40,7 +40,7 @@ def test_rows_land_in_part_files_and_counts_come_back_in_order(
     source = write_days(tmp_path / "logs", 5)
     files = source.list_files()
     ids = {f.url: n for n, f in enumerate(files, start=1)}
-    results = list(parser.parse(source, "events", files, ids, {}, lambda done: None))
+    results = list(parser.parse(source, "events", files, ids, {}, lambda done, **counts: None))
     assert [file.url for file, _ in results] == [f.url for f in files]
     assert [r.lines_read for _, r in results] == [2, 3, 4, 5, 6]
     assert [r.rows_staged for _, r in results] == [1, 2, 3, 4, 5]
@@ -61,7 +61,7 @@ def test_content_already_loaded_is_fingerprinted_not_parsed(parser: Parser, tmp_
     files = source.list_files()
     loaded = {files[0].url: fingerprint(Path(files[0].url).read_bytes())}
     ids = {f.url: n for n, f in enumerate(files, start=1)}
-    parsed = parser.parse(source, "events", files, ids, loaded, lambda done: None)
+    parsed = parser.parse(source, "events", files, ids, loaded, lambda done, **counts: None)
     (first, same), (_, new) = parsed
     assert (same.unchanged, same.lines_read, same.part) == (True, 0, None)
     assert same.fingerprint == loaded[first.url]
@@ -74,4 +74,4 @@ def test_a_file_gone_after_listing_is_one_clear_error(parser: Parser, tmp_path: 
     Path(files[1].url).unlink()
     ids = {f.url: n for n, f in enumerate(files, start=1)}
     with pytest.raises(SourceError, match=r"cannot read .*02-events\.json: No such file"):
-        list(parser.parse(source, "events", files, ids, {}, lambda done: None))
+        list(parser.parse(source, "events", files, ids, {}, lambda done, **counts: None))
