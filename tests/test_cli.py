@@ -190,7 +190,10 @@ def test_folder_links_are_followed_without_looping(warehouse: Warehouse, tmp_pat
 def test_json_and_csv_together_are_a_usage_error(warehouse: Warehouse) -> None:
     result = warehouse.cli("query", "top_songs", "--json", "--csv")
     assert result.exit_code == 2
-    assert result.stderr == "error: --json and --csv cannot be used together\n"
+    assert json.loads(result.stderr) == {  # under --json, the error is JSON too
+        "error": "--json and --csv cannot be used together",
+        "exit_code": 2,
+    }
 
 
 def test_a_report_that_cannot_be_written_names_the_requested_path(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sparkify import analytics
 from sparkify.backends import Backend, open_backend
-from sparkify.config import Settings, load_settings
+from sparkify.config import Settings, load_settings, overlapping_inputs
 from sparkify.errors import ConfigError, from_os_error
 from sparkify.generator import GenerateOptions, GenerateSummary
 from sparkify.generator import generate as write_dataset
@@ -61,9 +61,10 @@ def connect(
 
     Nothing connects yet; the settings are checked at once (``ConfigError``, exit code 2).
     """
-    return Warehouse(
-        resolve_settings(config, backend=backend, database=database, dsn=dsn, schema=schema)
-    )
+    settings = resolve_settings(config, backend=backend, database=database, dsn=dsn, schema=schema)
+    for warning in settings.warnings:  # a config file that others can read holds a secret
+        log.warning("%s", warning)
+    return Warehouse(settings)
 
 
 def resolve_settings(
@@ -85,13 +86,19 @@ def resolve_settings(
 
 
 class Warehouse:
-    """A DuckDB file, a PostgreSQL schema or a Redshift schema holding the star schema."""
+    """A DuckDB file, a PostgreSQL schema or a Redshift schema holding the star schema.
+
+    Reading calls (``check``, ``query``, ``rejects``, ``report``) connect read-only: they
+    cannot change the warehouse, and a DuckDB file that does not exist is an error, not
+    created. Inside ``with``, the one shared connection can write once a writing call has
+    opened it.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._backend = open_backend(settings)  # not connected until a call needs it
+        self._backend = open_backend(settings)  # settings checked; never connected itself
         self._shared = 0  # depth of ``with`` blocks: then one connection serves every call
-        self._connected = False
+        self._open: Backend | None = None  # the shared connection, inside ``with``
 
     def __repr__(self) -> str:
         return f"<Warehouse {self.describe()}>"
@@ -114,23 +121,27 @@ class Warehouse:
 
     def close(self) -> None:
         """Close the shared connection, if one is open (calls outside ``with`` close theirs)."""
-        if self._connected:
-            self._backend.close()
-            self._connected = False
+        if self._open is not None:
+            self._open.close()
+            self._open = None
 
     @contextmanager
-    def session(self, wait_seconds: float = 0.0) -> Iterator[Backend]:
+    def session(self, read_only: bool = False, wait_seconds: float = 0.0) -> Iterator[Backend]:
         """A connected :class:`~sparkify.backends.Backend` (the internals, for extensions)."""
-        if not self._connected:
-            self._backend.connect(wait_seconds=wait_seconds)
-            self._connected = True
-            log.debug("connected to %s", self)
+        backend = self._open
+        if backend is None or (backend.read_only and not read_only):
+            self.close()  # a read-only shared connection gives way to a writing one
+            backend = open_backend(self.settings, read_only)
+            backend.connect(wait_seconds=wait_seconds)
+            log.debug("connected to %s%s", self, " (read-only)" if read_only else "")
+            if self._shared:
+                self._open = backend
         try:
             with from_os_error():
-                yield self._backend
+                yield backend
         finally:
-            if not self._shared:
-                self.close()
+            if backend is not self._open:
+                backend.close()
 
     # -- loading --------------------------------------------------------------------------
 
@@ -211,10 +222,15 @@ class Warehouse:
         """What :meth:`etl` runs, checked (dates, overlapping inputs) but not run."""
         start, end = parse_date(since, "since"), parse_date(until, "until")
         if start and end and start > end:
-            raise ConfigError(f"since ({start}) is after until ({end}): no day is selected")
+            raise ConfigError(f"since {start} is after until {end}")
+        song_data = _source(songs, self.settings, "SONG_DATA")
+        log_data = _source(logs, self.settings, "LOG_DATA")
+        overlap = overlapping_inputs(song_data, log_data)
+        if overlap:
+            raise ConfigError(overlap)
         options = EtlOptions(
-            songs=_source(songs, self.settings, "SONG_DATA"),
-            logs=_source(logs, self.settings, "LOG_DATA"),
+            songs=song_data,
+            logs=log_data,
             full_refresh=full_refresh,
             prune=prune,
             since=start,
@@ -230,7 +246,7 @@ class Warehouse:
     def check(self) -> CheckResult:
         """Run the data-quality checks. Returns their outcomes; ``result.ok`` is false (and
         ``result.raise_on_failure()`` raises ``QualityCheckFailed``) when one failed."""
-        with self.session() as backend:
+        with self.session(read_only=True) as backend:
             require_tables(backend)
             return run_checks(backend)
 
@@ -238,23 +254,24 @@ class Warehouse:
         """A named query from the catalogue (``limit=N``, default 10, for the top-N ones;
         the others ignore it), or SQL with ``:name`` parameters bound from ``params``."""
         text = name_or_sql.strip()
-        with self.session() as backend:
-            if _QUERY_NAME.fullmatch(text):
-                analytics.get_query(text)  # an unknown name: ConfigError with "did you mean"
-                extra = sorted(set(params) - {"limit"})
-                if extra:
-                    raise ConfigError(f"query {text} takes only limit, got {', '.join(extra)}")
+        named = bool(_QUERY_NAME.fullmatch(text))
+        if named:
+            analytics.get_query(text)  # an unknown name: ConfigError with "did you mean"
+            extra = sorted(set(params) - {"limit"})
+            if extra:
+                raise ConfigError(f"query {text} takes only limit, got {', '.join(extra)}")
+        with self.session(read_only=True) as backend:
+            if named:
                 require_tables(backend)
-                result = analytics.run_query(
-                    backend, text, params.get("limit", analytics.DEFAULT_LIMIT)
-                )
+                limit = params.get("limit", analytics.DEFAULT_LIMIT)
+                result = analytics.run_query(backend, text, limit)
             else:
                 result = backend.query(text, params or None)
         return Rows(result.columns, result.rows)
 
     def rejects(self, run_id: int | None = None, *, limit: int | None = None) -> Rows:
         """Quarantined records (run, file, line, reason, raw text), of one run or all."""
-        with self.session() as backend:
+        with self.session(read_only=True) as backend:
             require_tables(backend)
             [sql] = backend.statements.get("list_rejects")  # a NULL limit: no limit
             result = backend.query(sql, {"run_id": run_id, "limit": limit})
@@ -266,7 +283,7 @@ class Warehouse:
         """Write the HTML report to ``path``; returns it (``.path``, ``.outline()``, ...)."""
         from sparkify.report import build_report
 
-        with self.session() as backend:
+        with self.session(read_only=True) as backend:
             report = build_report(backend, limit=limit)
         with from_os_error():
             report.write(path)

@@ -77,6 +77,8 @@ ENV_VARS = {k.env_var: (k.section, k.name) for k in KEYS}
 OTHER_ENV_VARS = frozenset(
     {
         f"{ENV_PREFIX}CONFIG",
+        f"{ENV_PREFIX}LOG_LEVEL",
+        f"{ENV_PREFIX}PROGRESS_SECONDS",
         f"{ENV_PREFIX}SAMPLE_DATA",
         f"{ENV_PREFIX}TEST_POSTGRES_DSN",
         f"{ENV_PREFIX}REDSHIFT_TEST_DSN",

@@ -20,6 +20,7 @@ import orjson
 
 from sparkify.config import unknown_name_message
 from sparkify.errors import ConfigError
+from sparkify.text import printable
 
 LEVEL_ENV = "SPARKIFY_LOG_LEVEL"
 LEVELS = ("debug", "info", "warning", "error")
@@ -35,10 +36,12 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """``2026-12-03T07:50:01.123Z INFO sparkify.api: message``"""
+    """``2026-12-03T07:50:01.123Z INFO sparkify.api: message``, the message escaped for a
+    terminal (``printable``)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        message = printable(record.getMessage())  # may quote the data or a file name
+        line = f"{_timestamp(record)} {record.levelname} {record.name}: {message}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
