@@ -47,7 +47,7 @@ from sparkify.backends.base import Result
 from sparkify.backends.redshift import RedshiftBackend
 from sparkify.backends.redshift_checks import PARSE_SQL, check_sql, records_sql
 from sparkify.errors import WarehouseError
-from sparkify.generate import GenerateOptions, generate
+from sparkify.generator import GenerateOptions, generate
 
 REGION = "us-east-1"
 PARTS = ("song_data", "log_data")
