@@ -126,7 +126,7 @@ def test_usage_errors_raise_config_errors_with_exit_code_2(tmp_path: Path) -> No
         "unknown query 'top_song'. Did you mean 'top_songs'?": lambda: api.query("top_song"),
         "query top_songs takes only limit, got level": lambda: api.query("top_songs", level=1),
         "since must be a date like 2018-11-01, got 'nov 1'": lambda: api.etl(since="nov 1"),
-        "since (2018-11-02) is after until (2018-11-01)": lambda: api.etl(
+        "since 2018-11-02 is after until 2018-11-01": lambda: api.etl(
             since="2018-11-02", until="2018-11-01"
         ),
         "users must be >= 1, got 0": lambda: sparkify.generate(tmp_path / "g", users=0),
