@@ -26,7 +26,7 @@ from moto_server import S3Bucket, upload_dataset
 from test_atomicity import lock_holder  # noqa: F401  (a fixture)
 
 from sparkify.errors import EXIT_USAGE
-from sparkify.generate import GenerateOptions, generate
+from sparkify.generator import GenerateOptions, generate
 
 SPARKIFY = str(Path(sys.executable).parent / "sparkify")
 
