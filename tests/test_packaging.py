@@ -94,7 +94,7 @@ def test_the_duckdb_path_needs_no_optional_package(generated: Path, tmp_path: Pa
     assert "report" in sparkify("--help").stdout  # every command is listed, even if it needs more
 
     demo = sparkify("demo", "--sample", str(generated))
-    assert "quality checks passed" in demo.stdout
+    assert "16 quality checks ran, 16 passed" in demo.stdout
     assert "no report.html: the report needs jinja2: pip install 'sparkify[report]'" in demo.stderr
     assert not (tmp_path / "report.html").exists()
 
