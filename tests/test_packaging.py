@@ -54,11 +54,12 @@ def without(
     blocked: tuple[str, ...], *args: str, cwd: Path, code: str = CLI
 ) -> subprocess.CompletedProcess[str]:
     """``sparkify ARGS`` (or ``code``) in a new interpreter where the ``blocked`` packages
-    cannot be imported, in ``cwd`` (no dwh.cfg) and without SPARKIFY_* variables."""
+    cannot be imported, in ``cwd`` (no dwh.cfg) and without SPARKIFY_* settings (logging at
+    warning: the lines compared are the errors)."""
     return subprocess.run(
         [sys.executable, "-c", BLOCKER, ",".join(blocked), code, *args],
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "SPARKIFY_LOG_LEVEL": "warning"},
         capture_output=True,
         text=True,
         timeout=120,
