@@ -121,7 +121,11 @@ def test_each_run_loads_its_days_logs_and_a_rerun_changes_nothing(
     assert event_files(warehouse) == ["2018-11-01-events.json", "2018-11-02-events.json"]
 
     # Failed quality checks fail the check task at once, and the report is not refreshed.
-    with sparkify.connect(database=warehouse) as loaded, loaded.session() as backend:
+    with (
+        sparkify.connect(database=warehouse) as loaded,
+        loaded.session() as backend,
+        backend.transaction(),  # DuckDB writes only inside one
+    ):
         # a play whose time row is gone
         backend.execute("DELETE FROM time WHERE start_time = (SELECT MAX(start_time) FROM time)")
     failed, log = run_dag(airflow_home, data, warehouse, "2018-11-02", report=str(report))

@@ -107,7 +107,7 @@ def test_failed_checks_raise_with_exit_code_4_and_the_committed_run(
 ) -> None:
     api = connect_to(warehouse)
     api.etl(generated / "song_data", generated / "log_data")
-    with api, api.session() as backend:  # a play whose time row is gone
+    with api, api.session() as backend, backend.transaction():  # a play whose time row is gone
         backend.execute("DELETE FROM time WHERE start_time = (SELECT MAX(start_time) FROM time)")
 
     assert not api.check().ok
