@@ -261,6 +261,11 @@ def test_fault_injected_data_gives_the_same_tables_and_rejects_as_duckdb(
     lines = day.read_bytes().split(b"\n")
     # blank lines keep their numbers; a line COPY itself refuses sits between good ones
     lines[3:3] = [b"", b"   ", b'{"ts": 1, "page": "x\xff"}', b"[1, 2]", b'"text"', b"12.5"]
+    # texts wider than their column: rejected with the width in bytes, as the parser does
+    record = json.loads(lines[0])
+    wide_agent = json.dumps({**record, "userAgent": "x" * 2000}).encode()
+    wide_location = json.dumps({**record, "location": "é" * 600}, ensure_ascii=False).encode()
+    lines[9:9] = [wide_agent, wide_location]
     day.write_bytes(b"\n".join(lines))
     bucket = bucket_of(s3_env, data)
     reference = duckdb_warehouse(tmp_path)
@@ -275,6 +280,8 @@ def test_fault_injected_data_gives_the_same_tables_and_rejects_as_duckdb(
     assert [(u, n) for u, n, _ in ours] == [(u, n) for u, n, _ in theirs]
     assert [comparable(r) for _, _, r in ours] == [comparable(r) for _, _, r in theirs]
     assert sum(r.startswith("field '") for _, _, r in ours) > 5  # typed reasons, word for word
+    assert "field 'userAgent': text longer than 1024 bytes (2000 bytes)" in [r for *_, r in ours]
+    assert "field 'location': text longer than 1024 bytes (1200 bytes)" in [r for *_, r in ours]
 
 
 def test_a_changed_object_is_the_only_one_copied_again(

@@ -107,7 +107,15 @@ def _convert_field(spec: Field) -> list[str]:
 
 def _text_reason(spec: Field) -> list[str]:
     c, got = spec.column, _quoted(f"field '{spec.key}': expected text, got ")
-    return [f"WHEN t_{c} IN ('boolean', 'object', 'array') THEN {got} || t_{c}"]
+    whens = [f"WHEN t_{c} IN ('boolean', 'object', 'array') THEN {got} || t_{c}"]
+    if spec.max_bytes:  # records.within_width: the width counts UTF-8 bytes
+        size = f"OCTET_LENGTH({field_value(spec)})"
+        longer = _quoted(f"field '{spec.key}': text longer than {spec.max_bytes} bytes (")
+        whens.append(
+            f"WHEN {size} > {spec.max_bytes} "
+            f"THEN {longer} || CAST({size} AS VARCHAR(20)) || ' bytes)'"
+        )
+    return whens
 
 
 def _integer_reason(spec: Field) -> list[str]:
