@@ -132,7 +132,7 @@ def _copy_floor(dsn: str, ds: Dataset) -> dict[str, float]:
         files = [f for f in source.list_files() if f.url in wanted]
         ids = {f.url: n for n, f in enumerate(files, start=1)}
         with Parser(Path(tmp), PostgresBackend.capabilities.row_format) as parser:
-            parsed = parser.parse(source, "events", files, ids, {}, lambda done: None)
+            parsed = parser.parse(source, "events", files, ids, {}, lambda done, **held: None)
             paths = sorted({r.part for _, r in parsed if r.part is not None})
         with psycopg.connect(dsn) as con:
             con.execute("DROP SCHEMA IF EXISTS floor CASCADE")
