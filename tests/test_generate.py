@@ -127,6 +127,28 @@ def test_output_is_byte_identical_whatever_the_number_of_worker_processes(tmp_pa
     assert len(figures) == 1 and summaries[1].events > 500
 
 
+def test_events_of_one_millisecond_keep_the_shard_order_whatever_the_workers(
+    tmp_path: Path,
+) -> None:
+    # Dense enough that users of different shards act in the same millisecond: such ties are
+    # ordered by shard ((uid - 1) % 8), never by the worker process that simulated the shard.
+    options = GenerateOptions(users=400, days=2, songs=40, seed=5, events_per_user_day=60)
+    for n in (1, 2, 3, 8):
+        generate(tmp_path / str(n), options, workers=n)
+    ties = 0
+    for path in _event_files(tmp_path / "1"):
+        shards_by_ts: dict[int, list[int]] = defaultdict(list)
+        for event in map(json.loads, path.read_bytes().splitlines()):
+            if event["userId"]:
+                shards_by_ts[event["ts"]].append((int(event["userId"]) - 1) % 8)
+        for shards in shards_by_ts.values():
+            ties += len(set(shards)) > 1
+            assert shards == sorted(shards)
+    assert ties >= 3
+    trees = {n: _tree(tmp_path / str(n)) for n in (1, 2, 3, 8)}
+    assert all(tree == trees[1] for tree in trees.values())
+
+
 def test_a_failing_worker_process_fails_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -287,7 +309,10 @@ def test_summary_and_progress(tmp_path: Path) -> None:
     data = json.loads(json.dumps(summary.as_dict()))
     assert data["out"] == str(tmp_path) and data["bad_records"] == {}
     assert data["users"] == 5 and data["event_files"] == 3 and data["song_files"] == 5
-    assert summary.seconds >= 0
+    assert 0 <= summary.catalogue_seconds <= summary.seconds
+    assert data["workers"] == 1 and data["catalogue_seconds"] == summary.catalogue_seconds
+    two = generate(tmp_path / "two", GenerateOptions(users=5, days=3, songs=5), workers=2)
+    assert two.workers == 2
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, chain
 from multiprocessing.connection import Connection
 from operator import itemgetter
 from pathlib import Path
@@ -177,6 +177,8 @@ class GenerateSummary:
     users: int
     bad_records: dict[str, int]
     seconds: float
+    catalogue_seconds: float = 0.0  # of ``seconds``: making and writing the song files
+    workers: int = 1  # processes that simulated the events
 
     def as_dict(self) -> dict:
         """JSON-friendly dict of the summary."""
@@ -189,6 +191,8 @@ class GenerateSummary:
             "users": self.users,
             "bad_records": dict(self.bad_records),
             "seconds": self.seconds,
+            "catalogue_seconds": self.catalogue_seconds,
+            "workers": self.workers,
         }
 
 
@@ -374,6 +378,10 @@ def _make_user(r: Random, uid: int, t0: int, sessions_per_day: float) -> _User:
     return _User(profiles, tz, rate, paid, False)
 
 
+_Day = list[tuple[int, str]]  # events by time: (ms relative to the day's end, line)
+_Days = tuple[_Day, int]  # a day of events and the plays simulated so far
+
+
 class _Simulator:
     """Walks the sessions of one shard of the users (``uid % SHARDS``, with its own random
     stream) and buckets the serialised events by UTC day."""
@@ -408,9 +416,8 @@ class _Simulator:
                 return t
         return self.t_end
 
-    def run_day(self, day: int) -> tuple[bytes, list[str]]:
-        """Simulate every session starting on ``day``; return that day's events by time:
-        their sort keys (ms before midnight, as int64 bytes) and their lines."""
+    def run_day(self, day: int) -> _Day:
+        """Simulate every session starting on ``day``; return that day's events by time."""
         day_end = self.t0 + (day + 1) * DAY_MS
         for user in self.users:
             while user.next_start < day_end:
@@ -427,7 +434,7 @@ class _Simulator:
             else:  # beyond the simulated period: dropped
                 self.plays -= sum('"page":"NextSong"' in line for _, line in spill)
             del events[cut:]
-        return array("q", map(itemgetter(0), events)).tobytes(), list(map(itemgetter(1), events))
+        return events
 
     def _first_page(self, user: _User) -> int:
         if user.guest:
@@ -583,40 +590,39 @@ def _write_day(
     return len(lines)
 
 
-_ShardDay = tuple[list[tuple[bytes, list[str]]], int]  # each shard's run_day(), plays so far
-
-
-def _simulate(
-    options: GenerateOptions, pick_params: list[tuple], shards: range
-) -> Iterator[_ShardDay]:
-    """Simulate ``shards`` day by day."""
+def _simulate(options: GenerateOptions, pick_params: list[tuple], shards: range) -> Iterator[_Days]:
+    """Simulate ``shards`` day by day: each day's events by time, ties by shard then by order
+    within the shard (the stable sort merges the shards' sorted runs), and the plays so far."""
     sims = [_Simulator(options, pick_params, shard) for shard in shards]
     for day in range(options.days):
-        parts = [sim.run_day(day) for sim in sims]
-        yield parts, sum(sim.plays for sim in sims)
+        events: _Day = []
+        for sim in sims:
+            events += sim.run_day(day)
+        events.sort(key=itemgetter(0))
+        yield events, sum(sim.plays for sim in sims)
 
 
 def _worker(
     conn: Connection, options: GenerateOptions, pick_params: list[tuple], shards: range, path: str
 ) -> None:
-    """Worker process: write each day of ``shards`` to a file and tell the parent its layout
-    (bulk data through files, not the pipe: no hand-offs per 64 KiB between busy processes);
-    or send the error that stopped it."""
+    """Worker process: write each day of ``shards`` to a file (int64 sort keys, then the lines)
+    and tell the parent its size (bulk data through files, not the pipe: no hand-offs per
+    64 KiB between busy processes); or send the error that stopped it."""
     gc.disable()
     try:
-        for day, (parts, plays) in enumerate(_simulate(options, pick_params, shards)):
+        for day, (events, plays) in enumerate(_simulate(options, pick_params, shards)):
             if day >= _DAYS_AHEAD:
                 conn.recv()  # the parent took day - _DAYS_AHEAD: bounds the files waiting
-            encoded = [(keys, "\n".join(lines).encode()) for keys, lines in parts]
-            _write_bytes(f"{path}.{day}", b"".join(b"".join(part) for part in encoded))
-            conn.send(([(len(keys), len(blob)) for keys, blob in encoded], plays))
+            keys = array("q", map(itemgetter(0), events)).tobytes()
+            _write_bytes(f"{path}.{day}", keys + "\n".join(map(itemgetter(1), events)).encode())
+            conn.send((len(events), plays))
     except Exception as exc:  # the parent raises it
         conn.send(RuntimeError(f"generator worker failed: {exc!r}"))
     finally:
         conn.close()
 
 
-def _received(conn: Connection, days: int, path: str) -> Iterator[_ShardDay]:
+def _received(conn: Connection, days: int, path: str) -> Iterator[_Days]:
     """The days a worker simulates, as :func:`_simulate` yields them."""
     for day in range(days):
         try:
@@ -625,34 +631,27 @@ def _received(conn: Connection, days: int, path: str) -> Iterator[_ShardDay]:
             raise RuntimeError("a generator worker process ended unexpectedly") from None
         if isinstance(message, BaseException):
             raise message
-        sizes, plays = message
+        count, plays = message
         with open(f"{path}.{day}", "rb") as handle:
             data = handle.read()
         os.remove(f"{path}.{day}")
         if day + _DAYS_AHEAD < days:
             conn.send(None)
-        parts, offset = [], 0
-        for n_keys, n_blob in sizes:
-            middle, offset = offset + n_keys, offset + n_keys + n_blob
-            lines = data[middle:offset].decode().split("\n") if n_blob else []
-            parts.append((data[offset - n_keys - n_blob : middle], lines))
-        yield parts, plays
+        keys = array("q")
+        keys.frombytes(data[: 8 * count])
+        lines = data[8 * count :].decode().split("\n") if count else []
+        yield list(zip(keys, lines, strict=True)), plays
 
 
-def _merged(streams: list[Iterator[_ShardDay]]) -> Iterator[tuple[list[str], int]]:
-    """Each day's lines by time (ties by shard, then by order within the shard) and the plays
-    so far, from streams of which stream ``w`` simulates shards ``w, w + len(streams)...``."""
-    n = len(streams)
+def _merged(streams: list[Iterator[_Days]]) -> Iterator[tuple[list[str], int]]:
+    """Each day's lines by time and the plays so far, from streams that simulate consecutive
+    ranges of the shards: concatenated in shard order, a stable sort merges their runs with
+    ties by shard, as within one stream."""
     for messages in zip(*streams, strict=True):
-        parts: list[tuple[bytes, list[str]]] = [(b"", [])] * SHARDS
-        for w, (shard_parts, _) in enumerate(messages):
-            parts[w::n] = shard_parts
-        keys, lines = array("q"), list[str]()
-        for shard_keys, shard_lines in parts:
-            keys.frombytes(shard_keys)
-            lines += shard_lines
-        order = sorted(range(len(lines)), key=keys.__getitem__)  # stable
-        yield list(map(lines.__getitem__, order)), sum(plays for _, plays in messages)
+        events = list(chain.from_iterable(day for day, _ in messages))
+        if len(messages) > 1:
+            events.sort(key=itemgetter(0))
+        yield list(map(itemgetter(1), events)), sum(plays for _, plays in messages)
 
 
 @contextlib.contextmanager
@@ -670,7 +669,8 @@ def _days(
         try:
             for w in range(workers):
                 mine, theirs = ctx.Pipe()
-                args = (theirs, options, pick_params, range(w, SHARDS, workers), f"{folder}/{w}")
+                shards = range(w * SHARDS // workers, (w + 1) * SHARDS // workers)
+                args = (theirs, options, pick_params, shards, f"{folder}/{w}")
                 proc = ctx.Process(target=_worker, args=args, daemon=True)
                 proc.start()
                 theirs.close()
@@ -728,6 +728,7 @@ def _generate(
     # Written before the simulation starts, not beside it, so that the catalogue's cost stays
     # measurable on its own (the benchmark subtracts it).
     song_files = _write_songs(out / "song_data", catalogue.files)
+    catalogue_seconds = time.perf_counter() - started
     pick_params = [catalogue.scaled(_TRANS[paid][NEXT_SONG][0][0]) for paid in (0, 1)]
     fault_rng, counts = Random(f"{options.seed}:faults"), [0] * len(FAULT_TYPES)
     events = plays = 0
@@ -746,4 +747,6 @@ def _generate(
         users=options.users,
         bad_records={name: n for name, n in zip(FAULT_TYPES, counts, strict=True) if n},
         seconds=time.perf_counter() - started,
+        catalogue_seconds=catalogue_seconds,
+        workers=workers,
     )
