@@ -20,10 +20,10 @@ demo: $(BIN)/sparkify ## generate a sample, load it into sparkify.duckdb, show a
 test: $(BIN)/sparkify ## the whole test suite (starts its own PostgreSQL and S3 servers)
 	$(BIN)/pytest -q
 
-lint: $(BIN)/sparkify ## ruff (lint + format check) and mypy
+lint: $(BIN)/sparkify ## ruff (lint + format check) and mypy (src, and benchmarks against its API)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
-	$(BIN)/mypy src
+	$(BIN)/mypy src benchmarks
 
 format: $(BIN)/sparkify
 	$(BIN)/ruff check --fix src tests benchmarks examples
