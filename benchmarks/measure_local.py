@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import resource
 import shutil
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import scales as t
-from proc import command_seconds, run_child
+from proc import command_seconds, run_child, watched
 from report import Figure, ScaleResult
 from scales import Scale
 
@@ -47,8 +49,17 @@ def _lines(path: str) -> int:
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
+def _tree_cpu_seconds() -> float:
+    """CPU time of this process and of its finished (waited-for) children so far."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def generate_dataset(scale: Scale, root: Path, result: ScaleResult) -> Dataset:
-    """Generate ``days + 1`` days; the catalogue's own cost is measured apart and subtracted."""
+    """Generate ``days + 1`` days; events/s count the events' own time: the catalogue's time
+    (song files), which the summary reports, is subtracted, and so is its CPU time, measured
+    by a catalogue-only run."""
     shutil.rmtree(root, ignore_errors=True)
     options = GenerateOptions(
         users=scale.users,
@@ -56,15 +67,20 @@ def generate_dataset(scale: Scale, root: Path, result: ScaleResult) -> Dataset:
         songs=scale.songs,
         events_per_user_day=scale.events_per_user_day,
     )
+    cpu = _tree_cpu_seconds()
     summary = generate(root, options)
+    cpu = _tree_cpu_seconds() - cpu
     scratch = root.with_name(root.name + "-catalogue-only")
-    catalogue = generate(scratch, GenerateOptions(users=1, days=1, songs=scale.songs))
+    catalogue_cpu = _tree_cpu_seconds()
+    generate(scratch, GenerateOptions(users=1, days=1, songs=scale.songs))
+    catalogue_cpu = _tree_cpu_seconds() - catalogue_cpu
     shutil.rmtree(scratch, ignore_errors=True)
-    event_seconds = max(summary.seconds - catalogue.seconds, 1e-9)
+    rate = summary.events / max(summary.seconds - summary.catalogue_seconds, 1e-9)
+    cpu_rate = summary.events / max(cpu - catalogue_cpu, 1e-9)
     files = sorted(str(p) for p in (root / "log_data").rglob("*.json"))
     load_files, new_day = files[:-1], files[-1]
     events = sum(_lines(f) for f in load_files)
-    judged = summary.events >= 900_000  # below, the subtracted catalogue cost dominates
+    judged = summary.events >= 900_000  # below, start-up and the catalogue's cost dominate
     result.dataset = {
         "root": str(root),
         "events": events,
@@ -77,19 +93,25 @@ def generate_dataset(scale: Scale, root: Path, result: ScaleResult) -> Dataset:
     result.add(
         Figure(
             "generator",
-            f"{summary.events:,} events written (catalogue cost subtracted)",
-            summary.events / event_seconds,
+            f"{summary.events:,} events written, {summary.workers} process(es)",
+            rate,
             "events/s",
-            baseline=f"with {summary.song_files:,} song files: "
-            f"{summary.events / summary.seconds:,.0f} events/s",
+            baseline=f"{cpu_rate:,.0f} events per CPU-second",
+            ratio=rate / cpu_rate,
+            ratio_label="cores busy on average",
             target=f">= {t.GENERATOR_EVENTS_PER_S:,} events/s",
-            met=summary.events / event_seconds >= t.GENERATOR_EVENTS_PER_S if judged else None,
-            note=f"catalogue alone {catalogue.seconds:.2f} s",
+            met=rate >= t.GENERATOR_EVENTS_PER_S if judged else None,
+            note=f"catalogue ({summary.song_files:,} song files) {summary.catalogue_seconds:.2f} s"
+            f" and {catalogue_cpu:.2f} CPU-s, subtracted; load average {os.getloadavg()[0]:.1f}",
+            headline="generator",
         )
     )
     result.details["generator"] = {
         "seconds": summary.seconds,
-        "catalogue_seconds": catalogue.seconds,
+        "catalogue_seconds": summary.catalogue_seconds,
+        "cpu_seconds": cpu,
+        "catalogue_cpu_seconds": catalogue_cpu,
+        "workers": summary.workers,
         "events": summary.events,
     }
     return Dataset(
@@ -107,103 +129,150 @@ def _fresh(path: Path) -> Path:
     return path
 
 
-def duckdb_load(ds: Dataset, work: Path, result: ScaleResult) -> Path:
-    """Full load (staging + star + checks) next to DuckDB's bare count(*) and CTAS floors."""
-    floors = {}
-    spec: dict[str, Any]
-    for mode in ("count", "ctas"):
-        spec = {
-            "database": str(_fresh(work / "floor.duckdb")),
-            "files": ds.load_files,
-            "mode": mode,
-        }
-        floors[mode] = run_child("duckdb_floor", spec)
-        if floors[mode]["rows"] != ds.events:
-            raise RuntimeError(f"{mode} floor read {floors[mode]['rows']} rows, not {ds.events}")
+def _etl_command(ds: Dataset, database: Path, *options: str) -> list[str]:
+    """``sparkify etl`` of the dataset's full load into ``database``."""
+    paths = ["--database", str(database), "--songs", ds.songs, "--logs", ds.logs]
+    return [str(SPARKIFY), "etl", *paths, "--until", ds.until.isoformat(), *options]
+
+
+def _rounds(seconds: list[float]) -> str:
+    return ", ".join(f"{s:.2f}" for s in seconds)
+
+
+def duckdb_load(ds: Dataset, scale: Scale, work: Path, result: ScaleResult) -> Path:
+    """The whole ``sparkify etl`` command (start-up, staging, star tables, checks) next to
+    DuckDB's bare CTAS of the same files, in interleaved rounds (the median ratio of the
+    rounds is the figure); then one load in-process for the per-step split; the count(*)
+    floor once."""
+    spec: dict[str, Any] = {"database": "", "files": ds.load_files}
+    count = run_child(
+        "duckdb_floor", {**spec, "database": str(_fresh(work / "floor.duckdb")), "mode": "count"}
+    )
+    ctas: list[float] = []
+    cli: list[float] = []
+    cli_peak = 0
+    for _ in range(scale.duckdb_rounds):
+        floor = run_child(
+            "duckdb_floor", {**spec, "database": str(_fresh(work / "floor.duckdb")), "mode": "ctas"}
+        )
+        for name, rows in (("count", count["rows"]), ("ctas", floor["rows"])):
+            if rows != ds.events:
+                raise RuntimeError(f"the {name} floor read {rows} rows, not {ds.events}")
+        ctas.append(floor["seconds"])
+        command = _etl_command(ds, _fresh(work / "cli.duckdb"), "--quiet")
+        _, seconds, peak = watched(command)  # exit code 4 (checks failed) raises
+        cli.append(seconds)
+        cli_peak = max(cli_peak, peak)
     database = _fresh(work / "warehouse.duckdb")
-    spec = {
+    load_spec = {
         "settings": duckdb_settings(database),
         "songs": ds.songs,
         "logs": ds.logs,
         "until": ds.until.isoformat(),
         "checks": True,
     }
-    load = run_child("etl", spec)
+    load = run_child("etl", load_spec)
     if not load["checks_passed"]:
         raise RuntimeError("the quality checks failed after the full load")
-    seconds, ctas, count = load["seconds"], floors["ctas"]["seconds"], floors["count"]["seconds"]
-    rate = ds.events / seconds
+    ratio = statistics.median(c / f for c, f in zip(cli, ctas, strict=True))
+    seconds, rate = load["seconds"], ds.events / load["seconds"]
     at_scale = ds.events >= 900_000
-    result.details["duckdb_load"] = {"etl": load, "floors": floors}
+    result.details["duckdb_load"] = {
+        "etl": load,
+        "floors": {"count": count, "ctas_seconds": ctas},
+        "cli_seconds": cli,
+        "cli_peak_tree_rss": cli_peak,
+    }
     result.add(
         Figure(
             "duckdb",
-            "full load: staging + star + checks",
-            seconds,
+            f"sparkify etl, whole command with checks (median of {len(cli)} rounds)",
+            statistics.median(cli),
             "s",
-            baseline=f"bare CTAS {ctas:.3f} s",
-            ratio=seconds / ctas,
+            baseline=f"bare CTAS {statistics.median(ctas):.3f} s",
+            ratio=ratio,
+            ratio_label="CTAS (median of the rounds' ratios)",
             target=f"<= {t.DUCKDB_MAX_CTAS_RATIO}x CTAS (at 1M)",
-            met=seconds / ctas <= t.DUCKDB_MAX_CTAS_RATIO if at_scale else None,
+            met=ratio <= t.DUCKDB_MAX_CTAS_RATIO if at_scale else None,
+            note=f"rounds, etl: {_rounds(cli)} s; CTAS: {_rounds(ctas)} s",
+            headline="duckdb",
         ),
         Figure(
             "duckdb",
-            f"full load of {ds.events:,} events",
+            f"full load of {ds.events:,} events in-process (staging + star + checks)",
             rate,
             "events/s",
-            baseline=f"count(*) {count:.3f} s = {ds.events / count:,.0f} events/s",
-            ratio=seconds / count,
+            baseline=f"count(*) {count['seconds']:.3f} s "
+            f"= {ds.events / count['seconds']:,.0f} events/s",
+            ratio=seconds / count["seconds"],
             ratio_label="of count(*)",
             target=f">= {t.DUCKDB_EVENTS_PER_S:,} events/s (at 1M)",
             met=rate >= t.DUCKDB_EVENTS_PER_S if at_scale else None,
+            note=f"{seconds:.2f} s from connect to the end of the checks; steps in the JSON",
         ),
         Figure(
             "duckdb",
-            "full load peak RSS (all processes)",
-            load["peak_tree_rss"],
+            "sparkify etl peak RSS (all processes)",
+            cli_peak,
             "bytes",
-            baseline=f"CTAS {floors['ctas']['peak_tree_rss'] / 1024**2:,.0f} MiB",
-            target="<= 2 GiB (at 10M)",
-            met=load["peak_tree_rss"] <= t.LARGE_MAX_RSS_BYTES if ds.events >= 9_000_000 else None,
-            note=f"main {load['max_rss_self'] / 1024**2:,.0f} MiB, "
+            baseline=f"CTAS {count['peak_tree_rss'] / 1024**2:,.0f} MiB (count(*))",
+            target=f"<= {t.LARGE_MAX_RSS_BYTES / 1024**3:.0f} GiB (at 10M)",
+            met=cli_peak <= t.LARGE_MAX_RSS_BYTES if ds.events >= 9_000_000 else None,
+            note=f"in-process load: main {load['max_rss_self'] / 1024**2:,.0f} MiB, "
             f"largest worker {load['max_rss_children'] / 1024**2:,.0f} MiB",
+            headline="memory",
         ),
     )
     return database
 
 
-def song_catalogue(ds: Dataset, work: Path, result: ScaleResult) -> None:
-    """Songs-only run (list, read, parse, stage, upsert) next to a plain Python read loop."""
-    started = time.perf_counter()
-    count = 0
-    for folder, _, names in os.walk(ds.songs):
-        for name in names:
-            if name.endswith(".json"):
-                with open(os.path.join(folder, name), "rb") as handle:
-                    json.loads(handle.read())
-                count += 1
-    floor = time.perf_counter() - started
+def song_catalogue(ds: Dataset, scale: Scale, work: Path, result: ScaleResult) -> None:
+    """Songs-only run (list, read, parse, stage, upsert) next to a plain Python loop that
+    reads and decodes the same files, in interleaved rounds (the median ratio is the figure)."""
     empty_logs = work / "no-logs"
     empty_logs.mkdir(exist_ok=True)
-    spec = {
-        "settings": duckdb_settings(_fresh(work / "songs.duckdb")),
-        "songs": ds.songs,
-        "logs": str(empty_logs),
+    loops: list[float] = []
+    runs: list[dict[str, Any]] = []
+    count = 0
+    for _ in range(scale.duckdb_rounds):
+        started = time.perf_counter()
+        count = 0
+        for folder, _, names in os.walk(ds.songs):
+            for name in names:
+                if name.endswith(".json"):
+                    with open(os.path.join(folder, name), "rb") as handle:
+                        json.loads(handle.read())
+                    count += 1
+        loops.append(time.perf_counter() - started)
+        spec = {
+            "settings": duckdb_settings(_fresh(work / "songs.duckdb")),
+            "songs": ds.songs,
+            "logs": str(empty_logs),
+        }
+        runs.append(run_child("etl", spec))
+    seconds = [run["seconds"] for run in runs]
+    ratio = statistics.median(s / loop for s, loop in zip(seconds, loops, strict=True))
+    result.details["song_catalogue"] = {
+        "etl": runs[-1],
+        "seconds": seconds,
+        "floor_seconds": loops,
+        "files": count,
     }
-    run = run_child("etl", spec)
-    result.details["song_catalogue"] = {"etl": run, "floor_seconds": floor, "files": count}
-    staged = sum(v for k, v in run["phases"].items() if k in ("bulk_load", "parse", "stage"))
+    staged = sum(v for k, v in runs[-1]["phases"].items() if k in ("bulk_load", "parse", "stage"))
     result.add(
         Figure(
             "songs",
-            f"{count:,} one-song files: songs-only run",
-            run["seconds"],
+            f"{count:,} one-song files: songs-only run (median of {len(runs)} rounds)",
+            statistics.median(seconds),
             "s",
-            baseline=f"plain Python loop {floor:.3f} s",
-            ratio=run["seconds"] / floor,
-            target=f"<= {t.SONGS_15K_SECONDS} s (at 15k files)",
-            met=run["seconds"] <= t.SONGS_15K_SECONDS if 14_000 <= count <= 16_000 else None,
-            note=f"of which list+read+parse+stage {staged:.3f} s",
+            baseline=f"plain Python loop {statistics.median(loops):.3f} s",
+            ratio=ratio,
+            ratio_label="the loop (median of the rounds' ratios)",
+            target=f"<= {t.SONGS_MAX_LOOP_RATIO:.0f}x the loop (at ~15k files)",
+            met=ratio <= t.SONGS_MAX_LOOP_RATIO if 14_000 <= count <= 16_000 else None,
+            note=f"rounds, run: {_rounds(seconds)} s; loop: {_rounds(loops)} s; of the last run "
+            f"list+read+parse+stage {staged:.3f} s",
+            headline="catalogue",
         )
     )
 

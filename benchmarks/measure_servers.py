@@ -210,6 +210,7 @@ def postgres(ds: Dataset, result: ScaleResult, timeout: float) -> None:
             met=(rate >= t.POSTGRES_EVENTS_PER_S and rate / per_row >= t.POSTGRES_MIN_SPEEDUP)
             if judged or stopped
             else None,
+            headline="postgres",
             note=f"executemany: {len(rows) / timings['executemany']:,.0f} rows/s; "
             + (
                 f"STOPPED after {timeout:.0f} s (rate is an upper bound)"

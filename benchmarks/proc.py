@@ -47,21 +47,15 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_child(
-    operation: str,
-    spec: dict[str, Any],
-    env: dict[str, str] | None = None,
-    timeout: float | None = None,
-) -> dict[str, Any]:
-    """Run ``child.py OPERATION SPEC``; its JSON answer plus wall time and peak tree RSS.
-
-    ``peak_tree_rss`` is the largest sum of resident memory over the child and its worker
-    processes, sampled every 20 ms; ``max_rss_self``/``max_rss_children`` are the kernel's
-    exact per-process peaks (getrusage), reported by the child itself.
-    """
+def watched(
+    command: list[str], env: dict[str, str] | None = None, timeout: float | None = None
+) -> tuple[str, float, int]:
+    """Run ``command``; its stdout, wall time and peak tree RSS: the largest sum of resident
+    memory over the process and its descendants (worker processes), sampled every 20 ms.
+    Raises ChildFailed when it exits non-zero, ChildTimedOut (after stopping it) on timeout."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, str(CHILD), operation, json.dumps(spec)],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -83,14 +77,32 @@ def run_child(
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-        raise ChildTimedOut(operation, timeout or 0) from None
+        raise ChildTimedOut(Path(command[1]).name, timeout or 0) from None
     finally:
         done.set()
         sampler.join()
     if process.returncode != 0:
-        raise ChildFailed(f"{operation} failed ({process.returncode}):\n{err[-3000:]}")
+        name = " ".join(Path(part).name for part in command[:3])
+        raise ChildFailed(f"{name} failed ({process.returncode}):\n{err[-3000:]}")
+    return out, time.perf_counter() - started, peak
+
+
+def run_child(
+    operation: str,
+    spec: dict[str, Any],
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Run ``child.py OPERATION SPEC``; its JSON answer plus wall time and peak tree RSS
+    (``watched``); ``max_rss_self``/``max_rss_children`` are the kernel's exact per-process
+    peaks (getrusage), reported by the child itself."""
+    command = [sys.executable, str(CHILD), operation, json.dumps(spec)]
+    try:
+        out, seconds, peak = watched(command, env, timeout)
+    except ChildTimedOut as exc:
+        raise ChildTimedOut(operation, exc.seconds) from None
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    result["wall_seconds"] = time.perf_counter() - started
+    result["wall_seconds"] = seconds
     result["peak_tree_rss"] = peak
     return result
 

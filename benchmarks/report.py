@@ -15,6 +15,17 @@ from rich.console import Console
 from rich.table import Table
 
 RESULTS = Path(__file__).with_name("results")
+SCALE_ORDER = ("tiny", "small", "medium", "large")
+
+# Issue 15's targets, in the order of the final table: key -> (target, the scales judging it).
+HEADLINES = {
+    "duckdb": ("DuckDB, 1M events: sparkify etl <= 1.5x the bare CTAS", "medium"),
+    "catalogue": ("~15k song files: <= 2x a plain read-and-decode loop", "small, medium"),
+    "memory": ("10M events: peak memory of the process tree <= 2 GiB", "large"),
+    "large-time": ("10M events: time <= 12x the 1M run", "medium and large"),
+    "postgres": ("PostgreSQL, 1M events: >= 100,000 events/s with checks", "medium"),
+    "generator": ("generator: >= 300,000 events/s", "medium"),
+}
 
 
 @dataclass
@@ -31,6 +42,7 @@ class Figure:
     target: str = ""
     met: bool | None = None  # None: no target at this scale
     note: str = ""
+    headline: str = ""  # the key in HEADLINES of the issue-15 target this figure answers
 
 
 @dataclass
@@ -92,6 +104,55 @@ def _number(value: float | None, unit: str) -> str:
     return f"{value:,.3f} {unit}"
 
 
+def _status(met: bool | None, judged: str = "met", missed: str = "missed") -> str:
+    return {True: judged, False: missed, None: "not judged at this scale"}[met]
+
+
+def headline_rows(documents: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """One row per figure answering a target of HEADLINES, across the scales of
+    ``documents`` (ScaleResults as dicts), in the targets' order: target, scale, figure,
+    value, floor, ratio, met / missed; a target no figure answers says which scales would."""
+    rows: list[tuple[str, ...]] = []
+    for key, (target, scales) in HEADLINES.items():
+        found = [
+            (d["scale"], f) for d in documents for f in d["figures"] if f.get("headline") == key
+        ]
+        for scale, f in found:
+            ratio = (
+                f"{f['ratio']:.2f}x {f['ratio_label']}".strip() if f["ratio"] is not None else ""
+            )
+            value = _number(f["value"], f["unit"])
+            rows.append(
+                (target, scale, f["metric"], value, f["baseline"], ratio, _status(f["met"]))
+            )
+        if not found:
+            rows.append((target, "-", "not measured in this run", "", "", "", f"needs {scales}"))
+    return rows
+
+
+def load_averages(document: dict[str, Any]) -> str:
+    """The 1-minute load average at the end of each section of one scale."""
+    loads = document["details"].get("load_average", {})
+    return ", ".join(f"{section} {load[0]:.1f}" for section, load in loads.items())
+
+
+def print_headlines(results: list[ScaleResult], console: Console) -> None:
+    """The final table: every target of issue 15 next to its floor, met or missed."""
+    documents = [asdict(r) for r in results]
+    table = Table(title="issue 15 targets (floors measured in the same run)", title_justify="left")
+    for column in ("target", "scale", "figure", "value", "floor / baseline", "ratio", ""):
+        table.add_column(column)
+    for row in headline_rows(documents):
+        status = row[-1].replace("missed", "[red]missed[/]").replace("met", "[green]met[/]")
+        table.add_row(*row[:-1], status)
+    console.print(table)
+    for document in documents:
+        console.print(
+            f"  load average (1 min) after each section, {document['scale']}: "
+            f"{load_averages(document)}"
+        )
+
+
 def print_table(result: ScaleResult, console: Console) -> None:
     table = Table(title=f"scale {result.scale} ({result.seconds:.0f} s)", title_justify="left")
     for column in ("section", "figure", "value", "compared with", "ratio", "target", ""):
@@ -135,10 +196,22 @@ def write_json(results: list[ScaleResult], directory: Path = RESULTS) -> list[Pa
 def markdown(latest: Path = RESULTS / "latest.json") -> str:
     """The figures of ``latest.json`` as one Markdown table per scale (for docs/performance.md)."""
     scales = json.loads(latest.read_text())["scales"]
-    order = ["tiny", "small", "medium", "large"]
-    out = []
-    for name in sorted(scales, key=lambda n: order.index(n) if n in order else len(order)):
-        doc = scales[name]
+    names = sorted(
+        scales, key=lambda n: SCALE_ORDER.index(n) if n in SCALE_ORDER else len(SCALE_ORDER)
+    )
+    documents = [scales[n] for n in names]
+    out = ["### Issue 15 targets\n"]
+    out.append("| target | scale | figure | value | floor / baseline | ratio | |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- |")
+    out += ["| " + " | ".join(row) + " |" for row in headline_rows(documents)]
+    out.append("")
+    out += [
+        f"Load average (1 min) after each section, {d['scale']} ({d['date']}): "
+        f"{load_averages(d)}.\n"
+        for d in documents
+    ]
+    for doc in documents:
+        name = doc["scale"]
         events = doc["dataset"].get("events", 0)
         out.append(f"### {name}: {events:,} events ({doc['date']}, {doc['seconds']:.0f} s)\n")
         out.append("| figure | value | compared with | ratio | target | |")
