@@ -246,6 +246,7 @@ def postgres(ds: Dataset, result: ScaleResult, timeout: float) -> None:
                 f"= {floor['rows'] / floor['seconds']:,.0f} rows/s",
                 ratio=seconds / floor["seconds"],
                 note="the COPY alone bounds any load of these rows into this server",
+                headline="postgres",
             )
         )
 
