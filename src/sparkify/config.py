@@ -52,6 +52,12 @@ KEYS: tuple[Key, ...] = (
     Key("CLUSTER", "NUM_NODES", "1", help="Redshift node count (1 = single-node)"),
     Key("CLUSTER", "NAMESPACE", "sparkify", help="Redshift Serverless namespace (--serverless)"),
     Key("CLUSTER", "WORKGROUP", "sparkify", help="Redshift Serverless workgroup (--serverless)"),
+    Key(
+        "CLUSTER",
+        "RAW_COPY_SESSIONS",
+        help="Redshift sessions that COPY raw s3:// files at once; default: the cluster's "
+        "slices, at most 16",
+    ),
     Key("IAM_ROLE", "ARN", help="role Redshift assumes to read the bucket"),
     Key("IAM_ROLE", "NAME", "sparkify-redshift-s3-read", help="role created by aws up"),
     Key("S3", "LOG_DATA", "sample/log_data", help="event logs: local path, file:// or s3:// URL"),

@@ -333,6 +333,14 @@ class Run:
     def do_tables(self, step: Step) -> None:
         ensure_tables(self.backend)
 
+    def do_land(self, step: Step) -> None:
+        """Before the run's transaction: a backend that reads raw files itself may land the
+        listed files that the ledger does not hold yet (Redshift, from several sessions)."""
+        songs, song_files, logs, event_files = self.inputs
+        self.backend.land_raw_files(
+            [(songs, song_files), (logs, event_files)], self.options.max_errors, self.progress
+        )
+
     def do_run(self, step: Step) -> None:
         backend = self.backend
         if step.name == "lock_wait":
@@ -553,11 +561,10 @@ def _plan(
         plan = KindPlan(kind, source)
         for file in files:
             old = known.get(file.url)
-            if old and old.size == file.size and old.version == file.version:
+            if old and old.has_content_of(file):
                 summary.files_skipped += 1
-            elif old and file.etag and file.etag == old.fingerprint:
-                summary.files_skipped += 1
-                version_updates.append((file.version, file.url))
+                if (old.size, old.version) != (file.size, file.version):
+                    version_updates.append((file.version, file.url))  # the same ETag
             elif old:
                 plan.changed.append(file)
                 plan.file_ids[file.url] = old.file_id

@@ -42,6 +42,14 @@ CONDITIONS = {
     "JSON lines), on a provisioned cluster (Serverless shows no slices)",
     "raw_files": "Redshift reads raw s3:// files of this kind itself (at least [S3] "
     "RAW_COPY_MIN_BYTES): while they are read, before the kind is loaded",
+    "raw_landing": "Redshift reads raw s3:// files itself (at least [S3] RAW_COPY_MIN_BYTES) "
+    "and some listed ones are not in the ledger with their ETag",
+    "stale_landings": "landing tables that no listed file needs (left by a failed or killed "
+    "run, or landed by another run meanwhile), once each",
+    "each_landing": "once per raw file not landed yet, by one of several sessions at once "
+    "([CLUSTER] RAW_COPY_SESSIONS), each in a transaction of its own",
+    "landing_gone": "the file's landing table is gone (another run dropped it): landed in "
+    "the run's transaction",
     "first_raw_files": "the first raw files of the run",
     "each_raw_file": "once per raw file",
     "raw_refused": "COPY refused lines of the file",
@@ -51,7 +59,7 @@ CONDITIONS = {
     "numbered": "the run failed after it got its run_id",
 }
 
-Does = Literal["tables", "run", "query", "lock", "parse", "end_parse", "load", "insert"]
+Does = Literal["tables", "land", "run", "query", "lock", "parse", "end_parse", "load", "insert"]
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,7 @@ class RunPlan:
 RUN_PLAN = RunPlan(
     before=(
         Step("create_tables", "tables"),
+        Step("land_raw_files", "land", checkpoint="land"),
         Step("lock_wait"),
     ),
     transaction=(
@@ -211,6 +220,8 @@ def step_statements(backend: type[Backend], step: Step, all_keys: bool = False) 
             *_writing(backend, creates, "tables_missing"),
             *_writing(backend, _named(backend, "add_etl_runs_unknown_fields"), "old_etl_runs"),
         ]
+    if step.does == "land":
+        return backend.landing_statements()
     if step.does == "load":
         return backend.load_statements(step.table)
     if step.does == "insert":

@@ -35,6 +35,12 @@ class KnownFile:
     rows_staged: int
     rows_rejected: int
 
+    def has_content_of(self, file: SourceFile) -> bool:
+        """Whether the content this ledger row loaded is what ``file`` (at its URL) holds:
+        the same size and change token, or the same ETag."""
+        same_version = self.size == file.size and self.version == file.version
+        return same_version or bool(file.etag and file.etag == self.fingerprint)
+
     @classmethod
     def from_row(cls, row: Sequence[object]) -> KnownFile:
         url, file_id, size, version, digest, kind, *counts = row

@@ -16,7 +16,9 @@ from typing import Any, ClassVar, Literal
 
 from sparkify.config import Settings
 from sparkify.parsing import Parser
+from sparkify.progress import ProgressFactory
 from sparkify.schema import Statements
+from sparkify.sources import Source, SourceFile
 
 Params = Mapping[str, Any] | None
 
@@ -104,6 +106,11 @@ class Backend(ABC):
     @abstractmethod
     def load_statements(cls, table: str) -> list[Sent]:
         """What a bulk load of ``table`` sends (see ``load_canonical``), for the dry run."""
+
+    @classmethod
+    def landing_statements(cls) -> list[Sent]:
+        """What landing raw files before the run sends (see ``land_raw_files``): nothing."""
+        return []
 
     @classmethod
     def end_parse_statements(cls) -> list[Sent]:
@@ -197,6 +204,17 @@ class Backend(ABC):
         yield paths.append
         if paths:
             self.load_canonical(table, paths)
+
+    def land_raw_files(
+        self,
+        listed: Sequence[tuple[Source, Sequence[SourceFile]]],
+        max_errors: int,
+        progress: ProgressFactory,
+    ) -> None:
+        """Before the run's transaction: a backend that reads raw files itself may copy the
+        ``listed`` files (per source) that are not loaded yet into the warehouse, where its
+        ``file_parser`` finds them. Here: nothing."""
+        return None
 
     def file_parser(self, scratch: Path, max_errors: int) -> Parser:
         """What turns a run's files into staged rows: the Python parser, writing part files

@@ -27,11 +27,13 @@ import orjson
 import psycopg
 
 from sparkify.aws import Aws, resolve_region
-from sparkify.backends.base import Backend, Capabilities, Sent, has_parameters, quote_identifier
+from sparkify.backends.base import Backend, Capabilities, Sent, quote_identifier
 from sparkify.backends.postgres import PostgresBackend
 from sparkify.config import Settings
 from sparkify.errors import ConfigError, SparkifyError, WarehouseError
 from sparkify.parsing import Parser
+from sparkify.progress import ProgressFactory
+from sparkify.sources import Source, SourceFile
 from sparkify.staging import CANONICAL, KIND_TABLE, table_columns
 
 _AWS_HOST = re.compile(
@@ -117,6 +119,9 @@ class RedshiftBackend(PostgresBackend):
     staging_min_part_bytes: ClassVar[int] = 8 << 20
     multipart_bytes: ClassVar[int] = 64 << 20  # larger objects go up in parts of this size
     upload_threads: ClassVar[int] = 8
+    # Sessions landing raw files at once, by default: more than a few queue in workload
+    # management and each holds a connection.
+    max_copy_sessions: ClassVar[int] = 16
     serverless_slices: ClassVar[int] = 8  # Serverless does not show its slices (stv_slices)
 
     def __init__(self, settings: Settings, read_only: bool = False) -> None:
@@ -270,47 +275,25 @@ class RedshiftBackend(PostgresBackend):
 
     @classmethod
     def end_parse_statements(cls) -> list[Sent]:
-        """The raw path's temporary tables go once every file is read."""
-        return [
-            Sent(sql, ("raw_files",)) for sql in cls.dialect_statements().get("drop_raw_tables")
-        ]
+        """The raw path's temporary tables and the landing tables it read go once every
+        file is read (in the run's transaction: a failed run keeps its landings)."""
+        from sparkify.backends.redshift_raw import end_parse_statements
+
+        return end_parse_statements(cls)
+
+    @classmethod
+    def landing_statements(cls) -> list[Sent]:
+        """Raw files landed before the run's transaction (``redshift_raw``)."""
+        from sparkify.backends.redshift_raw import landing_statements
+
+        return landing_statements(cls)
 
     @classmethod
     def raw_statements(cls, kind: str) -> list[Sent]:
-        """The raw path of one kind (see ``redshift_raw``): per file a COPY and its landing,
-        then the checks of all the run's files of that kind, then their rows into staging."""
-        from sparkify.backends.redshift_checks import (
-            PARSE_SQL,
-            check_sql,
-            records_sql,
-            staged_insert_sql,
-        )
+        """The raw path of one kind in the run's transaction (see ``redshift_raw``)."""
+        from sparkify.backends.redshift_raw import raw_statements
 
-        statements = cls.dialect_statements()
-        manifest = "'s3://<STAGING_PREFIX>/<run>/raw-<file_id>.manifest'"
-        copy = cls.raw_copy_sql(manifest, "'<[IAM_ROLE] ARN>'", "'<[AWS] REGION>'", 1000)
-        refused = cls.insert_sql("raw_refused", ("file_id", "line_no", "loaded_before", "reason"))
-
-        def named(name: str, *when: str) -> list[Sent]:
-            return [
-                Sent(cls.driver_sql(sql, has_parameters(sql)), ("raw_files", *when))
-                for sql in statements.get(name)
-            ]
-
-        checks = [records_sql(kind), PARSE_SQL, check_sql(kind), staged_insert_sql(kind)]
-        return [
-            *named("create_raw_tables", "first_raw_files"),
-            Sent(copy, ("raw_files", "each_raw_file")),
-            *named("raw_copy_errors", "each_raw_file"),
-            Sent(refused, ("raw_files", "each_raw_file", "raw_refused")),
-            *named("land_raw_file", "each_raw_file"),
-            *(Sent(sql, ("raw_files",)) for sql in checks),
-            *named("raw_checked_counts"),
-            *named("raw_rejects"),
-            *named("clear_raw_tables"),
-            *named(f"count_checked_{kind}"),
-            *named(f"stage_checked_{kind}"),
-        ]
+        return raw_statements(cls, kind)
 
     def copy_options(self) -> tuple[str, str]:
         """The IAM role and region COPY needs, validated, as SQL literals."""
@@ -343,25 +326,65 @@ class RedshiftBackend(PostgresBackend):
 
         return RawCopyParser(scratch, self.capabilities.row_format, self, max_errors)
 
+    def land_raw_files(
+        self,
+        listed: Sequence[tuple[Source, Sequence[SourceFile]]],
+        max_errors: int,
+        progress: ProgressFactory,
+    ) -> None:
+        """Big raw files on S3 that the ledger does not hold are COPYed by several sessions
+        at once, before the run's transaction (redshift_raw)."""
+        from sparkify.backends.redshift_raw import land_before_run
+
+        land_before_run(self, listed, max_errors, progress)
+
+    def landing_session(self) -> RedshiftBackend:
+        """Another connection with these settings, for landing raw files beside the run's:
+        its manifests go under the run's folder, through the same AWS clients."""
+        session = type(self)(self.settings)
+        session._aws, session._run_prefix = self.aws(), self.staging_prefix()
+        session.connect(self.wait_seconds)
+        return session
+
+    def cancel(self) -> None:
+        """Ask the server to stop this session's running statement, if any."""
+        con = self._con
+        if con is not None and not con.closed:
+            with contextlib.suppress(psycopg.Error):
+                con.cancel_safe()
+
+    def raw_copy_sessions(self) -> int:
+        """``[CLUSTER] RAW_COPY_SESSIONS``, or the cluster's slices (at most
+        ``max_copy_sessions``): a raw COPY of one file keeps one slice busy."""
+        value = (self.settings.get("CLUSTER", "RAW_COPY_SESSIONS") or "").strip()
+        if not value:
+            return min(self.slices(), self.max_copy_sessions)
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"[CLUSTER] RAW_COPY_SESSIONS must be a whole number >= 1: {value!r}")
+        return int(value)
+
     def landed(self, marker: Path, kind: str) -> Path:
         """A part "file" standing for the rows of ``kind`` checked inside Redshift."""
         self._landed[marker] = kind
         return marker
 
     @classmethod
-    def raw_copy_sql(cls, manifest_url: str, role_arn: str, region: str, max_errors: int) -> str:
-        """COPY the lines of the raw file a manifest names, one VARCHAR per line: the field
-        separator is the ASCII record separator, which valid JSON never holds unescaped."""
+    def raw_copy_sql(
+        cls, table: str, manifest_url: str, role_arn: str, region: str, max_errors: int
+    ) -> str:
+        """COPY the lines of the raw file a manifest names into ``table`` (quoted), one
+        VARCHAR per line: the field separator is the ASCII record separator, which valid
+        JSON never holds unescaped."""
         return (
-            f"COPY raw_file (line)\nFROM {manifest_url}\nIAM_ROLE {role_arn}\nMANIFEST\n"
+            f"COPY {table} (line)\nFROM {manifest_url}\nIAM_ROLE {role_arn}\nMANIFEST\n"
             f"DELIMITER '\\036'\nREGION {region}\nMAXERROR {int(max_errors)}\n"
             "COMPUPDATE OFF\nSTATUPDATE OFF"
         )
 
-    def copy_raw(self, manifest_url: str, max_errors: int) -> None:
+    def copy_raw(self, table: str, manifest_url: str, max_errors: int) -> None:
         role, region = self.copy_options()
         manifest = _literal(manifest_url, _S3_URL, "the manifest URL")
-        self.execute(self.raw_copy_sql(manifest, role, region, max_errors))
+        self.execute(self.raw_copy_sql(table, manifest, role, region, max_errors))
 
     def write_manifest(self, name: str, entries: Sequence[tuple[str, int]]) -> str:
         """A COPY manifest listing exactly ``entries`` (URL, size), under the run's folder."""

@@ -11,6 +11,8 @@ reject reasons as the Python parser, set-based, inside the warehouse:
 2. ``check_sql``: per record, the reason it is refused (NULL when it is not), in the order
    ``records.convert_record`` checks (record, then each field in declared order), and the
    typed staging columns, derived columns included.
+3. ``unknown_fields_sql``: per file, the keys of accepted records that no field declares,
+   counted (``etl_runs.unknown_fields``, as the parser counts them).
 
 The SQL is generated from the field tables in ``records.FIELDS``, so a field is declared
 once. Constants are rendered with ``CHR`` (no data or setting is pasted into the text).
@@ -25,6 +27,7 @@ from sparkify.records import (
     _SHORTCUTS,
     FIELDS,
     INT64,
+    KNOWN_KEYS,
     MATCH_KEYS,
     MAX_RAW_CHARS,
     Field,
@@ -299,4 +302,18 @@ def staged_insert_sql(kind: str) -> str:
     return (
         f"INSERT INTO checked_{kind} ({columns})\n"
         f"SELECT {columns} FROM raw_checked WHERE reason IS NULL"
+    )
+
+
+def unknown_fields_sql(kind: str) -> str:
+    """Per file, each key of an accepted record that no field of ``kind`` declares, and how
+    many accepted records have it: PartiQL's UNPIVOT turns each SUPER object into its
+    (value, key) pairs, on every slice (the parser counts the same keys, records.stage_line)."""
+    known = ", ".join(_quoted(key) for key in sorted(KNOWN_KEYS[kind]))
+    return (
+        "SELECT c.file_id, field_name, COUNT(*)\n"
+        "FROM raw_checked c, raw_parsed p, UNPIVOT p.rec AS field_value AT field_name\n"
+        "WHERE p.file_id = c.file_id AND p.line_no = c.line_no AND c.reason IS NULL\n"
+        f"  AND field_name NOT IN ({known})\n"
+        "GROUP BY c.file_id, field_name"
     )

@@ -3,16 +3,25 @@
 For an ``s3://`` source file at least ``[S3] RAW_COPY_MIN_BYTES`` big, nothing passes through
 the client: the ledger's fingerprint is the listing's ETag, a manifest naming exactly that
 object goes under ``[S3] STAGING_PREFIX``, and COPY lands its lines, one VARCHAR(65535) row per
-line, in the temporary table ``raw_file``. Smaller files (the song catalogue's one-record
-files) are parsed by the Python parser as before: per file, a COPY costs more than reading
-it.
+line, in a landing table of its own. Smaller files (the song catalogue's one-record files) are
+parsed by the Python parser as before: per file, a COPY costs more than reading it.
 
-Line numbers. COPY records neither the file nor the line a row came from. One COPY per file
+Landing, all slices at once. Before the run's transaction, the listed raw files that the
+ledger does not hold are COPYed by several sessions at once (``[CLUSTER] RAW_COPY_SESSIONS``,
+by default the cluster's slices, at most 16), each file in a transaction of its own, into a
+table named after the object's ETag and size (``raw_landing_<hash>``). A Redshift COPY of one
+file keeps one slice busy, and COPYs into one table would be serialized; one table per file
+and several sessions keep every slice loading. The run's transaction only reads the landing
+tables (their commits precede its snapshot) and drops them: a failed or killed run leaves them
+for the next run, which drops those no listed file needs. A landing table that another run
+dropped meanwhile is landed again inside the run's transaction.
+
+Line numbers. COPY records neither the file nor the line a row came from. One table per file
 gives the file; within it, the ``IDENTITY`` column numbers the rows in the order the slice
 read them (one slice reads one file, front to back), and the lines COPY refused (read back
 from ``sys_load_error_detail`` with their line numbers) are put back in between. Blank lines
 are loaded too (no IGNOREBLANKLINES), so the numbers are the file's physical line numbers, as
-on every other backend. docs/redshift.md discusses the choice and its cost.
+on every other backend. docs/redshift.md discusses the choice and what AWS guarantees.
 
 The landed lines then become records and are checked by the SQL of ``redshift_checks``
 (same reasons as ``sparkify.records`` wherever SQL can say them); accepted records wait in
@@ -22,19 +31,25 @@ The landed lines then become records and are checked by the SQL of ``redshift_ch
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sparkify.backends.base import Params, Sent, has_parameters, quote_identifier
 from sparkify.backends.redshift_checks import (
     PARSE_SQL,
     check_sql,
     records_sql,
     staged_insert_sql,
+    unknown_fields_sql,
 )
 from sparkify.errors import ConfigError, TooManyRejects, WarehouseError
 from sparkify.parsing import FileParse, Parser
-from sparkify.progress import Advance
+from sparkify.progress import Advance, ProgressFactory
+from sparkify.reconcile import KnownFile
 from sparkify.records import Reject
 from sparkify.sources import Source, SourceFile
 
@@ -43,6 +58,9 @@ if TYPE_CHECKING:
 
 MAX_COPY_ERRORS = 100_000  # the largest MAXERROR Redshift accepts
 DEFAULT_RAW_COPY_MIN_BYTES = 1024 * 1024
+LANDING_PREFIX = "raw_landing_"
+LANDING_PLACEHOLDER = '"raw_landing_<key>"'  # the landing table in sql/redshift_load.sql
+LANDING_COLUMNS = ("refused_line", "reason")  # the lines COPY refused, added after it
 
 
 def raw_copy_min_bytes(value: str | None) -> int | None:
@@ -57,6 +75,138 @@ def raw_copy_min_bytes(value: str | None) -> int | None:
     return int(text)
 
 
+def copies_raw(min_bytes: int | None, source: Source, file: SourceFile) -> bool:
+    """Whether Redshift reads ``file`` itself: on S3, with an ETag, at least ``min_bytes``."""
+    return (
+        min_bytes is not None
+        and file.size >= min_bytes
+        and file.etag is not None
+        and file.url.startswith("s3://")
+        and getattr(source, "protocol", "") == "s3"
+    )
+
+
+def landing_table(file: SourceFile) -> str:
+    """The landing table of an object's content: a hash of its ETag and size."""
+    digest = hashlib.sha256(f"{file.etag}\0{file.size}".encode()).hexdigest()
+    return LANDING_PREFIX + digest[:32]
+
+
+def with_landing(sql: str, table: str) -> str:
+    """A statement of sql/redshift_load.sql naming ``table`` (a generated name, quoted)."""
+    return sql.replace(LANDING_PLACEHOLDER, quote_identifier(table))
+
+
+def run_landing(backend: RedshiftBackend, name: str, table: str, params: Params = None) -> None:
+    for sql in backend.statements.get(name):
+        backend.execute(with_landing(sql, table), params)
+
+
+def landings(backend: RedshiftBackend) -> set[str]:
+    """The landing tables in the warehouse's schema."""
+    return {name for name in backend.existing_tables() if name.startswith(LANDING_PREFIX)}
+
+
+# -- before the run's transaction ------------------------------------------------------------
+def land_before_run(
+    backend: RedshiftBackend,
+    listed: Sequence[tuple[Source, Sequence[SourceFile]]],
+    max_errors: int,
+    progress: ProgressFactory,
+) -> None:
+    """Land the listed raw files whose content the ledger does not hold, several sessions at
+    once; drop the landing tables no listed file needs. The ledger is read outside the run's
+    transaction: if it changes meanwhile, the run lands what it lacks itself, and drops what
+    it does not need."""
+    min_bytes = raw_copy_min_bytes(backend.settings.get("S3", "RAW_COPY_MIN_BYTES"))
+    raw = [f for source, files in listed for f in files if copies_raw(min_bytes, source, f)]
+    if not raw:
+        return
+    [ledger] = backend.statements.get("read_ledger")
+    known = {row[0]: KnownFile.from_row(row) for row in backend.query(ledger).rows}
+    wanted: dict[str, SourceFile] = {}
+    for file in raw:
+        old = known.get(file.url)
+        if old is None or not old.has_content_of(file):
+            wanted.setdefault(landing_table(file), file)
+    existing = landings(backend)
+    for stale in sorted(existing - set(wanted)):
+        run_landing(backend, "drop_landing", stale)
+    todo = [file for table, file in wanted.items() if table not in existing]
+    if not todo:
+        return
+    description = f"Landing raw files ({len(todo):,} files)"
+    with progress(description, total=sum(f.size for f in todo), unit="bytes") as advance:
+        land_in_parallel(backend, todo, backend.raw_copy_sessions(), max_errors, advance)
+
+
+def land_in_parallel(
+    backend: RedshiftBackend,
+    files: Sequence[SourceFile],
+    sessions: int,
+    max_errors: int,
+    advance: Advance,
+) -> None:
+    """Each file COPYed into its landing table by one of ``sessions`` sessions, each file in
+    a transaction of its own. The first failure stops the rest: files not started are left,
+    running COPYs are cancelled (their transactions roll back), and the failure is raised."""
+    local = threading.local()
+    opened: list[RedshiftBackend] = []
+    stopped = threading.Event()
+
+    def land(file: SourceFile) -> None:
+        if stopped.is_set():
+            return
+        session = getattr(local, "session", None)
+        if session is None:
+            session = backend.landing_session()
+            opened.append(session)
+            local.session = session
+        with session.transaction():
+            land_file(session, file, max_errors)
+
+    pool = ThreadPoolExecutor(min(sessions, len(files)), thread_name_prefix="sparkify-landing")
+    try:
+        futures: dict[Future[None], SourceFile] = {pool.submit(land, f): f for f in files}
+        for future in as_completed(futures):
+            future.result()
+            advance(futures[future].size, files=1)
+    except BaseException:
+        stopped.set()
+        for session in list(opened):
+            session.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for session in opened:
+            session.close()
+
+
+def land_file(session: RedshiftBackend, file: SourceFile, max_errors: int) -> None:
+    """CREATE the file's landing table, COPY the file into it through a manifest naming only
+    it, and add the lines COPY refused (line number and reason)."""
+    table = landing_table(file)
+    manifest = session.write_manifest(f"raw-{table}", [(file.url, file.size)])
+    run_landing(session, "create_landing", table)
+    copy_max_errors = min(max_errors, MAX_COPY_ERRORS)
+    try:
+        session.copy_raw(quote_identifier(table), manifest, copy_max_errors)
+    except WarehouseError as exc:
+        # Redshift words a COPY that went past MAXERROR "Load into table ... failed".
+        if "Load into table" in str(exc):
+            raise TooManyRejects(
+                f"Redshift refused more than --max-errors {max_errors} lines of {file.url} "
+                f"(MAXERROR {copy_max_errors}); the run was rolled back. See "
+                "sys_load_error_detail for the lines and reasons."
+            ) from None
+        raise type(exc)(f"COPY of {file.url} failed: {exc}", exc.sqlstate) from None
+    [errors_sql] = session.statements.get("raw_copy_errors")
+    refused = session.query(errors_sql, {"url": file.url}).rows
+    reasons = [(int(n), f"COPY refused the line: {why} ({code})") for n, code, why in refused]
+    session.insert_rows(table, LANDING_COLUMNS, reasons)
+
+
+# -- in the run's transaction ----------------------------------------------------------------
 class RawCopyParser(Parser):
     """A ``Parser`` that hands big S3 files to Redshift and parses the rest in Python."""
 
@@ -67,21 +217,15 @@ class RawCopyParser(Parser):
         self.backend = backend
         self.max_errors = max_errors
         self.min_bytes = raw_copy_min_bytes(backend.settings.get("S3", "RAW_COPY_MIN_BYTES"))
-        self._created = False
+        self._landed: set[str] | None = None  # landing tables, once the first raw file comes
+        self._read: set[str] = set()  # the landing tables this run read
 
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
-        if self._created and exc[0] is None:
+        if self._landed is not None and exc[0] is None:
             self.backend.run("drop_raw_tables")
-
-    def copies_raw(self, source: Source, file: SourceFile) -> bool:
-        return (
-            self.min_bytes is not None
-            and file.size >= self.min_bytes
-            and file.etag is not None
-            and file.url.startswith("s3://")
-            and getattr(source, "protocol", "") == "s3"
-        )
+            for table in sorted(self._read):
+                run_landing(self.backend, "drop_landing", table)
 
     def parse(
         self,
@@ -92,8 +236,8 @@ class RawCopyParser(Parser):
         loaded: dict[str, str],
         advance: Advance,
     ) -> Iterator[tuple[SourceFile, FileParse]]:
-        raw = [f for f in files if self.copies_raw(source, f)]
-        rest = [f for f in files if not self.copies_raw(source, f)]
+        raw = [f for f in files if copies_raw(self.min_bytes, source, f)]
+        rest = [f for f in files if not copies_raw(self.min_bytes, source, f)]
         if rest:
             yield from super().parse(source, kind, rest, file_ids, loaded, advance)
         if raw:
@@ -106,26 +250,30 @@ class RawCopyParser(Parser):
         file_ids: dict[str, int],
         advance: Advance,
     ) -> Iterator[tuple[SourceFile, FileParse]]:
-        """COPY each file, turn its lines into records, check them; one FileParse each."""
+        """Read each file's landing table (landing it first if it is gone), turn the lines
+        into records, check them; one FileParse each."""
         backend = self.backend
-        if not self._created:
+        if self._landed is None:
             backend.run("create_raw_tables")
-            self._created = True
-        refused: dict[int, list[tuple[int, str]]] = {}
+            self._landed = landings(backend)
         for file in files:
-            file_id = file_ids[file.url]
-            refused[file_id] = self.copy_file(file, file_id)
+            table = landing_table(file)
+            if table not in self._landed:
+                land_file(backend, file, self.max_errors)
+                self._landed.add(table)
+            run_landing(backend, "land_raw_file", table, {"file_id": file_ids[file.url]})
+            self._read.add(table)
             advance(file.size, files=1)
-        backend.execute(records_sql(kind))
-        backend.execute(PARSE_SQL)
-        backend.execute(check_sql(kind))
-        backend.execute(staged_insert_sql(kind))
+        for sql in (records_sql(kind), PARSE_SQL, check_sql(kind), staged_insert_sql(kind)):
+            backend.execute(sql)
+        [counts_sql] = backend.statements.get("raw_checked_counts")
         counts = {
-            int(file_id): (int(records), int(accepted))
-            for file_id, records, accepted in backend.query(
-                backend.statements.get("raw_checked_counts")[0]
-            ).rows
+            int(file_id): (int(records), int(accepted), int(refused))
+            for file_id, records, accepted, refused in backend.query(counts_sql).rows
         }
+        unknown: dict[int, dict[str, int]] = {}
+        for file_id, name, count in backend.query(unknown_fields_sql(kind)).rows:
+            unknown.setdefault(int(file_id), {})[str(name)] = int(count)
         rejects: dict[int, list[Reject]] = {}
         [listing] = backend.statements.get("raw_rejects")
         for file_id, line_no, reason, raw in backend.query(
@@ -136,47 +284,83 @@ class RawCopyParser(Parser):
         marker = self.scratch / f"{kind}.landed"
         for file in files:
             file_id = file_ids[file.url]
-            records, accepted = counts.get(file_id, (0, 0))
+            records, accepted, refused = counts.get(file_id, (0, 0, 0))
+            fields = unknown.get(file_id, {})
             yield (
                 file,
                 FileParse(
                     fingerprint=file.etag or "",
-                    lines_read=records + len(refused[file_id]),
+                    lines_read=records + refused,
                     rows_staged=accepted,
                     rejects=rejects.get(file_id, []),
                     part=backend.landed(marker, kind) if accepted else None,
+                    unknown_fields=dict(sorted(fields.items(), key=lambda f: (-f[1], f[0]))),
                 ),
             )
 
-    def copy_file(self, file: SourceFile, file_id: int) -> list[tuple[int, str]]:
-        """COPY one raw file into raw_file, then into raw_lines with its line numbers.
-        Returns the lines COPY refused: (line number, reason)."""
-        backend = self.backend
-        manifest = backend.write_manifest(f"raw-{file_id}", [(file.url, file.size)])
-        max_errors = min(self.max_errors, MAX_COPY_ERRORS)
-        try:
-            backend.copy_raw(manifest, max_errors)
-        except WarehouseError as exc:
-            # Redshift words a COPY that went past MAXERROR "Load into table ... failed".
-            if "Load into table" not in str(exc):
-                raise
-            raise TooManyRejects(
-                f"Redshift refused more than --max-errors {self.max_errors} lines of "
-                f"{file.url} (MAXERROR {max_errors}); the run was rolled back. See "
-                "sys_load_error_detail for the lines and reasons."
-            ) from None
-        [errors_sql] = backend.statements.get("raw_copy_errors")
-        errors = [
-            (int(line), f"COPY refused the line: {reason} ({code})")
-            for line, code, reason in backend.query(errors_sql, {"url": file.url}).rows
-        ]
-        backend.insert_rows(
-            "raw_refused",
-            ("file_id", "line_no", "loaded_before", "reason"),
-            [
-                (file_id, line, line - n, reason)
-                for n, (line, reason) in enumerate(sorted(errors), start=1)
-            ],
-        )
-        backend.run("land_raw_file", {"file_id": file_id})
-        return errors
+
+# -- what the dry run shows (``sparkify sql``) --------------------------------------------------
+def _named(backend: type[RedshiftBackend], name: str, *when: str) -> list[Sent]:
+    return [
+        Sent(backend.driver_sql(sql, has_parameters(sql)), when)
+        for sql in backend.dialect_statements().get(name)
+    ]
+
+
+def _landing_copy(backend: type[RedshiftBackend], *when: str) -> list[Sent]:
+    """Landing one file: its table, the COPY, the refused lines read back and added."""
+    manifest = "'s3://<STAGING_PREFIX>/<run>/raw-raw_landing_<key>.manifest'"
+    copy = backend.raw_copy_sql(
+        LANDING_PLACEHOLDER, manifest, "'<[IAM_ROLE] ARN>'", "'<[AWS] REGION>'", 1000
+    )
+    refused = backend.insert_sql("raw_landing_<key>", LANDING_COLUMNS)
+    return [
+        *_named(backend, "create_landing", *when),
+        Sent(copy, when),
+        *_named(backend, "raw_copy_errors", *when),
+        Sent(refused, when),
+    ]
+
+
+def landing_statements(backend: type[RedshiftBackend]) -> list[Sent]:
+    """Before the run's transaction: the ledger and the landing tables, the stale ones
+    dropped, then each file landed by one of several sessions, in a transaction each."""
+    landing = ("raw_landing",)
+    each = (*landing, "each_landing")
+    return [
+        *_named(backend, "read_ledger", *landing),
+        *_named(backend, "existing_tables", *landing),
+        *_named(backend, "drop_landing", *landing, "stale_landings"),
+        *_named(backend, "count_slices", *landing),
+        Sent(backend.begin_sql, each),
+        *_landing_copy(backend, *each),
+        Sent(backend.commit_sql, each),
+    ]
+
+
+def raw_statements(backend: type[RedshiftBackend], kind: str) -> list[Sent]:
+    """The raw path of one kind in the run's transaction: each file's landed lines read,
+    then the checks of all the run's files of that kind, then their rows into staging."""
+    checks = [records_sql(kind), PARSE_SQL, check_sql(kind), staged_insert_sql(kind)]
+    raw = ("raw_files",)
+    return [
+        *_named(backend, "create_raw_tables", *raw, "first_raw_files"),
+        *_named(backend, "existing_tables", *raw, "first_raw_files"),
+        *_landing_copy(backend, *raw, "each_raw_file", "landing_gone"),
+        *_named(backend, "land_raw_file", *raw, "each_raw_file"),
+        *(Sent(sql, raw) for sql in checks),
+        *_named(backend, "raw_checked_counts", *raw),
+        Sent(unknown_fields_sql(kind), raw),
+        *_named(backend, "raw_rejects", *raw),
+        *_named(backend, "clear_raw_tables", *raw),
+        *_named(backend, f"count_checked_{kind}", *raw),
+        *_named(backend, f"stage_checked_{kind}", *raw),
+    ]
+
+
+def end_parse_statements(backend: type[RedshiftBackend]) -> list[Sent]:
+    """The raw path's temporary tables, then each landing table the run read."""
+    return [
+        *_named(backend, "drop_raw_tables", "raw_files"),
+        *_named(backend, "drop_landing", "raw_files", "each_raw_file"),
+    ]

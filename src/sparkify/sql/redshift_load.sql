@@ -7,18 +7,39 @@
 -- The staged files of a table are a multiple of this: COPY gives each slice its files.
 SELECT COUNT(*) FROM stv_slices;
 
+-- name: create_landing
+-- One raw file's lines, landed before the run's transaction by a session of its own (or in
+-- the run's transaction, when another run dropped it meanwhile). The name (placeholder
+-- "raw_landing_<key>") is a hash of the object's ETag and size, so a failed or repeated run
+-- finds it again. line_id numbers the loaded lines in the order the slice read them; the
+-- lines COPY refused follow, with their line number and reason, in the same transaction.
+CREATE TABLE "raw_landing_<key>" (
+    line_id BIGINT IDENTITY(1, 1), line VARCHAR(65535), refused_line INTEGER,
+    reason VARCHAR(1000)
+) DISTSTYLE EVEN;
+
+-- name: raw_copy_errors
+-- The lines the COPY of :url refused (wider than 64 KB, invalid UTF-8, a field separator):
+-- this session's, in this transaction (SYSDATE is when it began). The SYS view's query ids
+-- are not the ones pg_last_copy_id() returns (those are STL_LOAD_ERRORS'). The view lives on
+-- the leader node only, so its rows come back to the client to be inserted.
+SELECT line_number, error_code, TRIM(error_message)
+FROM sys_load_error_detail
+WHERE session_id = PG_BACKEND_PID() AND TRIM(file_name) = :url AND start_time >= SYSDATE
+ORDER BY line_number;
+
+-- name: drop_landing
+DROP TABLE IF EXISTS "raw_landing_<key>";
+
 -- name: create_raw_tables
--- raw_file: one COPY's lines, numbered by IDENTITY in the order the slice read them.
--- raw_lines: every landed line with its file and physical line number.
--- raw_refused: the lines COPY refused, with how many loaded lines came before each.
+-- raw_lines: every landed line of the run with its file and physical line number.
+-- raw_refused: the lines COPY refused, with their file and line number.
 -- raw_records: the records in the landed lines; checked_*: accepted rows, until staged.
-CREATE TEMPORARY TABLE raw_file (line_id BIGINT IDENTITY(1, 1), line VARCHAR(65535));
 CREATE TEMPORARY TABLE raw_lines (
     file_id INTEGER NOT NULL, line_no INTEGER NOT NULL, line VARCHAR(65535)
 );
 CREATE TEMPORARY TABLE raw_refused (
-    file_id INTEGER NOT NULL, line_no INTEGER NOT NULL, loaded_before INTEGER NOT NULL,
-    reason VARCHAR(1000) NOT NULL
+    file_id INTEGER NOT NULL, line_no INTEGER NOT NULL, reason VARCHAR(1000) NOT NULL
 );
 CREATE TEMPORARY TABLE raw_records (
     file_id INTEGER NOT NULL, line_no INTEGER NOT NULL, doc VARCHAR(65535) NOT NULL
@@ -28,33 +49,40 @@ CREATE TEMPORARY TABLE checked_songs (LIKE staging_songs);
 -- JSON keys are mixed case ("itemInSession"): quoted SUPER attributes keep their case.
 SET enable_case_sensitive_identifier TO true;
 
--- name: raw_copy_errors
--- The lines the COPY of :url refused (wider than 64 KB, invalid UTF-8, a field separator):
--- this session's, in this transaction (SYSDATE is when it began). The SYS view's query ids
--- are not the ones pg_last_copy_id() returns (those are STL_LOAD_ERRORS').
-SELECT line_number, error_code, TRIM(error_message)
-FROM sys_load_error_detail
-WHERE session_id = PG_BACKEND_PID() AND TRIM(file_name) = :url AND start_time >= SYSDATE
-ORDER BY line_number;
-
 -- name: land_raw_file
--- The lines of one COPY with their file and physical line number: the n-th loaded line,
--- plus the refused lines before it (COPY loads blank lines too, so none is skipped).
+-- One landed file's lines with its file_id and physical line numbers. The k-th refused line
+-- (line r) comes after r - k loaded lines: numbering the loaded lines and the refused ones in
+-- one order (slot, loaded, refused_line) gives every line its place (COPY loads blank lines
+-- too, so none is skipped).
+INSERT INTO raw_refused (file_id, line_no, reason)
+SELECT CAST(:file_id AS INTEGER), refused_line, reason
+FROM "raw_landing_<key>" WHERE refused_line IS NOT NULL;
 INSERT INTO raw_lines (file_id, line_no, line)
-SELECT CAST(:file_id AS INTEGER), r.pos + s.shift, r.line
-FROM (SELECT ROW_NUMBER() OVER (ORDER BY line_id) AS pos, line FROM raw_file) r
-JOIN (
-    SELECT p.pos, COUNT(e.line_no) AS shift
-    FROM (SELECT ROW_NUMBER() OVER (ORDER BY line_id) AS pos FROM raw_file) p
-    LEFT JOIN raw_refused e
-      ON e.file_id = CAST(:file_id AS INTEGER) AND e.loaded_before < p.pos
-    GROUP BY p.pos
-) s ON s.pos = r.pos;
-DELETE FROM raw_file;
+SELECT CAST(:file_id AS INTEGER), CAST(line_no AS INTEGER), line
+FROM (
+    SELECT ROW_NUMBER() OVER (ORDER BY slot, loaded, refused_line) AS line_no, loaded, line
+    FROM (
+        SELECT ROW_NUMBER() OVER (ORDER BY line_id) AS slot, 1 AS loaded, 0 AS refused_line,
+               line
+        FROM "raw_landing_<key>" WHERE refused_line IS NULL
+        UNION ALL
+        SELECT refused_line - ROW_NUMBER() OVER (ORDER BY refused_line) + 1, 0, refused_line,
+               CAST(NULL AS VARCHAR(65535))
+        FROM "raw_landing_<key>" WHERE refused_line IS NOT NULL
+    ) slots
+) numbered
+WHERE loaded = 1;
 
 -- name: raw_checked_counts
-SELECT file_id, COUNT(*), SUM(CASE WHEN reason IS NULL THEN 1 ELSE 0 END)
-FROM raw_checked
+-- Per file: its records, those accepted, and the lines COPY refused.
+SELECT file_id, SUM(records), SUM(accepted), SUM(refused)
+FROM (
+    SELECT file_id, 1 AS records, CASE WHEN reason IS NULL THEN 1 ELSE 0 END AS accepted,
+           0 AS refused
+    FROM raw_checked
+    UNION ALL
+    SELECT file_id, 0, 0, 1 FROM raw_refused
+) counted
 GROUP BY file_id;
 
 -- name: raw_rejects
@@ -87,7 +115,6 @@ INSERT INTO staging_songs SELECT * FROM checked_songs;
 DELETE FROM checked_songs;
 
 -- name: drop_raw_tables
-DROP TABLE IF EXISTS raw_file;
 DROP TABLE IF EXISTS raw_lines;
 DROP TABLE IF EXISTS raw_refused;
 DROP TABLE IF EXISTS raw_records;
