@@ -43,7 +43,7 @@ def test_the_lock_is_the_first_statement_of_the_transaction() -> None:
         lock_step, lock = steps[begin + 1]
         assert lock_step.name == "lock_run" and lock[0].sql.startswith("LOCK ")
     before = [step.name for step in RUN_PLAN.before]
-    assert before == ["create_tables", "lock_wait"]
+    assert before == ["create_tables", "land_raw_files", "lock_wait"]
 
 
 def test_every_condition_is_explained() -> None:

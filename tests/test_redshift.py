@@ -170,7 +170,7 @@ def test_copy_reads_exactly_a_manifest_with_the_role_and_no_secret() -> None:
     copies = [
         parse(sql)
         for sql in every_statement()
-        if sql.lstrip().upper().startswith("COPY") and "raw_file" not in sql  # test_redshift_raw
+        if sql.lstrip().upper().startswith("COPY") and "raw_landing" not in sql  # test_redshift_raw
     ]
     assert len(copies) == 6  # three rendered by the dry run, three with real settings
     for copy in copies:

@@ -26,6 +26,7 @@ stand-in records which session that was and how many COPYs ran at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -580,6 +581,16 @@ def test_local_files_are_staged_in_several_files_per_table(
     assert RawRedshiftOnPostgres.copied == []  # local files: nothing COPYed raw
 
 
+def reference_record(lines: list[bytes]) -> dict:
+    """The first line that a load accepts unchanged (the generator's faults are skipped)."""
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and isinstance(record.get("ts"), int):
+                return record
+    raise AssertionError("no plain record")
+
+
 # -- a real cluster, when one is offered -------------------------------------------------------
 LIVE = ("SPARKIFY_REDSHIFT_TEST_DSN", "SPARKIFY_S3_STAGING_PREFIX", "SPARKIFY_IAM_ROLE_ARN")
 
@@ -590,15 +601,18 @@ LIVE = ("SPARKIFY_REDSHIFT_TEST_DSN", "SPARKIFY_S3_STAGING_PREFIX", "SPARKIFY_IA
     "write under and the cluster's role may read, run this test against a real cluster)",
 )
 def test_a_real_cluster_copies_raw_files_and_checks_them_like_duckdb(tmp_path: Path) -> None:
-    """Raw S3 files (one with faults, blank lines and a line COPY refuses) COPYed and checked
-    by Redshift itself give DuckDB's star tables and rejects."""
+    """Raw S3 files (one with faults, blank lines, a line COPY refuses and a field no column
+    holds) landed by two sessions at once and checked by Redshift itself give DuckDB's star
+    tables, rejects (line numbers included) and unknown fields, and leave no landing table."""
     import boto3
 
     data = tmp_path / "data"
-    generate(data, GenerateOptions(users=60, days=1, songs=30, bad_records=0.05, seed=5))
+    generate(data, GenerateOptions(users=60, days=3, songs=30, bad_records=0.05, seed=5))
     day = next((data / "log_data").rglob("*.json"))
     lines = day.read_bytes().split(b"\n")
-    lines[2:2] = [b"", b'{"ts": 1, "page": "x\xff"}', b"[1]"]
+    good = reference_record(lines)
+    extra = json.dumps({**good, "experiment": "b"}).encode()
+    lines[2:2] = [b"", b'{"ts": 1, "page": "x\xff"}', b"[1]", extra]
     day.write_bytes(b"\n".join(lines))
     prefix = f"{os.environ['SPARKIFY_S3_STAGING_PREFIX'].rstrip('/')}/raw-test-{uuid.uuid4().hex}"
     bucket, _, root = prefix.removeprefix("s3://").partition("/")
@@ -607,17 +621,21 @@ def test_a_real_cluster_copies_raw_files_and_checks_them_like_duckdb(tmp_path: P
     for path in files:
         s3.upload_file(str(path), bucket, f"{root}/{path.relative_to(data).as_posix()}")
     schema = f"sparkify_test_{uuid.uuid4().hex[:8]}"
-    cluster = live_cluster(schema, S3__RAW_COPY_MIN_BYTES="0")
+    settings = {"S3__RAW_COPY_MIN_BYTES": "0", "CLUSTER__RAW_COPY_SESSIONS": "2"}
+    cluster = live_cluster(schema, **settings)
+    env = {f"SPARKIFY_{key.replace('__', '_')}": value for key, value in settings.items()}
     reference = duckdb_warehouse(tmp_path)
     try:
-        etl(reference, data)
+        expected = etl(reference, data)
         songs, logs = f"{prefix}/song_data", f"{prefix}/log_data"
-        result = cluster.cli("etl", "--songs", songs, "--logs", logs, "--json")
+        result = cluster.cli("etl", "--songs", songs, "--logs", logs, "--json", env=env)
         assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["unknown_fields"] == expected["unknown_fields"]
         assert dump(cluster) == dump(reference)
         ours = [(u.rsplit("/", 1)[-1], n, comparable(r)) for u, n, r in rejects(cluster)]
         theirs = [(u.rsplit("/", 1)[-1], n, comparable(r)) for u, n, r in rejects(reference)]
         assert ours == theirs
+        assert landing_tables(cluster) == []
     finally:
         cluster.query(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         for path in files:

@@ -52,7 +52,6 @@ CONDITIONS = {
     "the run's transaction",
     "first_raw_files": "the first raw files of the run",
     "each_raw_file": "once per raw file",
-    "raw_refused": "COPY refused lines of the file",
     "copy_refused": "COPY loaded fewer rows than were staged (the run then fails)",
     "load_error_detail": "the catalog has sys_load_error_detail",
     "no_load_error_detail": "the catalog lacks sys_load_error_detail",

@@ -186,7 +186,7 @@ def land_file(session: RedshiftBackend, file: SourceFile, max_errors: int) -> No
     """CREATE the file's landing table, COPY the file into it through a manifest naming only
     it, and add the lines COPY refused (line number and reason)."""
     table = landing_table(file)
-    manifest = session.write_manifest(f"raw-{table}", [(file.url, file.size)])
+    manifest = session.write_manifest(table, [(file.url, file.size)])
     run_landing(session, "create_landing", table)
     copy_max_errors = min(max_errors, MAX_COPY_ERRORS)
     try:
@@ -309,7 +309,7 @@ def _named(backend: type[RedshiftBackend], name: str, *when: str) -> list[Sent]:
 
 def _landing_copy(backend: type[RedshiftBackend], *when: str) -> list[Sent]:
     """Landing one file: its table, the COPY, the refused lines read back and added."""
-    manifest = "'s3://<STAGING_PREFIX>/<run>/raw-raw_landing_<key>.manifest'"
+    manifest = "'s3://<STAGING_PREFIX>/<run>/raw_landing_<key>.manifest'"
     copy = backend.raw_copy_sql(
         LANDING_PLACEHOLDER, manifest, "'<[IAM_ROLE] ARN>'", "'<[AWS] REGION>'", 1000
     )
