@@ -64,6 +64,7 @@ from sparkify.backends.redshift_checks import (
 )
 from sparkify.errors import WarehouseError
 from sparkify.generator import GenerateOptions, generate
+from sparkify.pipeline import EtlOptions, run_etl
 
 REGION = "us-east-1"
 PARTS = ("song_data", "log_data")
@@ -490,6 +491,41 @@ def test_the_landed_files_of_a_killed_run_are_reused_and_dropped_by_the_next_run
 
     assert summary["files"]["new"] == 6
     assert RawRedshiftOnPostgres.copied == []  # what the killed run landed is used
+    assert landing_tables(warehouse) == []
+
+
+def test_a_landing_table_dropped_meanwhile_is_landed_again_in_the_runs_transaction(
+    raw_redshift: tuple[Warehouse, S3Bucket],
+    semantics_data: Path,
+    s3_env: MotoServer,
+    tmp_path: Path,
+) -> None:
+    warehouse, _ = raw_redshift
+    bucket = bucket_of(s3_env, semantics_data)
+    reference = duckdb_warehouse(tmp_path)
+    s3_etl(reference, bucket)
+    dropped: list[str] = []
+
+    def another_run_drops_one(step: str) -> None:  # as a concurrent run's landing step would
+        if step == "land":
+            dropped.append(landing_tables(warehouse)[0])
+            warehouse.query(f'DROP TABLE "{dropped[0]}"')
+
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        options = EtlOptions(
+            songs=bucket.url("song_data"), logs=bucket.url("log_data"),
+            settings=warehouse.settings(),
+        )  # fmt: skip
+        run_etl(backend, options, fail_after=another_run_drops_one)
+    finally:
+        backend.close()
+
+    assert dump(warehouse) == dump(reference)
+    assert len(RawRedshiftOnPostgres.copied) == 7  # 6 landed, then the dropped one again
+    again = RawRedshiftOnPostgres.copy_sessions[6]
+    assert again in RawRedshiftOnPostgres.run_sessions  # by the run, in its transaction
     assert landing_tables(warehouse) == []
 
 
