@@ -401,17 +401,26 @@ def test_a_changed_object_is_the_only_one_copied_again(
     assert RawRedshiftOnPostgres.copied == [[bucket.url(key)]]
 
 
+def etl_with_lines_added(
+    warehouse: Warehouse, data: Path, server: MotoServer, lines: bytes, max_errors: str
+) -> tuple[S3Bucket, Any]:
+    """Load ``data`` from a new bucket, with ``lines`` added to its event file."""
+    day = next((data / "log_data").rglob("*.json"))
+    day.write_bytes(day.read_bytes() + lines)
+    bucket = bucket_of(server, data)
+    result = warehouse.cli(
+        "etl", "--songs", bucket.url("song_data"), "--logs", bucket.url("log_data"),
+        "--max-errors", max_errors,
+    )  # fmt: skip
+    return bucket, result
+
+
 def test_more_refused_lines_than_max_errors_stop_the_run(
     raw_redshift: tuple[Warehouse, S3Bucket], semantics_data: Path, s3_env: MotoServer
 ) -> None:
     warehouse, _ = raw_redshift
-    day = next((semantics_data / "log_data").rglob("*.json"))
-    day.write_bytes(day.read_bytes() + b"\n\xff\n\xfe\n\xfd")
-    bucket = bucket_of(s3_env, semantics_data)
-    result = warehouse.cli(
-        "etl", "--songs", bucket.url("song_data"), "--logs", bucket.url("log_data"),
-        "--max-errors", "2",
-    )  # fmt: skip
+    appended = b"\n\xff\n\xfe\n\xfd"
+    _, result = etl_with_lines_added(warehouse, semantics_data, s3_env, appended, "2")
     assert result.exit_code == 3, result.stderr
     assert "MAXERROR 2" in result.stderr
     assert warehouse.query("SELECT COUNT(*) FROM staging_events") == [(0,)]
@@ -421,13 +430,7 @@ def test_a_failed_run_leaves_its_landed_files_for_the_next_run_which_drops_them(
     raw_redshift: tuple[Warehouse, S3Bucket], semantics_data: Path, s3_env: MotoServer
 ) -> None:
     warehouse, _ = raw_redshift
-    day = next((semantics_data / "log_data").rglob("*.json"))
-    day.write_bytes(day.read_bytes() + b"\n{not json")
-    bucket = bucket_of(s3_env, semantics_data)
-    failed = warehouse.cli(
-        "etl", "--songs", bucket.url("song_data"), "--logs", bucket.url("log_data"),
-        "--max-errors", "0",
-    )  # fmt: skip
+    bucket, failed = etl_with_lines_added(warehouse, semantics_data, s3_env, b"\n{not json", "0")
     assert failed.exit_code == 3, failed.stderr
     landed = len(RawRedshiftOnPostgres.copied)
     assert len(landing_tables(warehouse)) == landed == 6  # kept: the COPY is not repeated
