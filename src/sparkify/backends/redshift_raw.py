@@ -162,6 +162,8 @@ def land_in_parallel(
             session = backend.landing_session()
             opened.append(session)
             local.session = session
+            if stopped.is_set():  # stopped while this session connected
+                return
         with session.transaction():
             land_file(session, file, max_errors)
 
