@@ -122,6 +122,10 @@ EXPECTED: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
         ("day", "plays", "listeners", "paid_plays", "free_plays"),
         [("2018-11-05", 5, 2, 2, 3), ("2018-11-06", 4, 3, 1, 3)],
     ),
+    "plays_per_period": (  # per day unless --grain says otherwise
+        ("period", "plays", "listeners", "paid_plays", "free_plays"),
+        [("2018-11-05", 5, 2, 2, 3), ("2018-11-06", 4, 3, 1, 3)],
+    ),
     "weekday_hour": (
         ("weekday", "hour", "plays"),
         [(1, 9, 3), (1, 21, 2), (2, 9, 3), (2, 22, 1)],
@@ -131,6 +135,7 @@ EXPECTED: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
         [(9, 7, 77.78, 4, 4)],
     ),
     "level_changes": (("day", "upgrades", "downgrades"), [("2018-11-06", 1, 1)]),
+    "level_changes_per_period": (("period", "upgrades", "downgrades"), [("2018-11-06", 1, 1)]),
     "session_lengths": (("songs_in_session", "sessions"), [(1, 2), (2, 2), (3, 1)]),
     "summary": (
         ("plays", "listeners", "users", "songs", "artists", "paid_pct", "first_play", "last_play"),
@@ -152,9 +157,30 @@ EXPECTED: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
         ),
         [(1, "succeeded", 7, 0, 0, 17, 14, 3, 9, None, None)],
     ),
+    "load_health": (
+        (
+            "files",
+            "lines_read",
+            "rows_rejected",
+            "runs",
+            "failed_runs",
+            "failed_runs_rejected",
+            "runs_with_unknown_fields",
+        ),
+        [(7, 17, 3, 1, 0, 0, 0)],
+    ),
+    "unknown_fields": (("run_id", "unknown_fields"), []),
     "files_loaded": (
         ("kind", "files", "lines_read", "rows_staged", "rows_rejected", "last_run_id"),
         [("events", 2, 12, 10, 2, 1), ("songs", 5, 5, 4, 1, 1)],
+    ),
+    "rejects_by_reason": (
+        ("reason", "rejected", "files"),
+        [
+            ("field 'sessionId': expected an integer, got 'abc'", 1, 1),
+            ("missing required field 'song_id'", 1, 1),
+            ("missing required field 'ts'", 1, 1),
+        ],
     ),
     "rejects_by_file": (  # file relative to the dataset folder
         ("file", "reason", "rejected", "first_line"),
@@ -229,9 +255,98 @@ def test_queries_on_an_empty_warehouse_return_zeros_not_errors(warehouse: Wareho
             "distinct_songs_played": 0,
         },
     ]
+    assert answer(warehouse, "load_health") == [
+        {
+            "files": 0,
+            "lines_read": None,
+            "rows_rejected": 0,
+            "runs": 0,
+            "failed_runs": 0,
+            "failed_runs_rejected": 0,
+            "runs_with_unknown_fields": 0,
+        },
+    ]
     for query in analytics.QUERIES:
-        if query.name not in ("summary", "song_match_rate"):
+        if query.name not in ("summary", "song_match_rate", "load_health"):
             assert answer(warehouse, query.name) == [], query.name
+
+
+# -- parameters: a range of days and a grain ------------------------------------------------
+
+
+def test_grain_counts_per_week_and_month(loaded: Warehouse) -> None:
+    week = [{"period": "2018-11-05", "plays": 9, "listeners": 3, "paid_plays": 3, "free_plays": 6}]
+    assert answer(loaded, "plays_per_period", "--grain", "week") == week  # weeks start Monday
+    month = [week[0] | {"period": "2018-11-01"}]
+    assert answer(loaded, "plays_per_period", "--grain", "month") == month
+    assert answer(loaded, "level_changes_per_period", "--grain", "month") == [
+        {"period": "2018-11-01", "upgrades": 1, "downgrades": 1}
+    ]
+
+
+def test_since_and_until_keep_the_plays_of_those_days(loaded: Warehouse) -> None:
+    day_2 = ("--since", "2018-11-06", "--until", "2018-11-06")
+    assert answer(loaded, "plays_per_day", *day_2) == answer(loaded, "plays_per_day")[1:]
+    assert (
+        answer(loaded, "plays_per_day", "--until", "2018-11-05")
+        == answer(loaded, "plays_per_day")[:1]
+    )
+    [summary] = answer(loaded, "summary", *day_2)
+    assert (summary["plays"], summary["listeners"], summary["songs"]) == (4, 3, 4)
+    assert summary["first_play"] == "2018-11-06T09:15:00+00:00"
+    assert answer(loaded, "top_songs", *day_2) == [
+        {"title": "Alpha", "artist": "Ann", "plays": 2},
+        {"title": "Gamma", "artist": "Bob", "plays": 1},
+    ]
+    assert answer(loaded, "free_vs_paid", *day_2) == [
+        {"level": "free", "plays": 3, "users": 2, "share_pct": 75.0},
+        {"level": "paid", "plays": 1, "users": 1, "share_pct": 25.0},
+    ]
+    [matches] = answer(loaded, "song_match_rate", *day_2)
+    assert (matches["plays"], matches["matched_plays"], matches["distinct_songs_played"]) == (
+        4,
+        3,
+        3,
+    )
+    assert answer(loaded, "level_changes", "--until", "2018-11-05") == []
+
+
+def test_every_dated_query_keeps_all_of_a_range_around_the_data_and_none_outside(
+    loaded: Warehouse,
+) -> None:
+    dated = [q.name for q in analytics.QUERIES if q.dated]
+    assert len(dated) >= 12
+    for name in dated:
+        everything = answer(loaded, name)
+        assert answer(loaded, name, "--since", "2018-11-05", "--until", "2018-11-06") == everything
+        outside = answer(loaded, name, "--since", "2018-11-07")
+        if name in ("summary", "song_match_rate"):  # one row of zeros
+            assert outside[0]["plays"] == 0, name
+        else:
+            assert outside == [], name
+
+
+def test_bad_parameters_are_one_error_line_and_exit_2(loaded: Warehouse) -> None:
+    cases = {
+        ("top_songs", "--since", "2018-02-30"): (
+            "error: --since must be a date like 2018-11-01, got '2018-02-30'\n"
+        ),
+        ("top_songs", "--since", "2018-11-06", "--until", "2018-11-05"): (
+            "error: since 2018-11-06 is after until 2018-11-05\n"
+        ),
+        ("recent_runs", "--since", "2018-11-06"): (
+            "error: query recent_runs takes limit, not since\n"
+        ),
+        ("plays_per_period", "--grain", "year"): (
+            "error: grain must be day, week or month, got 'year'\n"
+        ),
+        ("--sql", "SELECT 1", "--grain", "week"): (
+            "error: --since, --until and --grain are for named queries, not --sql\n"
+        ),
+    }
+    for args, error in cases.items():
+        result = loaded.cli("query", *args)
+        assert (result.exit_code, result.stderr) == (2, error), args
 
 
 # -- the catalogue in docs/queries.md -------------------------------------------------------

@@ -30,17 +30,24 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 HOSTILE_TITLE = "<script>alert(1)</script>"
 HOSTILE_ARTIFACT = "<img src=x onerror=alert(2)>"
 CHARTS = (
-    "plays_per_day",
-    "free_vs_paid_per_day",
+    "plays_per_period",
+    "free_vs_paid_per_period",
     "plays_by_hour",
     "weekday_hour",
     "top_songs",
     "top_artists",
     "song_match_rate",
-    "level_changes",
+    "level_changes_per_period",
     "session_lengths",
 )
-TABLES = ("most_active_users", "free_vs_paid", "recent_runs", "files_loaded", "rejects_by_file")
+TABLES = (
+    "most_active_users",
+    "free_vs_paid",
+    "recent_runs",
+    "files_loaded",
+    "rejects_by_reason",
+    "rejects_by_file",
+)
 
 
 # -- a hostile dataset: markup in titles, artist names and a rejected record ----------------
@@ -110,6 +117,20 @@ def test_report_builds_on_every_backend_and_prints_path_and_sections_as_json(
     assert html.count("<svg ") == len(CHARTS)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert len(html) < 1_000_000
+
+
+def header(html: str) -> str:
+    """The masthead and what comes before the headline figures."""
+    return html[html.index("<header") : html.index('<section class="cards"')]
+
+
+def test_header_of_a_load_with_rejects_warns_instead_of_only_all_passed(
+    report_file: Path,
+) -> None:
+    top = header(report_file.read_text("utf-8"))
+    assert 'class="banner' in top  # a warning banner, not only a green badge
+    assert re.search(r"1 record rejected \(0\.\d+% of [\d,]+ lines read\)", top), top
+    assert re.search(r"Rejected records</dt><dd><span class=\"badge warn\">1</span>", top), top
 
 
 def test_report_escapes_markup_from_the_data(report_file: Path) -> None:
@@ -316,6 +337,10 @@ class Chromium:
         assert "exceptionDetails" not in result, result
         return result["result"].get("value")
 
+    def hover(self, visit: Visit, x: float, y: float) -> None:
+        """Move the mouse to (x, y) in the viewport, as a user's pointer would."""
+        self.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y}, visit.session)
+
     def screenshot(self, visit: Visit, path: Path) -> Path:
         shot = self.call(
             "Page.captureScreenshot",
@@ -405,3 +430,44 @@ def test_hostile_titles_render_as_text_in_charts_and_tables(
     assert any(HOSTILE_TITLE[:20] in cell and "sessionId" in cell for cell in cells)  # reject
     assert chromium.evaluate(visit, "document.querySelectorAll('img, script, b').length") == 0
     assert visit.dialogs == []
+
+
+# The middle mark of a chart scrolled into view: where it is, and its tip's text and title.
+MARK = """(chart => {
+  const tips = [...document.querySelectorAll(`#chart-${chart} .tip`)];
+  const index = Math.floor(tips.length / 2), hit = tips[index].querySelector('.hit');
+  hit.scrollIntoView({block: 'center'});
+  const box = hit.getBoundingClientRect(), view = window.visualViewport;  // mouse: visual
+  return {index, x: box.left + box.width / 2 - view.offsetLeft,
+          y: box.top + box.height / 2 - view.offsetTop,
+          title: tips[index].querySelector('title').textContent, count: tips.length};
+})"""
+SHOWN = """(chart => [...document.querySelectorAll(`#chart-${chart} .tip`)].map((tip, i) =>
+  [i, getComputedStyle(tip.querySelector('.tip-text')).visibility,
+   tip.querySelector('.tip-text').textContent]).filter(t => t[1] === 'visible'))"""
+DATA_ROWS = """(chart => [...document.querySelectorAll(`#chart-${chart} tbody tr`)].map(
+  tr => [...tr.querySelectorAll('td')].map(td => td.textContent)))"""
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_hovering_a_mark_of_every_chart_shows_its_value(
+    chromium: Chromium, report_file: Path, viewport: dict
+) -> None:
+    visit = chromium.visit(report_file.as_uri(), **viewport)
+    for chart in CHARTS:
+        if chart == "level_changes_per_period":
+            continue  # the generated data has no level changes: nothing to point at
+        assert chromium.evaluate(visit, f"{SHOWN}('{chart}')") == [], chart  # hidden at rest
+        mark = chromium.evaluate(visit, f"{MARK}('{chart}')")
+        chromium.hover(visit, mark["x"], mark["y"])
+        [(index, _, text)] = chromium.evaluate(visit, f"{SHOWN}('{chart}')")
+        assert index == mark["index"], chart  # only the tip of the mark under the pointer
+        assert re.search(r"\b[\d,]+ (plays|paid|sessions)\b", text), text  # a value
+        # the text is the title, or (too wide for the chart) its start: the value comes first
+        assert text == mark["title"] or mark["title"].startswith(text.removesuffix("…")), text
+    # the value is the data's: the middle bar of plays per day is that day's row
+    mark = chromium.evaluate(visit, f"{MARK}('plays_per_period')")
+    row = chromium.evaluate(visit, f"{DATA_ROWS}('plays_per_period')")[mark["index"]]
+    assert mark["count"] == len(chromium.evaluate(visit, f"{DATA_ROWS}('plays_per_period')"))
+    assert f": {row[1]} plays, {row[2]} listeners" in mark["title"], (row, mark)
+    assert visit.errors == []

@@ -251,20 +251,18 @@ class Warehouse:
             return run_checks(backend)
 
     def query(self, name_or_sql: str, **params: Any) -> Rows:
-        """A named query from the catalogue (``limit=N``, default 10, for the top-N ones;
-        the others ignore it), or SQL with ``:name`` parameters bound from ``params``."""
+        """A named query from the catalogue, with the parameters it takes: ``limit=N``
+        (default 10, for the top-N ones; the others ignore it), ``since``/``until`` (dates,
+        inclusive) and ``grain`` ("day", "week" or "month"); or SQL with ``:name``
+        parameters bound from ``params``."""
         text = name_or_sql.strip()
         named = bool(_QUERY_NAME.fullmatch(text))
         if named:
-            analytics.get_query(text)  # an unknown name: ConfigError with "did you mean"
-            extra = sorted(set(params) - {"limit"})
-            if extra:
-                raise ConfigError(f"query {text} takes only limit, got {', '.join(extra)}")
+            parameters = query_parameters(text, **params)
         with self.session(read_only=True) as backend:
             if named:
                 require_tables(backend)
-                limit = params.get("limit", analytics.DEFAULT_LIMIT)
-                result = analytics.run_query(backend, text, limit)
+                result = analytics.run_query(backend, text, parameters)
             else:
                 result = backend.query(text, params or None)
         return Rows(result.columns, result.rows)
@@ -278,13 +276,22 @@ class Warehouse:
         return Rows(result.columns, result.rows)
 
     def report(
-        self, path: PathLike = "report.html", *, limit: int = analytics.DEFAULT_LIMIT
+        self,
+        path: PathLike = "report.html",
+        *,
+        limit: int = analytics.DEFAULT_LIMIT,
+        since: DateLike | None = None,
+        until: DateLike | None = None,
     ) -> Report:
-        """Write the HTML report to ``path``; returns it (``.path``, ``.outline()``, ...)."""
+        """Write the HTML report to ``path``; returns it (``.path``, ``.outline()``, ...).
+        ``since``/``until`` (dates, inclusive) restrict it to the plays of those days."""
         from sparkify.report import build_report
 
+        parameters = analytics.Parameters(
+            limit, parse_date(since, "since"), parse_date(until, "until")
+        )
         with self.session(read_only=True) as backend:
-            report = build_report(backend, limit=limit)
+            report = build_report(backend, parameters)
         with from_os_error():
             report.write(path)
         log.info("wrote %s", report.path)
@@ -333,6 +340,34 @@ def parse_date(value: DateLike | None, name: str) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"{name} must be a date like 2018-11-01, got {value!r}") from None
+
+
+def query_parameters(
+    name: str,
+    *,
+    limit: int = analytics.DEFAULT_LIMIT,
+    since: DateLike | None = None,
+    until: DateLike | None = None,
+    grain: str | None = None,
+    **extra: Any,
+) -> analytics.Parameters:
+    """The parameters of named query ``name``, checked: a ConfigError names one it does not
+    take (``limit`` it always takes: the others ignore it)."""
+    query = analytics.get_query(name)  # an unknown name: ConfigError with "did you mean"
+    given = {"since": since, "until": until, "grain": grain}
+    extra |= {key: value for key, value in given.items() if value is not None}
+    unknown = sorted(set(extra) - set(query.parameters))
+    if unknown:
+        takes = _words(list(dict.fromkeys(("limit", *query.parameters))))
+        raise ConfigError(f"query {name} takes {takes}, not {_words(unknown)}")
+    return analytics.Parameters(
+        limit, parse_date(since, "since"), parse_date(until, "until"), grain or "day"
+    )
+
+
+def _words(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join(filter(None, (", ".join(names[:-1]), names[-1])))
 
 
 def _source(value: PathLike | None, settings: Settings, key: str) -> str:

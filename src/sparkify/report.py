@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH = Path("report.html")
 HEALTH_LIMIT = 50  # rows of the ledger tables (runs, rejects) shown in the report
+DAILY_UP_TO = 92  # days of data shown per day; up to WEEKLY_UP_TO per week, then per month
+WEEKLY_UP_TO = 732
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ class Table:
     query: str | None = None  # the named query behind it, if any
     note: str = ""
     wide: bool = False  # spans the whole grid row
-    command: str = ""  # the command that prints the same rows, when not a named query
+    command: str = ""  # the command that prints the same rows
+    detail: Table | None = None  # the rows behind it, folded under it
 
     @property
     def source(self) -> str:
@@ -90,6 +95,62 @@ class Card:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class Health:
+    """What the header says about the loads: anything off shows in a warning banner."""
+
+    lines_read: int
+    rejected: int
+    failed_runs: int
+    failed_runs_rejected: int
+    checks: quality.CheckResult
+    unknown_fields: Counter[str]  # "kind.field": times seen, over every run
+
+    @property
+    def failing_checks(self) -> list[str]:
+        return [c.name for c in self.checks.failed if c.severity == quality.ERROR]
+
+    @property
+    def warning_checks(self) -> list[str]:
+        return [c.name for c in self.checks.failed if c.severity != quality.ERROR]
+
+    @property
+    def problems(self) -> list[str]:
+        """One sentence per thing that is off, the gravest first; none when all is well."""
+        found = []
+        if self.failing_checks:
+            found.append(
+                f"{_plural(len(self.failing_checks), 'quality check')} failed: "
+                + ", ".join(self.failing_checks)
+            )
+        if self.rejected:
+            found.append(f"{_plural(self.rejected, 'record')} rejected ({self.rejected_share})")
+        if self.failed_runs:
+            found.append(
+                f"{_plural(self.failed_runs, 'run')} failed and changed nothing (their "
+                f"{_plural(self.failed_runs_rejected, 'rejected record')} are kept in "
+                "etl_failed_rejects)"
+            )
+        if self.unknown_fields:
+            fields = ", ".join(f"{name} ({n:,})" for name, n in self.unknown_fields.most_common(5))
+            more = len(self.unknown_fields) - 5
+            found.append(
+                f"{_plural(len(self.unknown_fields), 'unknown field')} in the raw data, which no "
+                f"column holds: {fields}" + (f" and {more} more" if more > 0 else "")
+            )
+        if self.warning_checks:
+            found.append(
+                f"{_plural(len(self.warning_checks), 'check')} with warnings: "
+                + ", ".join(self.warning_checks)
+            )
+        return found
+
+    @property
+    def rejected_share(self) -> str:
+        share = 100.0 * self.rejected / self.lines_read if self.lines_read else 0.0
+        return f"{share:.{1 if share >= 0.1 else 2}f}% of {self.lines_read:,} lines read"
+
+
 @dataclass
 class Report:
     warehouse: str
@@ -97,19 +158,30 @@ class Report:
     first_play: dt.datetime | None
     last_play: dt.datetime | None
     cards: list[Card]
-    checks: quality.CheckResult
+    health: Health
+    parameters: analytics.Parameters = field(default_factory=analytics.Parameters)
     sections: list[Section] = field(default_factory=list)
     path: Path | None = None  # where ``write`` put it
+
+    @property
+    def checks(self) -> quality.CheckResult:
+        return self.health.checks
+
+    @property
+    def grain(self) -> str:
+        return self.parameters.grain
 
     @property
     def charts(self) -> list[Chart]:
         return [b for s in self.sections for b in s.blocks if isinstance(b, Chart)]
 
     def outline(self) -> list[dict[str, Any]]:
-        """Sections with their charts, tables and the named queries behind them."""
+        """Sections with their charts, tables (folded ones too) and the named queries behind
+        them."""
         outline = []
         for section in self.sections:
             tables = [b for b in section.blocks if isinstance(b, Table)]
+            tables += [t.detail for t in tables if t.detail]
             queries = [b.data.query for b in section.blocks if isinstance(b, Chart)]
             queries += [t.query for t in tables]
             outline.append(
@@ -151,41 +223,98 @@ def write_report(
     path: str | os.PathLike[str] = DEFAULT_PATH,
     *,
     limit: int = analytics.DEFAULT_LIMIT,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
 ) -> Path:
-    """Build the report from a connected ``backend`` and write it to ``path``."""
-    return build_report(backend, limit=limit).write(path)
+    """Build the report from a connected ``backend`` and write it to ``path``; ``since`` and
+    ``until`` (inclusive) restrict it to the plays of those days."""
+    return build_report(backend, analytics.Parameters(limit, since, until)).write(path)
 
 
-def build_report(backend: Backend, *, limit: int = analytics.DEFAULT_LIMIT) -> Report:
-    """Run the named queries and quality checks and lay out the report (not yet rendered)."""
+def build_report(backend: Backend, parameters: analytics.Parameters | None = None) -> Report:
+    """Run the named queries and quality checks and lay out the report (not yet rendered).
+    ``parameters``: the top-N limit and the range of days; the grain is chosen from the range."""
     with needs("report", "the report"):  # fail before any query, not halfway through
         import jinja2  # noqa: F401
         import matplotlib  # noqa: F401
     require_tables(backend)
-    results: dict[str, Result] = {}
-
-    def run(name: str, rows: int = limit) -> Result:
-        if name not in results:
-            results[name] = analytics.run_query(backend, name, rows)
-        return results[name]
-
+    asked = parameters or analytics.Parameters()
+    run = _Answers(backend, asked)
     summary = run("summary").as_dicts()[0]
+    first, last = summary["first_play"], summary["last_play"]
+    grain = choose_grain(asked.since or _date(first), asked.until or _date(last))
+    run.parameters = chosen = replace(asked, grain=grain)
     matches = run("song_match_rate").as_dicts()[0]
     report = Report(
         warehouse=backend.describe(),
         generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
-        first_play=summary["first_play"],
-        last_play=summary["last_play"],
+        first_play=first,
+        last_play=last,
         cards=_cards(summary, matches),
-        checks=quality.run_checks(backend),
+        health=_health_summary(run, quality.run_checks(backend)),
+        parameters=chosen,
     )
     report.sections = [
-        _activity(run),
+        _activity(run, chosen.grain),
         _catalogue(run, matches),
-        _listeners(run),
-        _health(run, report.checks),
+        _listeners(run, chosen.grain),
+        _health(run, report.health),
     ]
     return report
+
+
+@dataclass
+class _Answers:
+    """The report's named queries, each run once with the report's parameters (a ``limit``
+    of its own for some), and the command that prints the same rows."""
+
+    backend: Backend
+    parameters: analytics.Parameters
+    results: dict[tuple[str, int | None], Result] = field(default_factory=dict)
+
+    def __call__(self, name: str, limit: int | None = None) -> Result:
+        if (name, limit) not in self.results:
+            parameters = replace(self.parameters, limit=limit or self.parameters.limit)
+            self.results[name, limit] = analytics.run_query(self.backend, name, parameters)
+        return self.results[name, limit]
+
+    def command(self, name: str, limit: int | None = None) -> str:
+        query, given = analytics.get_query(name), self.parameters
+        words = ["sparkify query", name]
+        if query.limited and (limit or given.limit) != analytics.DEFAULT_LIMIT:
+            words.append(f"--limit {limit or given.limit}")
+        if query.dated:
+            words += [f"--{end} {day}" for end, day in given.days.items() if day]
+        if query.grained:
+            words.append(f"--grain {given.grain}")
+        return " ".join(words)
+
+
+def choose_grain(first: dt.date | None, last: dt.date | None) -> str:
+    """Days for up to about three months of data, weeks for up to two years, then months: a
+    chart never has more than about a hundred bars, from one day to many years."""
+    days = (last - first).days + 1 if first and last else 1
+    return "day" if days <= DAILY_UP_TO else "week" if days <= WEEKLY_UP_TO else "month"
+
+
+def _date(value: dt.datetime | None) -> dt.date | None:
+    return value.date() if value else None
+
+
+def _health_summary(run: _Answers, checks: quality.CheckResult) -> Health:
+    loads = run("load_health").as_dicts()[0]
+    unknown: Counter[str] = Counter()
+    for _, text in run("unknown_fields").rows:  # per run: {kind: {field: count}}
+        for kind, fields in json.loads(text).items():
+            unknown.update({f"{kind}.{name}": int(n) for name, n in fields.items()})
+    return Health(
+        lines_read=int(loads["lines_read"] or 0),
+        rejected=int(loads["rows_rejected"]),
+        failed_runs=int(loads["failed_runs"]),
+        failed_runs_rejected=int(loads["failed_runs_rejected"]),
+        checks=checks,
+        unknown_fields=unknown,
+    )
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -202,30 +331,40 @@ def _cards(summary: dict[str, Any], matches: dict[str, Any]) -> list[Card]:
     ]
 
 
-def _activity(run: Callable[..., Result]) -> Section:
-    days = run("plays_per_day")
+def _activity(run: _Answers, grain: str) -> Section:
+    periods = run("plays_per_period")
     return Section(
         "activity",
         "Listening activity",
-        "When people listen: plays per day, the daily rhythm and the weekly pattern. "
+        f"When people listen: plays per {grain}, the daily rhythm and the weekly pattern. "
         "All times are UTC, as recorded in the event logs.",
         [
-            _chart("plays_per_day", "Plays per day", charts.plays_per_day, days),
             _chart(
-                "free_vs_paid_per_day",
-                "Free and paid plays per day",
-                charts.free_vs_paid_per_day,
-                days,
-                "Plays are counted under the level the listener had when the song started.",
-                query="plays_per_day",
+                run,
+                "plays_per_period",
+                f"Plays per {grain}",
+                lambda fig, result: charts.plays_per_period(fig, result, grain),
+                periods,
+                _grain_caption(grain),
             ),
             _chart(
+                run,
+                "free_vs_paid_per_period",
+                f"Free and paid plays per {grain}",
+                lambda fig, result: charts.free_vs_paid_per_period(fig, result, grain),
+                periods,
+                "Plays are counted under the level the listener had when the song started.",
+                query="plays_per_period",
+            ),
+            _chart(
+                run,
                 "plays_by_hour",
                 "Plays by hour of day (UTC)",
                 charts.plays_by_hour,
                 run("plays_by_hour"),
             ),
             _chart(
+                run,
                 "weekday_hour",
                 "Plays by weekday and hour (UTC)",
                 charts.weekday_hour_heatmap,
@@ -236,7 +375,13 @@ def _activity(run: Callable[..., Result]) -> Section:
     )
 
 
-def _catalogue(run: Callable[..., Result], matches: dict[str, Any]) -> Section:
+def _grain_caption(grain: str) -> str:
+    span = {"day": "up to three months", "week": "up to two years", "month": "over two years"}
+    first = {"day": "", "week": " (a bar starts on its Monday)", "month": ""}
+    return f"One bar per {grain}{first[grain]}: the grain for {span[grain]} of data."
+
+
+def _catalogue(run: _Answers, matches: dict[str, Any]) -> Section:
     top_songs, top_artists, match = run("top_songs"), run("top_artists"), run("song_match_rate")
     height = max(2.4, 1.1 + 0.27 * max(len(top_songs.rows), len(top_artists.rows)))
     return Section(
@@ -246,9 +391,15 @@ def _catalogue(run: Callable[..., Result], matches: dict[str, Any]) -> Section:
         "to a song and an artist, so the rankings below count matched plays.",
         [
             _chart(
-                "top_songs", _top(top_songs, "songs"), charts.top_songs, top_songs, height=height
+                run,
+                "top_songs",
+                _top(top_songs, "songs"),
+                charts.top_songs,
+                top_songs,
+                height=height,
             ),
             _chart(
+                run,
                 "top_artists",
                 _top(top_artists, "artists"),
                 charts.top_artists,
@@ -256,6 +407,7 @@ def _catalogue(run: Callable[..., Result], matches: dict[str, Any]) -> Section:
                 height=height,
             ),
             _chart(
+                run,
                 "song_match_rate",
                 "Plays matched to the catalogue",
                 charts.song_match_rate,
@@ -271,9 +423,8 @@ def _top(result: Result, what: str) -> str:
     return f"Top {len(result.rows)} {what}" if result.rows else f"Top {what}"
 
 
-def _listeners(run: Callable[..., Result]) -> Section:
-    changes = run("level_changes")
-    days = [row[0] for row in run("plays_per_day").rows]
+def _listeners(run: _Answers, grain: str) -> Section:
+    periods = [row[0] for row in run("plays_per_period").rows]
     return Section(
         "listeners",
         "Listeners and subscriptions",
@@ -281,38 +432,41 @@ def _listeners(run: Callable[..., Result]) -> Section:
         "the paid level (from the user_levels history).",
         [
             _chart(
-                "level_changes",
-                "Upgrades and downgrades per day",
-                lambda fig, result: charts.level_changes(fig, result, days),
-                changes,
+                run,
+                "level_changes_per_period",
+                f"Upgrades and downgrades per {grain}",
+                lambda fig, result: charts.level_changes(fig, result, periods, grain),
+                run("level_changes_per_period"),
                 "An upgrade is a free -> paid change of level, a downgrade paid -> free.",
                 empty="No upgrades or downgrades in this period",
             ),
             _chart(
+                run,
                 "session_lengths",
                 "Songs per session",
                 charts.session_lengths,
                 run("session_lengths"),
             ),
-            _table("most_active_users", "Most active listeners", run("most_active_users")),
-            _table("free_vs_paid", "Plays by subscription level", run("free_vs_paid")),
+            _table(run, "most_active_users", "Most active listeners"),
+            _table(run, "free_vs_paid", "Plays by subscription level"),
         ],
     )
 
 
-def _health(run: Callable[..., Result], checks: quality.CheckResult) -> Section:
+def _health(run: _Answers, health: Health) -> Section:
+    checks = health.checks
     failing = checks.failed
     return Section(
         "health",
         "Data health",
-        "Where the numbers come from: the last loads (with the fields of the raw data that "
-        "no column holds, counted per run: unknown_fields), the raw files behind them, "
-        "records that were rejected (and why), and the data-quality checks on the loaded "
-        "tables.",
+        "Where the numbers come from, over every load (not only the chosen days): the last "
+        "loads (with the fields of the raw data that no column holds, counted per run: "
+        "unknown_fields), the raw files behind them, records that were rejected (and why), "
+        "and the data-quality checks on the loaded tables.",
         [
-            _table("recent_runs", "Last ETL runs", run("recent_runs", HEALTH_LIMIT), wide=True),
-            _table("files_loaded", "Files loaded", run("files_loaded")),
-            _rejects(run("rejects_by_file", HEALTH_LIMIT)),
+            _table(run, "recent_runs", "Last ETL runs", HEALTH_LIMIT, wide=True),
+            _table(run, "files_loaded", "Files loaded"),
+            _rejects(run("rejects_by_reason"), run("rejects_by_file", HEALTH_LIMIT)),
             Table(
                 "quality_checks",
                 "Quality checks",
@@ -330,19 +484,57 @@ def _verdict(check: quality.CheckOutcome) -> str:
     return "pass" if check.passed else "FAIL" if check.severity == quality.ERROR else "warn"
 
 
-def _table(table_id: str, title: str, result: Result, wide: bool = False) -> Table:
-    return Table(table_id, title, result.columns, result.rows, table_id, wide=wide)
+def _table(
+    run: _Answers, table_id: str, title: str, limit: int | None = None, *, wide: bool = False
+) -> Table:
+    """The rows of named query ``table_id``."""
+    result = run(table_id, limit)
+    command = run.command(table_id, limit)
+    return Table(table_id, title, result.columns, result.rows, table_id, wide=wide, command=command)
 
 
-def _rejects(result: Result) -> Table:
-    """Rejected records per file; file names relative to the folder they share."""
-    prefix = _shared_folder([str(row[0]) for row in result.rows])
-    rows = [(str(row[0])[len(prefix) :], *row[1:]) for row in result.rows]
-    note = f"Files under {prefix}" if prefix else ""
-    if not rows:
-        note = "No records were rejected."
+_VALUE = re.compile(r"""got (['"]).*\1$""")  # the offending value a reason quotes
+_NUMBER = re.compile(r"\d+")  # byte offsets, columns, lines
+
+
+def reason_kind(reason: str) -> str:
+    """A reject reason without its particulars: "invalid UTF-8 at byte N",
+    "field 'ts': expected an integer, got '…'"."""
+    return _NUMBER.sub("N", _VALUE.sub(r"got \1…\1", reason))
+
+
+def _rejects(by_reason: Result, by_file: Result) -> Table:
+    """Rejected records by kind of reason, with the rows per file and reason folded under it;
+    file names relative to the folder they share."""
+    kinds: Counter[str] = Counter()
+    for reason, rejected, _ in by_reason.rows:
+        kinds[reason_kind(reason)] += int(rejected)
+    total = sum(kinds.values())
+    rows = [(kind, n, round(100.0 * n / total, 1)) for kind, n in kinds.most_common()]
+    prefix = _shared_folder([str(row[0]) for row in by_file.rows])
+    detail = Table(
+        "rejects_by_file",
+        "Per file and reason",
+        by_file.columns,
+        [(str(row[0])[len(prefix) :], *row[1:]) for row in by_file.rows],
+        "rejects_by_file",
+        f"Files under {prefix}" if prefix else "",
+        command=f"sparkify query rejects_by_file --limit {HEALTH_LIMIT}",
+    )
+    note = (
+        f"{_plural(total, 'record')} rejected, by reason (numbers and quoted values folded "
+        "together: each exact reason is in rejects_by_reason)."
+        if rows
+        else "No records were rejected."
+    )
     return Table(
-        "rejects_by_file", "Rejected records", result.columns, rows, "rejects_by_file", note
+        "rejects_by_reason",
+        "Rejected records",
+        ["reason", "rejected", "share_pct"],
+        rows,
+        "rejects_by_reason",
+        note,
+        detail=detail if by_file.rows else None,
     )
 
 
@@ -380,6 +572,7 @@ def _coverage_text(matches: dict[str, Any]) -> list[str]:
 
 
 def _chart(
+    run: _Answers,
     chart_id: str,
     title: str,
     draw: charts.Draw,
@@ -392,11 +585,16 @@ def _chart(
 ) -> Chart:
     """One chart and the numbers behind it; ``query`` names the analytics query behind it."""
     svg = charts.draw_svg(chart_id, title, draw, result, height=height, empty=empty)
-    data = Table(chart_id, title, result.columns, result.rows, query or chart_id)
+    name = query or chart_id
+    data = Table(chart_id, title, result.columns, result.rows, name, command=run.command(name))
     return Chart(chart_id, title, svg, data, caption)
 
 
 # -- formatting -----------------------------------------------------------------------------
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _number(value: Any) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from sparkify import analytics
+from sparkify.api import parse_date
 from sparkify.cli.common import WarehouseOptions, echo_json, echo_line, warehouse_options
 from sparkify.report import DEFAULT_PATH
 
@@ -28,22 +29,43 @@ from sparkify.report import DEFAULT_PATH
     show_default=True,
     help="Rows in the top songs, artists and listeners.",
 )
+@click.option("--since", metavar="DATE", help="Only plays on or after DATE (YYYY-MM-DD).")
+@click.option("--until", metavar="DATE", help="Only plays on or before DATE (YYYY-MM-DD).")
 @click.option("--open", "open_browser", is_flag=True, help="Open it in the default web browser.")
-def report_command(options: WarehouseOptions, out: str, limit: int, open_browser: bool) -> None:
+def report_command(
+    options: WarehouseOptions,
+    out: str,
+    limit: int,
+    since: str | None,
+    until: str | None,
+    open_browser: bool,
+) -> None:
     """Write an HTML report: charts and tables from the warehouse, in one file.
 
     The file needs no network to open (charts are inline SVG) and every figure in it is a
-    named query, so `sparkify query NAME` gives the same numbers.
+    named query, so `sparkify query NAME` gives the same numbers. Charts over time count per
+    day, week or month, chosen from the range of days shown.
 
     \b
     Examples:
       sparkify report --out report.html --open
+      sparkify report --since 2018-11-01 --until 2018-11-30
       sparkify report --backend postgres --dsn postgresql://localhost/sparkify --json
     """
-    report = options.warehouse().report(out, limit=limit)
+    days = {"since": parse_date(since, "--since"), "until": parse_date(until, "--until")}
+    report = options.warehouse().report(out, limit=limit, **days)
     path = report.path or Path(out)
     if options.json:
-        echo_json({"path": str(path.resolve()), "sections": report.outline()})
+        echo_json(
+            {
+                "path": str(path.resolve()),
+                "since": report.parameters.since,
+                "until": report.parameters.until,
+                "grain": report.grain,
+                "problems": report.health.problems,
+                "sections": report.outline(),
+            }
+        )
     elif not options.quiet:
         echo_line(
             f"wrote {path} ({len(report.sections)} sections, {len(report.charts)} charts) "

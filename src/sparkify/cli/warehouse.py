@@ -218,6 +218,9 @@ def rejects_command(options: WarehouseOptions, run_id: int | None, limit: int) -
     show_default=True,
     help="Rows for top-N queries.",
 )
+@click.option("--since", metavar="DATE", help="Only events on or after DATE (YYYY-MM-DD).")
+@click.option("--until", metavar="DATE", help="Only events on or before DATE.")
+@click.option("--grain", metavar="day|week|month", help="Rows per day, week or month.")
 @click.option("--list", "list_queries", is_flag=True, help="List the named queries.")
 def query_command(
     options: WarehouseOptions,
@@ -225,30 +228,51 @@ def query_command(
     sql_text: str | None,
     as_csv: bool,
     limit: int,
+    since: str | None,
+    until: str | None,
+    grain: str | None,
     list_queries: bool,
 ) -> None:
     """Answer an analytical question by NAME, or run --sql.
+
+    --since/--until/--grain apply to the queries that take them (--list says which).
 
     \b
     Examples:
       sparkify query top_songs --limit 5
       sparkify query plays_by_hour --csv
+      sparkify query plays_per_period --grain week --since 2018-11-01 --until 2018-11-30
       sparkify query --sql "SELECT level, COUNT(*) FROM users GROUP BY level"
     """
     if as_csv and options.json:
         raise ConfigError("--json and --csv cannot be used together")
     if list_queries:
-        catalogue = [(q.name, q.question) for q in analytics.QUERIES]
+        catalogue = [(q.name, q.question, ", ".join(q.parameters)) for q in analytics.QUERIES]
         if options.json:
-            echo_json([{"name": n, "question": q} for n, q in catalogue])
+            echo_json(
+                [
+                    {"name": q.name, "question": q.question, "parameters": list(q.parameters)}
+                    for q in analytics.QUERIES
+                ]
+            )
         else:
-            print_table(["name", "question"], catalogue)
+            print_table(["name", "question", "parameters"], catalogue)
         return
     if bool(name) == bool(sql_text):
         raise ConfigError("give a query NAME or --sql (see sparkify query --list)")
+    given: dict[str, object] = {
+        "since": parse_date(since, "--since"),
+        "until": parse_date(until, "--until"),
+        "grain": grain,
+    }
+    if sql_text and any(given.values()):
+        raise ConfigError("--since, --until and --grain are for named queries, not --sql")
     question = analytics.get_query(name).question if name else ""
     warehouse = options.warehouse()
-    rows = warehouse.query(name, limit=limit) if name else warehouse.query(sql_text or "")
+    if name:
+        rows = warehouse.query(name, limit=limit, **{k: v for k, v in given.items() if v})
+    else:
+        rows = warehouse.query(sql_text or "")
     if options.json:
         echo_json(rows)
     elif as_csv:
