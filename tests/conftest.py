@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, Chromium
 from click.testing import CliRunner, Result
 from datasets import NOV_1, play, song, write_day, write_song
 
@@ -171,3 +172,13 @@ def semantics_data(tmp_path: Path) -> Path:
         ],
     )
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    """Headless Chromium, one per test module (see browser.py)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium")
+    browser = Chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield browser
+    browser.close()

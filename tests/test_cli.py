@@ -265,7 +265,7 @@ def test_since_after_until_is_a_usage_error(warehouse: Warehouse, semantics_data
         "2018-11-01",
     )
     assert result.exit_code == 2
-    assert result.stderr == "error: since 2018-11-15 is after until 2018-11-01\n"
+    assert result.stderr == "error: --since 2018-11-15 is after --until 2018-11-01\n"
 
 
 def test_a_database_in_a_missing_folder_is_an_error(tmp_path: Path) -> None:

@@ -1,23 +1,46 @@
 """The analytical questions, each a named query over the star schema.
 
 ``sparkify query NAME`` and the HTML report both read from this catalogue, so they cannot
-disagree. The SQL is portable across DuckDB, PostgreSQL and Redshift. Parameters are bound,
-never pasted: ``:limit`` (top-N queries), ``:since``/``:until`` (an inclusive range of days
-on the event time; NULL leaves that end open) and ``:grain`` (``day``, ``week`` or
-``month``: the period rows are counted by, each named by its first day; weeks start on
-Monday).
+disagree. The SQL is portable across DuckDB, PostgreSQL and Redshift, written with two
+shorthands this module expands (see ``expand``).
+
+A query's options are its bound parameters: ``:limit`` (top-N), ``:grain`` (the period:
+day, week or month) and ``:since``/``:before`` (an inclusive day range; ``before`` is the
+day after ``until``). Nothing is pasted into the SQL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from sparkify.backends import Backend, Result
+from sparkify.backends.base import bound_names
 from sparkify.config import unknown_name_message
 from sparkify.errors import ConfigError
 
 GRAINS = ("day", "week", "month")
+DEFAULT_GRAIN = "day"
+
+# PERIOD(x): the day, week (starting Monday, ISO, as DATE_TRUNC does on every backend) or
+# month of x, as a DATE, chosen by :grain. IN_RANGE(x): x on or after :since and before
+# :before, each bound only when given (NULL: no bound).
+_SHORTHANDS = {
+    "PERIOD": """CAST(CASE CAST(:grain AS VARCHAR(5))
+        WHEN 'day' THEN DATE_TRUNC('day', {0})
+        WHEN 'week' THEN DATE_TRUNC('week', {0})
+        WHEN 'month' THEN DATE_TRUNC('month', {0}) END AS DATE)""",
+    "IN_RANGE": """((CAST(:since AS DATE) IS NULL OR {0} >= CAST(:since AS DATE))
+        AND (CAST(:before AS DATE) IS NULL OR {0} < CAST(:before AS DATE)))""",
+}
+_SHORTHAND = re.compile(r"\b(" + "|".join(_SHORTHANDS) + r")\(([\w.]+)\)")
+
+
+def expand(sql: str) -> str:
+    """``PERIOD(column)`` and ``IN_RANGE(column)`` written out in portable SQL."""
+    return _SHORTHAND.sub(lambda m: _SHORTHANDS[m.group(1)].format(m.group(2)), sql)
 
 
 @dataclass(frozen=True)
@@ -25,203 +48,207 @@ class Query:
     name: str
     question: str
     sql: str
-    limited: bool = False  # takes :limit
-    dated: bool = False  # takes :since and :until
-    grained: bool = False  # takes :grain
 
     @property
-    def parameters(self) -> tuple[str, ...]:
-        """The parameters it takes, as ``sparkify query`` options and API keywords."""
-        taken = {"limit": self.limited, "since": self.dated, "until": self.dated}
-        return tuple(name for name, takes in (taken | {"grain": self.grained}).items() if takes)
+    def parameters(self) -> frozenset[str]:
+        """The names bound into the SQL."""
+        return frozenset(bound_names(self.sql))
 
+    @property
+    def limited(self) -> bool:
+        """Top-N: takes ``limit``."""
+        return "limit" in self.parameters
 
-def _in_range(column: str) -> str:
-    """True when the day of ``column`` is within [:since, :until] (NULL: that end open)."""
-    day = f"CAST({column} AS DATE)"
-    return (
-        f"(CAST(:since AS DATE) IS NULL OR {day} >= CAST(:since AS DATE))\n"
-        f"  AND (CAST(:until AS DATE) IS NULL OR {day} <= CAST(:until AS DATE))"
-    )
+    @property
+    def grained(self) -> bool:
+        """Per period: takes ``grain``."""
+        return "grain" in self.parameters
 
+    @property
+    def ranged(self) -> bool:
+        """Takes a day range: ``since`` and ``until``."""
+        return "since" in self.parameters
 
-def _period(column: str) -> str:
-    """The first day of the :grain period that ``column`` falls in."""
-    return (
-        f"CAST(CASE CAST(:grain AS VARCHAR(8)) WHEN 'month' THEN DATE_TRUNC('month', {column})\n"
-        f"  WHEN 'week' THEN DATE_TRUNC('week', {column}) ELSE DATE_TRUNC('day', {column}) END"
-        " AS DATE)"
-    )
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The options a caller may give, in a fixed order."""
+        takes = {"limit": self.limited, "grain": self.grained}
+        takes |= {"since": self.ranged, "until": self.ranged}
+        return tuple(option for option, taken in takes.items() if taken)
 
 
 _WEEKDAY_NAME = """CASE t.weekday WHEN 0 THEN 'Sunday' WHEN 1 THEN 'Monday'
     WHEN 2 THEN 'Tuesday' WHEN 3 THEN 'Wednesday' WHEN 4 THEN 'Thursday'
     WHEN 5 THEN 'Friday' ELSE 'Saturday' END"""
-_PLAYS = _in_range("p.start_time")
 
 
 def _plays_per(period: str, name: str) -> str:
     """Plays, listeners and paid/free plays per ``period`` (a column named ``name``)."""
-    return f"""SELECT {name}, COUNT(*) AS plays, COUNT(DISTINCT user_id) AS listeners,
+    return expand(
+        f"""SELECT {name}, COUNT(*) AS plays, COUNT(DISTINCT user_id) AS listeners,
        SUM(CASE WHEN level = 'paid' THEN 1 ELSE 0 END) AS paid_plays,
        SUM(CASE WHEN level = 'free' THEN 1 ELSE 0 END) AS free_plays
 FROM (SELECT {period} AS {name}, p.user_id, p.level FROM songplays p
-      WHERE {_PLAYS}) p
+      WHERE IN_RANGE(p.start_time)) p
 GROUP BY {name}
 ORDER BY {name}"""
+    )
 
 
 def _level_changes_per(period: str, name: str) -> str:
     """Upgrades and downgrades (from the user_levels history) per ``period``."""
-    return f"""SELECT {name},
+    return expand(
+        f"""SELECT {name},
        SUM(CASE WHEN level = 'paid' THEN 1 ELSE 0 END) AS upgrades,
        SUM(CASE WHEN level = 'free' THEN 1 ELSE 0 END) AS downgrades
 FROM (SELECT {period} AS {name}, l.level FROM user_levels l
       WHERE EXISTS (SELECT 1 FROM user_levels earlier
                     WHERE earlier.user_id = l.user_id AND earlier.valid_to = l.valid_from)
-        AND {_in_range("l.valid_from")}) l
+        AND IN_RANGE(l.valid_from)) l
 GROUP BY {name}
 ORDER BY {name}"""
+    )
 
 
 QUERIES: tuple[Query, ...] = (
     Query(
         "top_songs",
         "Which songs are played most (plays matched to the catalogue)?",
-        f"""SELECT s.title, a.name AS artist, COUNT(*) AS plays
+        expand(
+            """SELECT s.title, a.name AS artist, COUNT(*) AS plays
 FROM songplays p
 JOIN songs s ON s.song_id = p.song_id
 LEFT JOIN artists a ON a.artist_id = p.artist_id
-WHERE {_PLAYS}
+WHERE IN_RANGE(p.start_time)
 GROUP BY s.title, a.name
 ORDER BY plays DESC, s.title, a.name
-LIMIT :limit""",
-        limited=True,
-        dated=True,
+LIMIT :limit"""
+        ),
     ),
     Query(
         "top_artists",
         "Which artists are played most (plays matched to the catalogue)?",
-        f"""SELECT a.name AS artist, COUNT(*) AS plays, COUNT(DISTINCT p.user_id) AS listeners
+        expand(
+            """SELECT a.name AS artist, COUNT(*) AS plays, COUNT(DISTINCT p.user_id) AS listeners
 FROM songplays p
 JOIN artists a ON a.artist_id = p.artist_id
-WHERE {_PLAYS}
+WHERE IN_RANGE(p.start_time)
 GROUP BY a.name
 ORDER BY plays DESC, a.name
-LIMIT :limit""",
-        limited=True,
-        dated=True,
+LIMIT :limit"""
+        ),
     ),
     Query(
         "plays_by_hour",
         "At what hour of the day (UTC) do people listen?",
-        f"""SELECT t.hour, COUNT(*) AS plays
+        expand(
+            """SELECT t.hour, COUNT(*) AS plays
 FROM songplays p JOIN time t ON t.start_time = p.start_time
-WHERE {_PLAYS}
+WHERE IN_RANGE(p.start_time)
 GROUP BY t.hour
-ORDER BY t.hour""",
-        dated=True,
+ORDER BY t.hour"""
+        ),
     ),
     Query(
         "free_vs_paid",
         "How many plays come from free and from paid users?",
-        f"""SELECT p.level, COUNT(*) AS plays, COUNT(DISTINCT p.user_id) AS users,
-       ROUND(100.0 * COUNT(*) / (SELECT COUNT(*) FROM songplays p WHERE {_PLAYS}), 2)
+        expand(
+            """SELECT p.level, COUNT(*) AS plays, COUNT(DISTINCT p.user_id) AS users,
+       ROUND(100.0 * COUNT(*) / (SELECT COUNT(*) FROM songplays p WHERE IN_RANGE(p.start_time)), 2)
          AS share_pct
 FROM songplays p
-WHERE {_PLAYS}
+WHERE IN_RANGE(p.start_time)
 GROUP BY p.level
-ORDER BY p.level""",
-        dated=True,
+ORDER BY p.level"""
+        ),
     ),
     Query(
         "most_active_users",
         "Who listens most?",
-        f"""SELECT u.user_id, u.first_name, u.last_name, u.level, COUNT(*) AS plays,
+        expand(
+            """SELECT u.user_id, u.first_name, u.last_name, u.level, COUNT(*) AS plays,
        COUNT(DISTINCT p.session_id) AS sessions
 FROM songplays p JOIN users u ON u.user_id = p.user_id
-WHERE {_PLAYS}
+WHERE IN_RANGE(p.start_time)
 GROUP BY u.user_id, u.first_name, u.last_name, u.level
 ORDER BY plays DESC, u.user_id
-LIMIT :limit""",
-        limited=True,
-        dated=True,
+LIMIT :limit"""
+        ),
     ),
     Query(
         "busiest_weekdays",
         "Which days of the week have the most plays?",
-        f"""SELECT t.weekday, {_WEEKDAY_NAME} AS day_name, COUNT(*) AS plays
+        expand(
+            f"""SELECT t.weekday, {_WEEKDAY_NAME} AS day_name, COUNT(*) AS plays
 FROM songplays p JOIN time t ON t.start_time = p.start_time
-WHERE {_PLAYS}
+WHERE IN_RANGE(p.start_time)
 GROUP BY t.weekday
-ORDER BY plays DESC, t.weekday""",
-        dated=True,
+ORDER BY plays DESC, t.weekday"""
+        ),
     ),
     Query(
         "plays_per_day",
         "How many plays, listeners and paid plays are there each day?",
         _plays_per("CAST(p.start_time AS DATE)", "day"),
-        dated=True,
     ),
     Query(
         "plays_per_period",
         "How many plays, listeners and paid plays are there each day, week or month?",
-        _plays_per(_period("p.start_time"), "period"),
-        dated=True,
-        grained=True,
+        _plays_per("PERIOD(p.start_time)", "period"),
     ),
     Query(
         "weekday_hour",
         "How do plays spread over weekday and hour (the weekly rhythm)?",
-        f"""SELECT t.weekday, t.hour, COUNT(*) AS plays
+        expand(
+            """SELECT t.weekday, t.hour, COUNT(*) AS plays
 FROM songplays p JOIN time t ON t.start_time = p.start_time
-WHERE {_PLAYS}
+WHERE IN_RANGE(p.start_time)
 GROUP BY t.weekday, t.hour
-ORDER BY t.weekday, t.hour""",
-        dated=True,
+ORDER BY t.weekday, t.hour"""
+        ),
     ),
     Query(
         "song_match_rate",
         "What share of plays matched a song in the catalogue, and how big is the catalogue?",
-        f"""SELECT COUNT(*) AS plays,
+        expand(
+            """SELECT COUNT(*) AS plays,
        SUM(CASE WHEN p.song_id IS NOT NULL THEN 1 ELSE 0 END) AS matched_plays,
        ROUND(100.0 * SUM(CASE WHEN p.song_id IS NOT NULL THEN 1 ELSE 0 END)
              / NULLIF(COUNT(*), 0), 2) AS matched_pct,
        (SELECT COUNT(*) FROM songs) AS catalogue_songs,
        (SELECT COUNT(DISTINCT e.song_key || '|' || e.artist_key)
         FROM staging_events e WHERE e.page = 'NextSong'
-          AND {_in_range("e.start_time")}) AS distinct_songs_played
+          AND IN_RANGE(e.start_time)) AS distinct_songs_played
 FROM songplays p
-WHERE {_PLAYS}""",
-        dated=True,
+WHERE IN_RANGE(p.start_time)"""
+        ),
     ),
     Query(
         "level_changes",
         "How many users upgraded (free -> paid) or downgraded each day?",
         _level_changes_per("CAST(l.valid_from AS DATE)", "day"),
-        dated=True,
     ),
     Query(
         "level_changes_per_period",
         "How many users upgraded (free -> paid) or downgraded each day, week or month?",
-        _level_changes_per(_period("l.valid_from"), "period"),
-        dated=True,
-        grained=True,
+        _level_changes_per("PERIOD(l.valid_from)", "period"),
     ),
     Query(
         "session_lengths",
         "How many songs do listeners play per session?",
-        f"""SELECT songs_in_session, COUNT(*) AS sessions
+        expand(
+            """SELECT songs_in_session, COUNT(*) AS sessions
 FROM (SELECT p.session_id, COUNT(*) AS songs_in_session
-      FROM songplays p WHERE {_PLAYS} GROUP BY p.session_id) s
+      FROM songplays p WHERE IN_RANGE(p.start_time) GROUP BY p.session_id) s
 GROUP BY songs_in_session
-ORDER BY songs_in_session""",
-        dated=True,
+ORDER BY songs_in_session"""
+        ),
     ),
     Query(
         "summary",
         "Headline figures: plays, listeners, songs, artists, paid share and date range.",
-        f"""SELECT COUNT(*) AS plays,
+        expand(
+            """SELECT COUNT(*) AS plays,
        COUNT(DISTINCT p.user_id) AS listeners,
        (SELECT COUNT(*) FROM users) AS users,
        (SELECT COUNT(*) FROM songs) AS songs,
@@ -231,8 +258,8 @@ ORDER BY songs_in_session""",
        MIN(p.start_time) AS first_play,
        MAX(p.start_time) AS last_play
 FROM songplays p
-WHERE {_PLAYS}""",
-        dated=True,
+WHERE IN_RANGE(p.start_time)"""
+        ),
     ),
     Query(
         "recent_runs",
@@ -243,7 +270,6 @@ WHERE {_PLAYS}""",
 FROM etl_runs
 ORDER BY run_id DESC
 LIMIT :limit""",
-        limited=True,
     ),
     Query(
         "load_health",
@@ -291,36 +317,10 @@ FROM etl_rejects r JOIN etl_files f ON f.file_id = r.file_id
 GROUP BY f.url, r.reason
 ORDER BY f.url, first_line, r.reason
 LIMIT :limit""",
-        limited=True,
     ),
 )
 QUERIES_BY_NAME = {q.name: q for q in QUERIES}
 DEFAULT_LIMIT = 10
-
-
-@dataclass(frozen=True)
-class Parameters:
-    """The values bound into a named query; each query takes the ones it names."""
-
-    limit: int = DEFAULT_LIMIT
-    since: dt.date | None = None
-    until: dt.date | None = None
-    grain: str = "day"
-
-    def __post_init__(self) -> None:
-        if self.grain not in GRAINS:
-            choices = f"{', '.join(GRAINS[:-1])} or {GRAINS[-1]}"
-            raise ConfigError(f"grain must be {choices}, got {self.grain!r}")
-        if self.since and self.until and self.since > self.until:
-            raise ConfigError(f"since {self.since} is after until {self.until}")
-
-    @property
-    def days(self) -> dict[str, dt.date | None]:
-        return {"since": self.since, "until": self.until}
-
-    def bound(self, query: Query) -> dict[str, object] | None:
-        values = {"limit": self.limit, "since": self.since, "until": self.until}
-        return {name: values.get(name, self.grain) for name in query.parameters} or None
 
 
 def get_query(name: str) -> Query:
@@ -329,7 +329,33 @@ def get_query(name: str) -> Query:
     return QUERIES_BY_NAME[name]
 
 
-def run_query(backend: Backend, name: str, parameters: Parameters | None = None) -> Result:
-    """Answer the named query with the ``parameters`` it takes (default: limit 10, all days)."""
+def bind(
+    query: Query,
+    limit: int = DEFAULT_LIMIT,
+    *,
+    grain: str = DEFAULT_GRAIN,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> dict[str, Any]:
+    """The values bound into ``query``'s SQL: only those it takes."""
+    if grain not in GRAINS:
+        raise ConfigError(f"grain must be one of {', '.join(GRAINS)}, got {grain!r}")
+    before = until + dt.timedelta(days=1) if until else None
+    values = {"limit": limit, "grain": grain, "since": since, "before": before}
+    return {name: value for name, value in values.items() if name in query.parameters}
+
+
+def run_query(
+    backend: Backend,
+    name: str,
+    limit: int = DEFAULT_LIMIT,
+    *,
+    grain: str = DEFAULT_GRAIN,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> Result:
+    """Answer the named question; options a query does not take are ignored (see
+    ``Query.options`` for those it takes)."""
     query = get_query(name)
-    return backend.query(query.sql, (parameters or Parameters()).bound(query))
+    params = bind(query, limit, grain=grain, since=since, until=until)
+    return backend.query(query.sql, params or None)

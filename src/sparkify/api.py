@@ -220,9 +220,7 @@ class Warehouse:
         wait: float = 0.0,
     ) -> EtlOptions:
         """What :meth:`etl` runs, checked (dates, overlapping inputs) but not run."""
-        start, end = parse_date(since, "since"), parse_date(until, "until")
-        if start and end and start > end:
-            raise ConfigError(f"since {start} is after until {end}")
+        start, end = date_range(since, until)
         song_data = _source(songs, self.settings, "SONG_DATA")
         log_data = _source(logs, self.settings, "LOG_DATA")
         overlap = overlapping_inputs(song_data, log_data)
@@ -251,20 +249,29 @@ class Warehouse:
             return run_checks(backend)
 
     def query(self, name_or_sql: str, **params: Any) -> Rows:
-        """A named query from the catalogue, with the parameters it takes: ``limit=N``
-        (default 10, for the top-N ones; the others ignore it), ``since``/``until`` (dates,
-        inclusive) and ``grain`` ("day", "week" or "month"); or SQL with ``:name``
-        parameters bound from ``params``."""
+        """A named query from the catalogue, or SQL with ``:name`` parameters bound from
+        ``params``. A named query takes the options its catalogue entry lists
+        (``Query.options``): ``limit=N`` (default 10) for the top-N ones (the others ignore
+        it), ``grain="day"|"week"|"month"`` for those per period, ``since=``/``until=``
+        (a date or ``YYYY-MM-DD``, inclusive) for those over a day range."""
         text = name_or_sql.strip()
-        named = bool(_QUERY_NAME.fullmatch(text))
-        if named:
-            parameters = query_parameters(text, **params)
-        with self.session(read_only=True) as backend:
-            if named:
-                require_tables(backend)
-                result = analytics.run_query(backend, text, parameters)
-            else:
+        if not _QUERY_NAME.fullmatch(text):
+            with self.session(read_only=True) as backend:
                 result = backend.query(text, params or None)
+            return Rows(result.columns, result.rows)
+        query = analytics.get_query(text)  # an unknown name: ConfigError with "did you mean"
+        extra = sorted(set(params) - {"limit", *query.options})
+        if extra:
+            takes = ", ".join(query.options) or "no options"
+            raise ConfigError(f"query {text} takes {takes}; got {', '.join(extra)}")
+        since, until = date_range(params.get("since"), params.get("until"))
+        limit = params.get("limit", analytics.DEFAULT_LIMIT)
+        grain = params.get("grain", analytics.DEFAULT_GRAIN)
+        with self.session(read_only=True) as backend:
+            require_tables(backend)
+            result = analytics.run_query(
+                backend, text, limit, grain=grain, since=since, until=until
+            )
         return Rows(result.columns, result.rows)
 
     def rejects(self, run_id: int | None = None, *, limit: int | None = None) -> Rows:
@@ -287,11 +294,9 @@ class Warehouse:
         ``since``/``until`` (dates, inclusive) restrict it to the plays of those days."""
         from sparkify.report import build_report
 
-        parameters = analytics.Parameters(
-            limit, parse_date(since, "since"), parse_date(until, "until")
-        )
+        start, end = date_range(since, until)
         with self.session(read_only=True) as backend:
-            report = build_report(backend, parameters)
+            report = build_report(backend, limit=limit, since=start, until=end)
         with from_os_error():
             report.write(path)
         log.info("wrote %s", report.path)
@@ -342,32 +347,15 @@ def parse_date(value: DateLike | None, name: str) -> dt.date | None:
         raise ConfigError(f"{name} must be a date like 2018-11-01, got {value!r}") from None
 
 
-def query_parameters(
-    name: str,
-    *,
-    limit: int = analytics.DEFAULT_LIMIT,
-    since: DateLike | None = None,
-    until: DateLike | None = None,
-    grain: str | None = None,
-    **extra: Any,
-) -> analytics.Parameters:
-    """The parameters of named query ``name``, checked: a ConfigError names one it does not
-    take (``limit`` it always takes: the others ignore it)."""
-    query = analytics.get_query(name)  # an unknown name: ConfigError with "did you mean"
-    given = {"since": since, "until": until, "grain": grain}
-    extra |= {key: value for key, value in given.items() if value is not None}
-    unknown = sorted(set(extra) - set(query.parameters))
-    if unknown:
-        takes = _words(list(dict.fromkeys(("limit", *query.parameters))))
-        raise ConfigError(f"query {name} takes {takes}, not {_words(unknown)}")
-    return analytics.Parameters(
-        limit, parse_date(since, "since"), parse_date(until, "until"), grain or "day"
-    )
-
-
-def _words(names: list[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    return " and ".join(filter(None, (", ".join(names[:-1]), names[-1])))
+def date_range(
+    since: DateLike | None, until: DateLike | None, names: tuple[str, str] = ("since", "until")
+) -> tuple[dt.date | None, dt.date | None]:
+    """An inclusive day range, either end open (``None``); a ConfigError naming the
+    option (``names``) for a value that is not a date or a range that ends before it starts."""
+    start, end = parse_date(since, names[0]), parse_date(until, names[1])
+    if start and end and start > end:
+        raise ConfigError(f"{names[0]} {start} is after {names[1]} {end}")
+    return start, end
 
 
 def _source(value: PathLike | None, settings: Settings, key: str) -> str:

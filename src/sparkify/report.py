@@ -15,12 +15,13 @@ import json
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparkify import analytics, charts, quality
+from sparkify.api import DateLike, date_range
 from sparkify.backends import Backend, Result
 from sparkify.errors import ConfigError, needs
 from sparkify.pipeline import require_tables
@@ -159,17 +160,15 @@ class Report:
     last_play: dt.datetime | None
     cards: list[Card]
     health: Health
-    parameters: analytics.Parameters = field(default_factory=analytics.Parameters)
+    since: dt.date | None = None  # the days asked for (inclusive; None: that end open)
+    until: dt.date | None = None
+    grain: str = analytics.DEFAULT_GRAIN  # of the charts over time, chosen from the days
     sections: list[Section] = field(default_factory=list)
     path: Path | None = None  # where ``write`` put it
 
     @property
     def checks(self) -> quality.CheckResult:
         return self.health.checks
-
-    @property
-    def grain(self) -> str:
-        return self.parameters.grain
 
     @property
     def charts(self) -> list[Chart]:
@@ -223,27 +222,33 @@ def write_report(
     path: str | os.PathLike[str] = DEFAULT_PATH,
     *,
     limit: int = analytics.DEFAULT_LIMIT,
-    since: dt.date | None = None,
-    until: dt.date | None = None,
+    since: DateLike | None = None,
+    until: DateLike | None = None,
 ) -> Path:
     """Build the report from a connected ``backend`` and write it to ``path``; ``since`` and
-    ``until`` (inclusive) restrict it to the plays of those days."""
-    return build_report(backend, analytics.Parameters(limit, since, until)).write(path)
+    ``until`` (dates or ``YYYY-MM-DD``, inclusive) restrict it to the plays of those days."""
+    start, end = date_range(since, until)
+    return build_report(backend, limit=limit, since=start, until=end).write(path)
 
 
-def build_report(backend: Backend, parameters: analytics.Parameters | None = None) -> Report:
-    """Run the named queries and quality checks and lay out the report (not yet rendered).
-    ``parameters``: the top-N limit and the range of days; the grain is chosen from the range."""
+def build_report(
+    backend: Backend,
+    *,
+    limit: int = analytics.DEFAULT_LIMIT,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> Report:
+    """Run the named queries and quality checks and lay out the report (not yet rendered):
+    the top-N tables have ``limit`` rows, the plays are those from ``since`` to ``until``
+    (inclusive), and the grain of the charts over time is chosen from those days."""
     with needs("report", "the report"):  # fail before any query, not halfway through
         import jinja2  # noqa: F401
         import matplotlib  # noqa: F401
     require_tables(backend)
-    asked = parameters or analytics.Parameters()
-    run = _Answers(backend, asked)
+    run = _Answers(backend, limit, since, until)
     summary = run("summary").as_dicts()[0]
     first, last = summary["first_play"], summary["last_play"]
-    grain = choose_grain(asked.since or _date(first), asked.until or _date(last))
-    run.parameters = chosen = replace(asked, grain=grain)
+    run.grain = choose_grain(since or _date(first), until or _date(last))
     matches = run("song_match_rate").as_dicts()[0]
     report = Report(
         warehouse=backend.describe(),
@@ -252,12 +257,14 @@ def build_report(backend: Backend, parameters: analytics.Parameters | None = Non
         last_play=last,
         cards=_cards(summary, matches),
         health=_health_summary(run, quality.run_checks(backend)),
-        parameters=chosen,
+        since=since,
+        until=until,
+        grain=run.grain,
     )
     report.sections = [
-        _activity(run, chosen.grain),
+        _activity(run),
         _catalogue(run, matches),
-        _listeners(run, chosen.grain),
+        _listeners(run),
         _health(run, report.health),
     ]
     return report
@@ -265,28 +272,41 @@ def build_report(backend: Backend, parameters: analytics.Parameters | None = Non
 
 @dataclass
 class _Answers:
-    """The report's named queries, each run once with the report's parameters (a ``limit``
-    of its own for some), and the command that prints the same rows."""
+    """The report's named queries, each run once with the report's options (a ``limit`` of
+    its own for some), and the command that prints the same rows."""
 
     backend: Backend
-    parameters: analytics.Parameters
+    limit: int
+    since: dt.date | None
+    until: dt.date | None
+    grain: str = analytics.DEFAULT_GRAIN
     results: dict[tuple[str, int | None], Result] = field(default_factory=dict)
 
     def __call__(self, name: str, limit: int | None = None) -> Result:
         if (name, limit) not in self.results:
-            parameters = replace(self.parameters, limit=limit or self.parameters.limit)
-            self.results[name, limit] = analytics.run_query(self.backend, name, parameters)
+            self.results[name, limit] = analytics.run_query(
+                self.backend,
+                name,
+                limit or self.limit,
+                grain=self.grain,
+                since=self.since,
+                until=self.until,
+            )
         return self.results[name, limit]
 
     def command(self, name: str, limit: int | None = None) -> str:
-        query, given = analytics.get_query(name), self.parameters
+        query = analytics.get_query(name)
         words = ["sparkify query", name]
-        if query.limited and (limit or given.limit) != analytics.DEFAULT_LIMIT:
-            words.append(f"--limit {limit or given.limit}")
-        if query.dated:
-            words += [f"--{end} {day}" for end, day in given.days.items() if day]
+        if query.limited and (limit or self.limit) != analytics.DEFAULT_LIMIT:
+            words.append(f"--limit {limit or self.limit}")
         if query.grained:
-            words.append(f"--grain {given.grain}")
+            words.append(f"--grain {self.grain}")
+        if query.ranged:
+            words += [
+                f"--{end} {day}"
+                for end, day in (("since", self.since), ("until", self.until))
+                if day
+            ]
         return " ".join(words)
 
 
@@ -331,7 +351,8 @@ def _cards(summary: dict[str, Any], matches: dict[str, Any]) -> list[Card]:
     ]
 
 
-def _activity(run: _Answers, grain: str) -> Section:
+def _activity(run: _Answers) -> Section:
+    grain = run.grain
     periods = run("plays_per_period")
     return Section(
         "activity",
@@ -423,7 +444,8 @@ def _top(result: Result, what: str) -> str:
     return f"Top {len(result.rows)} {what}" if result.rows else f"Top {what}"
 
 
-def _listeners(run: _Answers, grain: str) -> Section:
+def _listeners(run: _Answers) -> Section:
+    grain = run.grain
     periods = [row[0] for row in run("plays_per_period").rows]
     return Section(
         "listeners",
@@ -494,7 +516,7 @@ def _table(
 
 
 _VALUE = re.compile(r"""got (['"]).*\1$""")  # the offending value a reason quotes
-_NUMBER = re.compile(r"\d+")  # byte offsets, columns, lines
+_NUMBER = re.compile(r"(?<![\w-])\d+\b")  # byte offsets, columns, lines; not "UTF-8"
 
 
 def reason_kind(reason: str) -> str:

@@ -72,6 +72,11 @@ def has_parameters(sql: str) -> bool:
     return bool(_PARAM.search(sql))
 
 
+def bound_names(sql: str) -> set[str]:
+    """The ``:name`` parameters ``sql`` takes."""
+    return set(_PARAM.findall(sql))
+
+
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

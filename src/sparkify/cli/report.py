@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from sparkify import analytics
-from sparkify.api import parse_date
+from sparkify.api import date_range
 from sparkify.cli.common import WarehouseOptions, echo_json, echo_line, warehouse_options
 from sparkify.report import DEFAULT_PATH
 
@@ -52,15 +52,15 @@ def report_command(
       sparkify report --since 2018-11-01 --until 2018-11-30
       sparkify report --backend postgres --dsn postgresql://localhost/sparkify --json
     """
-    days = {"since": parse_date(since, "--since"), "until": parse_date(until, "--until")}
-    report = options.warehouse().report(out, limit=limit, **days)
+    start, end = date_range(since, until, ("--since", "--until"))
+    report = options.warehouse().report(out, limit=limit, since=start, until=end)
     path = report.path or Path(out)
     if options.json:
         echo_json(
             {
                 "path": str(path.resolve()),
-                "since": report.parameters.since,
-                "until": report.parameters.until,
+                "since": report.since,
+                "until": report.until,
                 "grain": report.grain,
                 "problems": report.health.problems,
                 "sections": report.outline(),

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from sparkify import analytics, quality
-from sparkify.api import parse_date
+from sparkify.api import date_range
 from sparkify.backends import backend_class
 from sparkify.cli.common import (
     WarehouseOptions,
@@ -23,7 +23,7 @@ from sparkify.cli.watch import DEFAULT_INTERVAL, watch_etl
 from sparkify.errors import ConfigError, QualityCheckFailed
 from sparkify.pipeline import DEFAULT_MAX_ERRORS
 from sparkify.plan import dry_run_text
-from sparkify.results import RunResult
+from sparkify.results import Rows, RunResult
 
 wait_option = click.option(
     "--wait",
@@ -121,11 +121,12 @@ def etl_command(
             "--full-refresh cannot be combined with --watch: every run would rebuild everything"
         )
     warehouse = options.warehouse()
+    start, end = date_range(since, until, ("--since", "--until"))
     load: dict[str, Any] = {
         "full_refresh": full_refresh,
         "prune": prune,
-        "since": parse_date(since, "--since"),
-        "until": parse_date(until, "--until"),
+        "since": start,
+        "until": end,
         "max_errors": max_errors,
         "wait": wait,
     }
@@ -218,9 +219,13 @@ def rejects_command(options: WarehouseOptions, run_id: int | None, limit: int) -
     show_default=True,
     help="Rows for top-N queries.",
 )
+@click.option(
+    "--grain",
+    type=click.Choice(analytics.GRAINS),
+    help=f"Period of the per-period queries [default: {analytics.DEFAULT_GRAIN}].",
+)
 @click.option("--since", metavar="DATE", help="Only events on or after DATE (YYYY-MM-DD).")
-@click.option("--until", metavar="DATE", help="Only events on or before DATE.")
-@click.option("--grain", metavar="day|week|month", help="Rows per day, week or month.")
+@click.option("--until", metavar="DATE", help="Only events on or before DATE (YYYY-MM-DD).")
 @click.option("--list", "list_queries", is_flag=True, help="List the named queries.")
 def query_command(
     options: WarehouseOptions,
@@ -228,57 +233,56 @@ def query_command(
     sql_text: str | None,
     as_csv: bool,
     limit: int,
+    grain: str | None,
     since: str | None,
     until: str | None,
-    grain: str | None,
     list_queries: bool,
 ) -> None:
     """Answer an analytical question by NAME, or run --sql.
 
-    --since/--until/--grain apply to the queries that take them (--list says which).
+    --grain, --since and --until apply to the queries whose options (--list) name them.
 
     \b
     Examples:
       sparkify query top_songs --limit 5
       sparkify query plays_by_hour --csv
-      sparkify query plays_per_period --grain week --since 2018-11-01 --until 2018-11-30
+      sparkify query active_users --grain week --since 2018-11-01 --until 2018-11-30
       sparkify query --sql "SELECT level, COUNT(*) FROM users GROUP BY level"
     """
     if as_csv and options.json:
         raise ConfigError("--json and --csv cannot be used together")
     if list_queries:
-        catalogue = [(q.name, q.question, ", ".join(q.parameters)) for q in analytics.QUERIES]
+        catalogue = [(q.name, " ".join(q.options), q.question) for q in analytics.QUERIES]
         if options.json:
-            echo_json(
-                [
-                    {"name": q.name, "question": q.question, "parameters": list(q.parameters)}
-                    for q in analytics.QUERIES
-                ]
-            )
+            echo_json([{"name": n, "options": o.split(), "question": q} for n, o, q in catalogue])
         else:
-            print_table(["name", "question", "parameters"], catalogue)
+            print_table(["name", "options", "question"], catalogue)
         return
     if bool(name) == bool(sql_text):
         raise ConfigError("give a query NAME or --sql (see sparkify query --list)")
-    given: dict[str, object] = {
-        "since": parse_date(since, "--since"),
-        "until": parse_date(until, "--until"),
-        "grain": grain,
-    }
-    if sql_text and any(given.values()):
-        raise ConfigError("--since, --until and --grain are for named queries, not --sql")
-    question = analytics.get_query(name).question if name else ""
-    warehouse = options.warehouse()
-    if name:
-        rows = warehouse.query(name, limit=limit, **{k: v for k, v in given.items() if v})
-    else:
-        rows = warehouse.query(sql_text or "")
+    if sql_text:
+        rows = options.warehouse().query(sql_text)
+        _print_rows(options, rows, as_csv, "")
+        return
+    query = analytics.get_query(name or "")
+    start, end = date_range(since, until, ("--since", "--until"))
+    values = {"grain": grain, "since": start, "until": end}
+    given = {option: value for option, value in values.items() if value is not None}
+    for option in given:
+        if option not in query.options:
+            takes = " ".join(f"--{o}" for o in query.options) or "no options"
+            raise ConfigError(f"query {query.name} takes no --{option} (it takes {takes})")
+    rows = options.warehouse().query(query.name, limit=limit, **given)
+    _print_rows(options, rows, as_csv, query.question)
+
+
+def _print_rows(options: WarehouseOptions, rows: Rows, as_csv: bool, title: str) -> None:
     if options.json:
         echo_json(rows)
     elif as_csv:
         write_csv(rows.columns, rows.tuples())
     else:
-        print_table(rows.columns, rows.tuples(), question)
+        print_table(rows.columns, rows.tuples(), title)
 
 
 @click.command("sql")
