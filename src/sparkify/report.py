@@ -1,10 +1,13 @@
 """The HTML report: one self-contained file of charts and tables built from the warehouse.
 
 Every number comes from a named query in ``sparkify.analytics`` (the ones ``sparkify query``
-runs) or from ``sparkify.quality``, so the report and the CLI cannot disagree. Charts are drawn
-by ``sparkify.charts`` as inline SVG and the page is a Jinja2 template with autoescaping, so
-values from the data (song titles, file names, reject reasons) always render as text. Jinja2
-and matplotlib come with the ``report`` extra and are imported only when a report is built.
+runs, with the same options: the days asked for and the grain chosen from them) or from
+``sparkify.quality``, so the report and the CLI cannot disagree. The header counts what is
+off in the loads (rejected records, failing checks, unknown fields, failed runs) and shows a
+warning banner when anything is. Charts are drawn by ``sparkify.charts`` as inline SVG, with
+hover values in CSS, and the page is a Jinja2 template with autoescaping, so values from the
+data (song titles, file names, reject reasons) always render as text. Jinja2 and matplotlib
+come with the ``report`` extra and are imported only when a report is built.
 """
 
 from __future__ import annotations
@@ -488,7 +491,7 @@ def _health(run: _Answers, health: Health) -> Section:
         [
             _table(run, "recent_runs", "Last ETL runs", HEALTH_LIMIT, wide=True),
             _table(run, "files_loaded", "Files loaded"),
-            _rejects(run("rejects_by_reason"), run("rejects_by_file", HEALTH_LIMIT)),
+            _rejects(run, HEALTH_LIMIT),
             Table(
                 "quality_checks",
                 "Quality checks",
@@ -525,9 +528,10 @@ def reason_kind(reason: str) -> str:
     return _NUMBER.sub("N", _VALUE.sub(r"got \1…\1", reason))
 
 
-def _rejects(by_reason: Result, by_file: Result) -> Table:
-    """Rejected records by kind of reason, with the rows per file and reason folded under it;
-    file names relative to the folder they share."""
+def _rejects(run: _Answers, limit: int) -> Table:
+    """Rejected records by kind of reason, with the first ``limit`` rows per file and reason
+    folded under it; file names relative to the folder they share."""
+    by_reason, by_file = run("rejects_by_reason"), run("rejects_by_file", limit)
     kinds: Counter[str] = Counter()
     for reason, rejected, _ in by_reason.rows:
         kinds[reason_kind(reason)] += int(rejected)
@@ -541,7 +545,7 @@ def _rejects(by_reason: Result, by_file: Result) -> Table:
         [(str(row[0])[len(prefix) :], *row[1:]) for row in by_file.rows],
         "rejects_by_file",
         f"Files under {prefix}" if prefix else "",
-        command=f"sparkify query rejects_by_file --limit {HEALTH_LIMIT}",
+        command=run.command("rejects_by_file", limit),
     )
     note = (
         f"{_plural(total, 'record')} rejected, by reason (numbers and quoted values folded "
