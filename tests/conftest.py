@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from browser import CHROMIUM, Chromium
 from click.testing import CliRunner, Result
-from datasets import NOV_1, play, song, write_day, write_song
+from datasets import NOV_1, play, song, write_day, write_model_events, write_song
 
 from sparkify.backends import Backend, open_backend
 from sparkify.cli import cli
@@ -51,6 +51,24 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("generated")
     generate(out, GenerateOptions(users=40, days=10, songs=150, seed=2, match_rate=0.3))
     return out
+
+
+@pytest.fixture(scope="session")
+def faulty_generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated data with 2% faulty lines, in which every kind of event the event model
+    tells apart occurs (thumbs up and down, upgrades, downgrades, cancellations)."""
+    out = tmp_path_factory.mktemp("faulty-generated")
+    options = GenerateOptions(users=50, days=30, songs=150, seed=3, bad_records=0.02)
+    summary = generate(out, options)
+    assert sum(summary.bad_records.values()) > 0
+    return out
+
+
+@pytest.fixture
+def model_data(tmp_path: Path) -> Path:
+    """Sessions with every kind of event of the event model, and the parsing cases."""
+    write_model_events(tmp_path)
+    return tmp_path
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -129,6 +147,30 @@ STAR_ORDER = {
     "artists": "artist_id",
     "time": "start_time",
     "user_levels": "user_id, valid_from",
+    "user_events": "event_id",
+    "sessions": "session_id",
+    "subscription_changes": "event_id",
+    "song_feedback": "event_id",
+    "user_agents": "user_agent",
+    "locations": "location",
+}
+
+
+# The public sample's tables (user_levels aside), counted independently of sparkify over the
+# raw files: 941 sessions (30 never logged in), 8 Submit Upgrade and 1 Submit Downgrade, no
+# thumbs, and the distinct user agents and locations (NULL aside).
+SAMPLE_TABLES = {
+    "songplays": 6820,
+    "users": 97,
+    "songs": 71,
+    "artists": 69,
+    "time": 6813,
+    "user_events": 8056,
+    "sessions": 941,
+    "subscription_changes": 9,
+    "song_feedback": 0,
+    "user_agents": 40,
+    "locations": 63,
 }
 
 

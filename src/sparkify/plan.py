@@ -122,6 +122,13 @@ TRANSFORMS = (
     ("upsert_songs", False),
     ("upsert_artists", False),
     ("refresh_time", False),
+    ("upsert_user_events", False),
+    ("analyze_user_events", False),
+    ("upsert_sessions", False),
+    ("upsert_subscription_changes", False),
+    ("upsert_song_feedback", False),
+    ("refresh_user_agents", False),
+    ("refresh_locations", False),
 )
 TRANSFORM_STEPS = tuple(name for name, _ in TRANSFORMS)
 

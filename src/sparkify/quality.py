@@ -52,6 +52,12 @@ CHECKS: tuple[Check, ...] = (
     _unique_not_null("artists", "artist_id"),
     _unique_not_null("time", "start_time"),
     _unique_not_null("user_levels", "user_id", "valid_from"),
+    _unique_not_null("user_events", "event_id"),
+    _unique_not_null("sessions", "session_id"),
+    _unique_not_null("subscription_changes", "event_id"),
+    _unique_not_null("song_feedback", "event_id"),
+    _unique_not_null("user_agents", "user_agent"),
+    _unique_not_null("locations", "location"),
     _references("songplays_users", "user_id", "users", "user_id"),
     _references("songplays_time", "start_time", "time", "start_time"),
     _references("songplays_songs", "song_id", "songs", "song_id"),
@@ -68,6 +74,36 @@ CHECKS: tuple[Check, ...] = (
         "SELECT ABS((SELECT COUNT(*) FROM (SELECT DISTINCT session_id, item_in_session "
         "FROM staging_events WHERE page = 'NextSong') plays) - "
         "(SELECT COUNT(*) FROM songplays))",
+    ),
+    Check(
+        "staged_events_are_user_events",
+        "distinct staged events = user_events",
+        "SELECT ABS((SELECT COUNT(*) FROM (SELECT DISTINCT session_id, item_in_session "
+        "FROM staging_events) events) - (SELECT COUNT(*) FROM user_events))",
+    ),
+    _references("songplays_user_events", "songplay_id", "user_events", "event_id"),
+    Check(
+        "sessions_match_user_events",
+        "every user_event has its session, and each session's events and plays (NextSong "
+        "events) are those of user_events",
+        "SELECT COUNT(*) FROM sessions s FULL JOIN (SELECT session_id, COUNT(*) AS events, "
+        "SUM(CASE WHEN page = 'NextSong' THEN 1 ELSE 0 END) AS plays FROM user_events "
+        "GROUP BY session_id) e ON e.session_id = s.session_id "
+        "WHERE s.session_id IS NULL OR e.session_id IS NULL "
+        "OR s.events <> e.events OR s.plays <> e.plays",
+    ),
+    Check(
+        "user_events_are_described",
+        "every user agent and location of user_events has its row in user_agents and "
+        "locations, and those tables hold no other",
+        "SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT user_agent FROM user_events) e "
+        "FULL JOIN user_agents a ON a.user_agent = e.user_agent "
+        "WHERE e.user_agent IS NOT NULL AND a.user_agent IS NULL "
+        "OR a.user_agent IS NOT NULL AND e.user_agent IS NULL) + "
+        "(SELECT COUNT(*) FROM (SELECT DISTINCT location FROM user_events) e "
+        "FULL JOIN locations l ON l.location = e.location "
+        "WHERE e.location IS NOT NULL AND l.location IS NULL "
+        "OR l.location IS NOT NULL AND e.location IS NULL)",
     ),
     Check(
         "no_future_timestamps",

@@ -80,6 +80,11 @@ def _pk(name: str, sql_type: str) -> Column:
     return Column(name, sql_type, primary_key=True)
 
 
+def _key_text(name: str) -> Column:
+    """Free text as a primary key, sorted byte by byte on every backend."""
+    return Column(name, TEXT, primary_key=True, byte_order=True)
+
+
 # A rejected record: where in its file, why, and its raw text.
 _REJECT = (_nn("line_no", "INTEGER"), _nn("reason", "VARCHAR(1000)"), _c("raw", "VARCHAR(65535)"))
 
@@ -254,6 +259,95 @@ DECLARED = (
         diststyle="ALL",
         sortkey=("artist_id",),
     ),
+    # Every event, and what it says about sessions, subscriptions, feedback, devices and
+    # places (docs/model.md). Built, like songplays, per affected session_id: spread over
+    # the slices as staging_events is, so the rebuild moves no rows between nodes.
+    Table(
+        "user_events",
+        (
+            _pk("event_id", "BIGINT"),
+            _nn("start_time", "TIMESTAMP"),
+            _c("user_id", "BIGINT"),
+            _nn("session_id", "BIGINT"),
+            _nn("item_in_session", "INTEGER"),
+            _nn("page", CODE),
+            _c("level", CODE),
+            _c("auth", CODE),
+            _c("method", CODE),
+            _c("status", "INTEGER"),
+            _c("location", TEXT),
+            _c("user_agent", TEXT),
+        ),
+        diststyle="KEY",
+        distkey="session_id",
+        sortkey=("start_time",),
+    ),
+    Table(
+        "sessions",
+        (
+            _pk("session_id", "BIGINT"),
+            _c("user_id", "BIGINT"),
+            _nn("start_time", "TIMESTAMP"),
+            _nn("end_time", "TIMESTAMP"),
+            _nn("events", "INTEGER"),
+            _nn("plays", "INTEGER"),
+            _c("level", CODE),
+            _c("location", TEXT),
+            _c("user_agent", TEXT),
+        ),
+        diststyle="KEY",
+        distkey="session_id",
+        sortkey=("start_time",),
+    ),
+    Table(
+        "subscription_changes",
+        (
+            _pk("event_id", "BIGINT"),
+            _nn("change_time", "TIMESTAMP"),
+            _c("user_id", "BIGINT"),
+            _nn("session_id", "BIGINT"),
+            _nn("kind", CODE),
+            _c("from_level", CODE),
+            _c("to_level", CODE),
+        ),
+        diststyle="ALL",
+        sortkey=("change_time",),
+    ),
+    Table(
+        "song_feedback",
+        (
+            _pk("event_id", "BIGINT"),
+            _nn("feedback_time", "TIMESTAMP"),
+            _c("user_id", "BIGINT"),
+            _nn("session_id", "BIGINT"),
+            _nn("rating", "SMALLINT"),
+            _c("songplay_id", "BIGINT"),
+            _c("song_id", CODE),
+            _c("artist_id", CODE),
+        ),
+        diststyle="KEY",
+        distkey="session_id",
+        sortkey=("feedback_time",),
+    ),
+    Table(
+        "user_agents",
+        (_key_text("user_agent"), _c("browser", CODE), _c("os", CODE), _c("device", CODE)),
+        diststyle="ALL",
+        sortkey=("user_agent",),
+    ),
+    Table(
+        "locations",
+        (
+            _key_text("location"),
+            _c("metro_area", TEXT),
+            _c("city", TEXT),
+            # Parts of free text: as wide as the text they come from.
+            _c("state", TEXT),
+            _c("states", TEXT),
+        ),
+        diststyle="ALL",
+        sortkey=("location",),
+    ),
     Table(
         "time",
         (
@@ -282,6 +376,7 @@ AFFECTED = (
     Table("affected_songs", (_nn("song_id", CODE),), temporary=True),
     Table("affected_artists", (_nn("artist_id", CODE),), temporary=True),
     Table("affected_titles", (_c("title_key", KEY), _c("artist_key", KEY)), temporary=True),
+    Table("affected_sessions", (_nn("session_id", "BIGINT"),), temporary=True),
 )
 TABLES = tuple(table.name for table in DECLARED)
 

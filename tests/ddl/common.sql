@@ -1,5 +1,6 @@
 -- The DDL of sql/common.sql before each table was declared once (sparkify/tables.py),
--- kept as it was: tests/test_tables.py holds the generated DDL to the same meaning.
+-- kept as it was, and the DDL of the tables added since (issue 18's model), written by hand:
+-- tests/test_tables.py holds the generated DDL to the same meaning.
 
 -- name: create_etl_runs
 CREATE TABLE IF NOT EXISTS etl_runs (
@@ -150,6 +151,75 @@ CREATE TABLE IF NOT EXISTS artists (
     longitude       DOUBLE PRECISION
 );
 
+-- name: create_user_events
+CREATE TABLE IF NOT EXISTS user_events (
+    event_id        BIGINT PRIMARY KEY,
+    start_time      TIMESTAMP NOT NULL,
+    user_id         BIGINT,
+    session_id      BIGINT NOT NULL,
+    item_in_session INTEGER NOT NULL,
+    page            VARCHAR NOT NULL,
+    level           VARCHAR,
+    auth            VARCHAR,
+    method          VARCHAR,
+    status          INTEGER,
+    location        VARCHAR,
+    user_agent      VARCHAR
+);
+
+-- name: create_sessions
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id      BIGINT PRIMARY KEY,
+    user_id         BIGINT,
+    start_time      TIMESTAMP NOT NULL,
+    end_time        TIMESTAMP NOT NULL,
+    events          INTEGER NOT NULL,
+    plays           INTEGER NOT NULL,
+    level           VARCHAR,
+    location        VARCHAR,
+    user_agent      VARCHAR
+);
+
+-- name: create_subscription_changes
+CREATE TABLE IF NOT EXISTS subscription_changes (
+    event_id        BIGINT PRIMARY KEY,
+    change_time     TIMESTAMP NOT NULL,
+    user_id         BIGINT,
+    session_id      BIGINT NOT NULL,
+    kind            VARCHAR NOT NULL,
+    from_level      VARCHAR,
+    to_level        VARCHAR
+);
+
+-- name: create_song_feedback
+CREATE TABLE IF NOT EXISTS song_feedback (
+    event_id        BIGINT PRIMARY KEY,
+    feedback_time   TIMESTAMP NOT NULL,
+    user_id         BIGINT,
+    session_id      BIGINT NOT NULL,
+    rating          SMALLINT NOT NULL,
+    songplay_id     BIGINT,
+    song_id         VARCHAR,
+    artist_id       VARCHAR
+);
+
+-- name: create_user_agents
+CREATE TABLE IF NOT EXISTS user_agents (
+    user_agent      VARCHAR PRIMARY KEY,
+    browser         VARCHAR,
+    os              VARCHAR,
+    device          VARCHAR
+);
+
+-- name: create_locations
+CREATE TABLE IF NOT EXISTS locations (
+    location        VARCHAR PRIMARY KEY,
+    metro_area      VARCHAR,
+    city            VARCHAR,
+    state           VARCHAR,
+    states          VARCHAR
+);
+
 -- name: create_time
 CREATE TABLE IF NOT EXISTS time (
     start_time      TIMESTAMP PRIMARY KEY,
@@ -170,3 +240,4 @@ CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL);
 CREATE TEMPORARY TABLE affected_songs (song_id VARCHAR NOT NULL);
 CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR NOT NULL);
 CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR, artist_key VARCHAR);
+CREATE TEMPORARY TABLE affected_sessions (session_id BIGINT NOT NULL);

@@ -1,5 +1,6 @@
 -- The DDL of sql/postgres.sql before each table was declared once (sparkify/tables.py),
--- kept as it was: tests/test_tables.py holds the generated DDL to the same meaning.
+-- kept as it was, and the DDL of the tables added since (issue 18's model), written by hand:
+-- tests/test_tables.py holds the generated DDL to the same meaning.
 
 -- name: create_etl_files
 CREATE TABLE IF NOT EXISTS etl_files (
@@ -32,4 +33,21 @@ CREATE TABLE IF NOT EXISTS staging_songs (
     year             INTEGER,
     title_key        VARCHAR,
     artist_key       VARCHAR
+);
+
+-- name: create_user_agents
+CREATE TABLE IF NOT EXISTS user_agents (
+    user_agent      VARCHAR COLLATE "C" PRIMARY KEY,
+    browser         VARCHAR,
+    os              VARCHAR,
+    device          VARCHAR
+);
+
+-- name: create_locations
+CREATE TABLE IF NOT EXISTS locations (
+    location        VARCHAR COLLATE "C" PRIMARY KEY,
+    metro_area      VARCHAR,
+    city            VARCHAR,
+    state           VARCHAR,
+    states          VARCHAR
 );

@@ -47,7 +47,13 @@ UNION ALL SELECT 'users', COUNT(*) FROM users
 UNION ALL SELECT 'songs', COUNT(*) FROM songs
 UNION ALL SELECT 'artists', COUNT(*) FROM artists
 UNION ALL SELECT 'time', COUNT(*) FROM time
-UNION ALL SELECT 'user_levels', COUNT(*) FROM user_levels;
+UNION ALL SELECT 'user_levels', COUNT(*) FROM user_levels
+UNION ALL SELECT 'user_events', COUNT(*) FROM user_events
+UNION ALL SELECT 'sessions', COUNT(*) FROM sessions
+UNION ALL SELECT 'subscription_changes', COUNT(*) FROM subscription_changes
+UNION ALL SELECT 'song_feedback', COUNT(*) FROM song_feedback
+UNION ALL SELECT 'user_agents', COUNT(*) FROM user_agents
+UNION ALL SELECT 'locations', COUNT(*) FROM locations;
 
 -- name: list_rejects
 -- `sparkify rejects`: quarantined records, of one run when :run_id is not NULL; those of
@@ -86,6 +92,7 @@ DROP TABLE IF EXISTS affected_users;
 DROP TABLE IF EXISTS affected_songs;
 DROP TABLE IF EXISTS affected_artists;
 DROP TABLE IF EXISTS affected_titles;
+DROP TABLE IF EXISTS affected_sessions;
 DROP TABLE IF EXISTS file_order;
 
 -- name: snapshot_affected_events
@@ -99,6 +106,9 @@ INSERT INTO affected_users
 SELECT DISTINCT e.user_id
 FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
 WHERE e.user_id IS NOT NULL;
+INSERT INTO affected_sessions
+SELECT DISTINCT e.session_id
+FROM staging_events e JOIN run_files r ON r.file_id = e.file_id;
 
 -- name: snapshot_affected_songs
 INSERT INTO affected_songs
@@ -120,13 +130,19 @@ DELETE FROM etl_rejects WHERE file_id IN (SELECT file_id FROM run_files);
 
 -- name: affect_late_songs
 -- Plays of a song whose catalogue entry arrived or changed in this run are re-matched (the
--- plays of this run's own files are affected already).
-INSERT INTO affected_plays
-SELECT e.session_id * 1000000 + e.item_in_session
+-- plays of this run's own files are affected already), and the feedback on them in their
+-- sessions (song_feedback names the song played).
+CREATE TEMPORARY TABLE late_plays AS
+SELECT e.session_id, e.item_in_session
 FROM staging_events e
 JOIN affected_titles t ON t.title_key = e.song_key AND t.artist_key = e.artist_key
 WHERE e.page = 'NextSong'
   AND NOT EXISTS (SELECT 1 FROM run_files r WHERE r.file_id = e.file_id);
+INSERT INTO affected_plays
+SELECT session_id * 1000000 + item_in_session FROM late_plays;
+INSERT INTO affected_sessions
+SELECT DISTINCT session_id FROM late_plays;
+DROP TABLE late_plays;
 
 -- name: rank_files
 -- When two copies of a record tie, the one from the file whose URL sorts last wins. The
@@ -292,9 +308,191 @@ FROM (
 WHERE NOT EXISTS (SELECT 1 FROM time t WHERE t.start_time = p.start_time)
 ORDER BY start_time;
 
+------------------------------------------------------------------------------------------
+-- Every event and what it tells (docs/model.md). Their affected keys are sessions: the
+-- sessions of this run's files' events (before and after a change) and of the plays whose
+-- song arrived late. user_events is rebuilt from staging; the others from user_events (and
+-- songplays), so each reads the deduplicated events once.
+------------------------------------------------------------------------------------------
+
+-- name: upsert_user_events
+-- Every event of the affected sessions, the latest copy of each winning as for songplays.
+DELETE FROM user_events
+WHERE session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+;
+INSERT INTO user_events (event_id, start_time, user_id, session_id, item_in_session, page,
+                         level, auth, method, status, location, user_agent)
+SELECT event_id, start_time, user_id, session_id, item_in_session, page,
+       level, auth, method, status, location, user_agent
+FROM (
+    SELECT e.session_id * 1000000 + e.item_in_session AS event_id, e.start_time, e.user_id,
+           e.session_id, e.item_in_session, e.page, e.level, e.auth, e.method, e.status,
+           e.location, e.user_agent,
+           ROW_NUMBER() OVER (
+               PARTITION BY e.session_id * 1000000 + e.item_in_session
+               ORDER BY e.ts DESC, f.file_rank DESC, e.line_no DESC) AS pick
+    FROM staging_events e JOIN file_order f ON f.file_id = e.file_id
+    WHERE e.session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+) latest
+WHERE pick = 1;
+
+-- name: analyze_user_events
+-- Planner statistics for the events just written, before the next steps read them:
+-- nothing to do on DuckDB.
+
+-- name: upsert_sessions
+-- One row per session: its span, its counts, and the level, location and user agent of
+-- its last event that has one (events ordered by time, then by item_in_session).
+DELETE FROM sessions
+WHERE session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+;
+INSERT INTO sessions (session_id, user_id, start_time, end_time, events, plays, level,
+                      location, user_agent)
+SELECT session_id, MAX(user_id), MIN(start_time), MAX(start_time), COUNT(*),
+       SUM(CASE WHEN page = 'NextSong' THEN 1 ELSE 0 END),
+       MAX(CASE WHEN level_pick = 1 THEN level END),
+       MAX(CASE WHEN location_pick = 1 THEN location END),
+       MAX(CASE WHEN agent_pick = 1 THEN user_agent END)
+FROM (
+    SELECT session_id, user_id, start_time, page, level, location, user_agent,
+           ROW_NUMBER() OVER (
+               PARTITION BY session_id, level IS NULL
+               ORDER BY start_time DESC, item_in_session DESC) AS level_pick,
+           ROW_NUMBER() OVER (
+               PARTITION BY session_id, location IS NULL
+               ORDER BY start_time DESC, item_in_session DESC) AS location_pick,
+           ROW_NUMBER() OVER (
+               PARTITION BY session_id, user_agent IS NULL
+               ORDER BY start_time DESC, item_in_session DESC) AS agent_pick
+    FROM user_events
+    WHERE session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+) ranked
+GROUP BY session_id;
+
+-- name: upsert_subscription_changes
+DELETE FROM subscription_changes
+WHERE session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+;
+INSERT INTO subscription_changes (event_id, change_time, user_id, session_id, kind,
+                                  from_level, to_level)
+SELECT event_id, start_time, user_id, session_id,
+       CASE page WHEN 'Submit Upgrade' THEN 'upgrade'
+                 WHEN 'Submit Downgrade' THEN 'downgrade'
+                 ELSE 'cancellation' END,
+       level,
+       CASE page WHEN 'Submit Upgrade' THEN 'paid' WHEN 'Submit Downgrade' THEN 'free' END
+FROM user_events
+WHERE page IN ('Submit Upgrade', 'Submit Downgrade', 'Cancellation Confirmation')
+  AND session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+;
+
+-- name: upsert_song_feedback
+-- A thumb rates the song of the latest play before it in its session (by item_in_session).
+DELETE FROM song_feedback
+WHERE session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+;
+INSERT INTO song_feedback (event_id, feedback_time, user_id, session_id, rating, songplay_id,
+                           song_id, artist_id)
+SELECT t.event_id, t.start_time, t.user_id, t.session_id,
+       CASE t.page WHEN 'Thumbs Up' THEN 1 ELSE -1 END,
+       p.songplay_id, p.song_id, p.artist_id
+FROM (
+    SELECT event_id, start_time, user_id, session_id, page,
+           MAX(CASE WHEN page = 'NextSong' THEN item_in_session END) OVER (
+               PARTITION BY session_id ORDER BY item_in_session
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS played_item
+    FROM user_events
+    WHERE session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+) t
+LEFT JOIN songplays p ON p.songplay_id = t.session_id * 1000000 + t.played_item
+WHERE t.page IN ('Thumbs Up', 'Thumbs Down');
+
+-- name: refresh_user_agents
+-- One row per user agent text of user_events, parsed by the first matching pattern (the
+-- rules and their limits: docs/model.md). Texts no event has any more go; those of the
+-- affected sessions are added when new (as for the time table).
+DELETE FROM user_agents
+WHERE NOT EXISTS (SELECT 1 FROM user_events e WHERE e.user_agent = user_agents.user_agent);
+INSERT INTO user_agents (user_agent, browser, os, device)
+SELECT user_agent,
+       CASE WHEN user_agent LIKE '%Edge/%' OR user_agent LIKE '%Edg/%' THEN 'Edge'
+            WHEN user_agent LIKE '%OPR/%' OR user_agent LIKE '%Opera%' THEN 'Opera'
+            WHEN user_agent LIKE '%Firefox/%' THEN 'Firefox'
+            WHEN user_agent LIKE '%MSIE %' OR user_agent LIKE '%Trident/%'
+                THEN 'Internet Explorer'
+            WHEN user_agent LIKE '%Chromium/%' THEN 'Chromium'
+            WHEN user_agent LIKE '%Chrome/%' OR user_agent LIKE '%CriOS/%' THEN 'Chrome'
+            WHEN user_agent LIKE '%Safari/%' THEN 'Safari'
+            ELSE 'Other' END,
+       CASE WHEN user_agent LIKE '%Windows Phone%' THEN 'Windows Phone'
+            WHEN user_agent LIKE '%Windows%' THEN 'Windows'
+            WHEN user_agent LIKE '%iPhone%' OR user_agent LIKE '%iPad%'
+                 OR user_agent LIKE '%iPod%' THEN 'iOS'
+            WHEN user_agent LIKE '%Android%' THEN 'Android'
+            WHEN user_agent LIKE '%CrOS%' THEN 'Chrome OS'
+            WHEN user_agent LIKE '%Macintosh%' OR user_agent LIKE '%Mac OS X%' THEN 'Mac OS X'
+            WHEN user_agent LIKE '%Linux%' OR user_agent LIKE '%X11%' THEN 'Linux'
+            ELSE 'Other' END,
+       CASE WHEN user_agent LIKE '%iPad%' OR user_agent LIKE '%Tablet%'
+                 OR (user_agent LIKE '%Android%' AND user_agent NOT LIKE '%Mobile%')
+                THEN 'tablet'
+            WHEN user_agent LIKE '%iPhone%' OR user_agent LIKE '%iPod%'
+                 OR user_agent LIKE '%Mobile%' OR user_agent LIKE '%Android%'
+                 OR user_agent LIKE '%Windows Phone%' THEN 'mobile'
+            WHEN user_agent LIKE '%Windows%' OR user_agent LIKE '%Macintosh%'
+                 OR user_agent LIKE '%X11%' OR user_agent LIKE '%Linux%'
+                 OR user_agent LIKE '%CrOS%' THEN 'desktop'
+            ELSE 'other' END
+FROM (
+    SELECT DISTINCT user_agent FROM user_events
+    WHERE user_agent IS NOT NULL
+      AND session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+) e
+WHERE NOT EXISTS (SELECT 1 FROM user_agents a WHERE a.user_agent = e.user_agent)
+ORDER BY user_agent;
+
+-- name: refresh_locations
+-- One row per location text of user_events: "Metro-Area-Names, ST-ST" split at the last
+-- ", " (metro_area before it, states after it), the city is the metro area up to its first
+-- "-", the state the first of the states. Counting ", " by what REPLACE takes out, and
+-- SPLIT_PART, SUBSTRING and LENGTH (characters), are the same in every dialect.
+DELETE FROM locations
+WHERE NOT EXISTS (SELECT 1 FROM user_events e WHERE e.location = locations.location);
+INSERT INTO locations (location, metro_area, city, state, states)
+SELECT location, metro_area, NULLIF(SPLIT_PART(metro_area, '-', 1), ''),
+       NULLIF(SPLIT_PART(states, '-', 1), ''), NULLIF(states, '')
+FROM (
+    SELECT location, states,
+           CASE WHEN states IS NULL THEN location
+                ELSE SUBSTRING(location, 1, LENGTH(location) - LENGTH(states) - 2) END
+               AS metro_area
+    FROM (
+        SELECT location,
+               CASE WHEN separators > 0
+                    THEN SPLIT_PART(location, ', ', separators + 1) END AS states
+        FROM (
+            SELECT location, LENGTH(location) - LENGTH(REPLACE(location, ', ', ','))
+                       AS separators
+            FROM (
+                SELECT DISTINCT location FROM user_events
+                WHERE location IS NOT NULL
+                  AND session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+            ) seen
+            WHERE NOT EXISTS (SELECT 1 FROM locations l WHERE l.location = seen.location)
+        ) counted
+    ) split
+) parts
+ORDER BY location;
+
 -- name: clear_warehouse
 -- --full-refresh: forget everything loaded; DELETE, not TRUNCATE, so it stays in the run's
 -- transaction on every backend.
+DELETE FROM user_events;
+DELETE FROM sessions;
+DELETE FROM subscription_changes;
+DELETE FROM song_feedback;
+DELETE FROM user_agents;
+DELETE FROM locations;
 DELETE FROM songplays;
 DELETE FROM users;
 DELETE FROM user_levels;
@@ -307,6 +505,12 @@ DELETE FROM etl_rejects;
 DELETE FROM etl_files;
 
 -- name: drop_tables
+DROP TABLE IF EXISTS user_events;
+DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS subscription_changes;
+DROP TABLE IF EXISTS song_feedback;
+DROP TABLE IF EXISTS user_agents;
+DROP TABLE IF EXISTS locations;
 DROP TABLE IF EXISTS songplays;
 DROP TABLE IF EXISTS users;
 DROP TABLE IF EXISTS user_levels;

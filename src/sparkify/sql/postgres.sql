@@ -28,7 +28,11 @@ ANALYZE affected_users;
 ANALYZE affected_songs;
 ANALYZE affected_artists;
 ANALYZE affected_titles;
+ANALYZE affected_sessions;
 ANALYZE file_order;
+
+-- name: analyze_user_events
+ANALYZE user_events (session_id, page, user_agent, location);
 
 -- name: existing_tables
 SELECT table_name FROM information_schema.tables WHERE table_schema = :schema;
