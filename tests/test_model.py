@@ -7,10 +7,22 @@ the backends to each other by test_postgres.py and test_redshift.py."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Warehouse, etl
-from datasets import LOCATIONS, NOV_1, USER_AGENTS, play, song, write_day, write_song
+from conftest import Warehouse, dump, etl
+from datasets import (
+    LOCATIONS,
+    NOV_1,
+    USER_AGENTS,
+    copy_days,
+    event_days,
+    play,
+    song,
+    write_day,
+    write_song,
+)
 
 MODEL = ("user_events", "sessions", "subscription_changes", "song_feedback", "user_agents",
          "locations")  # fmt: skip
@@ -96,3 +108,46 @@ def test_feedback_on_a_song_that_arrives_later_names_it(
     write_song(tmp_path, song("SO2", "Late Song", "Band", 90.0))
     etl(warehouse, tmp_path)
     assert warehouse.query("SELECT songplay_id, song_id FROM song_feedback") == [(1_000_000, "SO2")]
+
+
+def change(warehouse: Warehouse, *statements: str) -> None:
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        with backend.transaction():  # DuckDB writes only inside one (a copy, swapped in)
+            for sql in statements:
+                backend.execute(sql)
+    finally:
+        backend.close()
+
+
+def test_a_warehouse_loaded_before_the_event_model_gets_all_of_it_with_the_next_load(
+    new_warehouse: Callable[[], Warehouse], generated: Path, tmp_path: Path
+) -> None:
+    days = event_days(generated)
+    data = copy_days(generated, tmp_path / "data", days[:3])
+    older = new_warehouse()
+    etl(older, data)
+    change(older, *(f"DROP TABLE {table}" for table in MODEL))  # as an older version left it
+    copy_days(generated, data, days[3:4])
+    summary = etl(older, data)
+    assert summary["files"]["new"] == 1
+    assert all(check["passed"] for check in summary["checks"])
+    at_once = new_warehouse()
+    etl(at_once, data)
+    assert dump(older) == dump(at_once)
+
+
+def test_checks_fail_when_the_model_disagrees_with_the_events(
+    warehouse: Warehouse, model_data: Path
+) -> None:
+    etl(warehouse, model_data)
+    change(
+        warehouse,
+        "UPDATE sessions SET plays = plays + 1 WHERE session_id = 10",
+        "DELETE FROM user_agents WHERE device = 'tablet'",
+    )
+    result = warehouse.cli("check", "--json")
+    assert result.exit_code == 4
+    failing = {c["name"] for c in json.loads(result.stdout) if not c["passed"]}
+    assert failing == {"sessions_match_user_events", "user_events_are_described"}

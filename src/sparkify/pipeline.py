@@ -261,6 +261,7 @@ class Run:
         self.moves: list[Move] = []  # known files found at new URLs
         self.pruned: list[KnownFile] = []  # vanished files whose rows --prune removes
         self.all_keys = False  # every staged event comes from this run's files
+        self.model_unbuilt = False  # user_events is empty, events of other files are staged
         self.first_runs: dict[int, int] = {}
         self.scratch = ExitStack()  # the part files' folder, until the run ends
         self.parsing = ExitStack()  # the parse workers, until the last file is parsed
@@ -324,6 +325,7 @@ class Run:
             "moves": lambda: bool(self.moves),
             "loads": lambda: bool(loads) or moves_or_prunes,
             "some_keys": lambda: not self.all_keys,
+            "model_unbuilt": lambda: self.model_unbuilt,
             "version_updates": lambda: bool(self.version_updates),
             "numbered": lambda: bool(self.summary.run_id),
         }
@@ -363,6 +365,8 @@ class Run:
             self.follow_the_source(known)
         elif step.name == "count_other_staged_events":
             self.all_keys = not rows[0][0]
+        elif step.name == "count_user_events":
+            self.model_unbuilt = not rows[0][0]
         elif step.name == "read_first_runs":
             self.first_runs = {int(file_id): int(first) for file_id, first in rows}
         elif step.name == "table_counts":

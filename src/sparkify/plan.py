@@ -35,6 +35,8 @@ CONDITIONS = {
     "moves": "known files turned up at new URLs (recognised by their content)",
     "loads": "new content was staged, or files moved or were pruned",
     "some_keys": "events of other files are staged: only some plays and users are affected",
+    "model_unbuilt": "user_events is empty (a warehouse loaded by a version without the event "
+    "model): every staged session is affected",
     "version_updates": "known files' change tokens moved but their content did not",
     "parsed_rows": "sparkify parsed files of this kind (local files, or s3:// files under "
     "[S3] RAW_COPY_MIN_BYTES)",
@@ -174,6 +176,7 @@ RUN_PLAN = RunPlan(
         Step("snapshot_affected_songs", when=("known_changed",)),
         Step("delete_staged_rows", when=("known_changed",)),
         Step("count_other_staged_events", "query", ("reads_files",)),
+        Step("count_user_events", "query", ("reads_files",)),
         *_kind_steps("songs"),
         *_kind_steps("events"),
         Step("record_moved_files", "insert", ("moves",), table="run_files", columns=RUN_FILES),
@@ -182,6 +185,7 @@ RUN_PLAN = RunPlan(
         Step("analyze_staging", when=("loads",)),  # statistics before the snapshots join
         Step("snapshot_affected_songs", when=("loads",)),
         Step("snapshot_affected_events", when=("loads", "some_keys")),
+        Step("affect_every_session", when=("loads", "some_keys", "model_unbuilt")),
         Step("create_file_versions", when=("version_updates",)),
         Step("record_file_versions", "insert", ("version_updates",), table="file_versions",
              columns=("url", "version")),

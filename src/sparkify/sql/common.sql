@@ -123,6 +123,14 @@ FROM staging_songs s JOIN run_files r ON r.file_id = s.file_id;
 -- After the run's files' old rows are gone: is any event staged from another file? (0 or 1)
 SELECT COUNT(*) FROM (SELECT 1 FROM staging_events LIMIT 1) AS any_row;
 
+-- name: count_user_events
+-- Is any user event built? (0 or 1: none in a warehouse loaded by a version without the
+-- event model, whose staged events affect_every_session then brings in)
+SELECT COUNT(*) FROM (SELECT 1 FROM user_events LIMIT 1) AS any_row;
+
+-- name: affect_every_session
+INSERT INTO affected_sessions SELECT DISTINCT session_id FROM staging_events;
+
 -- name: delete_staged_rows
 DELETE FROM staging_events WHERE file_id IN (SELECT file_id FROM run_files);
 DELETE FROM staging_songs WHERE file_id IN (SELECT file_id FROM run_files);
