@@ -350,7 +350,9 @@ WHERE pick = 1;
 
 -- name: upsert_sessions
 -- One row per session: its span, its counts, and the level, location and user agent of
--- its last event that has one (events ordered by time, then by item_in_session).
+-- its last event that has one (events ordered by time, then by item_in_session): the event
+-- where the count of values seen from the session's end reaches 1. One sort serves the
+-- three counts.
 DELETE FROM sessions
 WHERE session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
 ;
@@ -358,20 +360,20 @@ INSERT INTO sessions (session_id, user_id, start_time, end_time, events, plays, 
                       location, user_agent)
 SELECT session_id, MAX(user_id), MIN(start_time), MAX(start_time), COUNT(*),
        SUM(CASE WHEN page = 'NextSong' THEN 1 ELSE 0 END),
-       MAX(CASE WHEN level_pick = 1 THEN level END),
-       MAX(CASE WHEN location_pick = 1 THEN location END),
-       MAX(CASE WHEN agent_pick = 1 THEN user_agent END)
+       MAX(CASE WHEN levels_seen = 1 THEN level END),
+       MAX(CASE WHEN locations_seen = 1 THEN location END),
+       MAX(CASE WHEN agents_seen = 1 THEN user_agent END)
 FROM (
     SELECT session_id, user_id, start_time, page, level, location, user_agent,
-           ROW_NUMBER() OVER (
-               PARTITION BY session_id, level IS NULL
-               ORDER BY start_time DESC, item_in_session DESC) AS level_pick,
-           ROW_NUMBER() OVER (
-               PARTITION BY session_id, location IS NULL
-               ORDER BY start_time DESC, item_in_session DESC) AS location_pick,
-           ROW_NUMBER() OVER (
-               PARTITION BY session_id, user_agent IS NULL
-               ORDER BY start_time DESC, item_in_session DESC) AS agent_pick
+           COUNT(level) OVER (
+               PARTITION BY session_id ORDER BY start_time DESC, item_in_session DESC
+               ROWS UNBOUNDED PRECEDING) AS levels_seen,
+           COUNT(location) OVER (
+               PARTITION BY session_id ORDER BY start_time DESC, item_in_session DESC
+               ROWS UNBOUNDED PRECEDING) AS locations_seen,
+           COUNT(user_agent) OVER (
+               PARTITION BY session_id ORDER BY start_time DESC, item_in_session DESC
+               ROWS UNBOUNDED PRECEDING) AS agents_seen
     FROM user_events
     WHERE session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
 ) ranked
