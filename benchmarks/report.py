@@ -126,7 +126,7 @@ def headline_rows(documents: list[dict[str, Any]]) -> list[tuple[str, ...]]:
                 (target, scale, f["metric"], value, f["baseline"], ratio, _status(f["met"]))
             )
         if not found:
-            rows.append((target, "-", "not measured in this run", "", "", "", f"needs {scales}"))
+            rows.append((target, "-", "not measured", "", "", "", f"needs {scales}"))
     return rows
 
 
