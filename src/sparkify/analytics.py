@@ -2,7 +2,9 @@
 
 ``sparkify query NAME`` and the HTML report both read from this catalogue, so they cannot
 disagree. The SQL is portable across DuckDB, PostgreSQL and Redshift, written with two
-shorthands this module expands (see ``expand``).
+shorthands this module expands (see ``expand``). The questions over every event (issue #18:
+activity, subscriptions, retention, feedback, devices, sessions) are in
+``sql/questions.sql``.
 
 A query's options are its bound parameters: ``:limit`` (top-N), ``:grain`` (the period:
 day, week or month) and ``:since``/``:before`` (an inclusive day range; ``before`` is the
@@ -20,6 +22,7 @@ from sparkify.backends import Backend, Result
 from sparkify.backends.base import bound_names
 from sparkify.config import unknown_name_message
 from sparkify.errors import ConfigError
+from sparkify.schema import named_sql
 
 GRAINS = ("day", "week", "month")
 DEFAULT_GRAIN = "day"
@@ -75,6 +78,11 @@ class Query:
         takes = {"limit": self.limited, "grain": self.grained}
         takes |= {"since": self.ranged, "until": self.ranged}
         return tuple(option for option, taken in takes.items() if taken)
+
+
+def _question(name: str, question: str) -> Query:
+    """A question whose SQL is the block ``-- name: <name>`` of ``sql/questions.sql``."""
+    return Query(name, question, expand(named_sql("questions")[name]))
 
 
 _WEEKDAY_NAME = """CASE t.weekday WHEN 0 THEN 'Sunday' WHEN 1 THEN 'Monday'
@@ -260,6 +268,21 @@ ORDER BY songs_in_session"""
 FROM songplays p
 WHERE IN_RANGE(p.start_time)"""
         ),
+    ),
+    _question("active_users", "How many users are active per day, week or month, paid and free?"),
+    _question(
+        "new_vs_returning",
+        "How many of each period's active users are new, and how many come back?",
+    ),
+    _question("retention", "Of the users who started in a week, how many are active weeks later?"),
+    _question(
+        "conversion", "How many free users go to the upgrade page, upgrade and pay, and how fast?"
+    ),
+    _question("churn", "How many cancellations, downgrades and upgrades are there per period?"),
+    _question("song_feedback", "Which songs get the most thumbs up, and which the most down?"),
+    _question("devices", "Which browsers, systems and devices do people listen on?"),
+    _question(
+        "session_stats", "How many sessions are there per period, how long, with how many plays?"
     ),
     Query(
         "recent_runs",

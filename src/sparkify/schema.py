@@ -29,6 +29,11 @@ def _read(dialect_file: str) -> dict[str, str]:
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
+def named_sql(file: str) -> dict[str, str]:
+    """The ``-- name:`` blocks of ``sql/<file>.sql``, by name."""
+    return _read(file)
+
+
 def split_statements(sql: str) -> list[str]:
     """Split on semicolons that end a line; drop comment-only pieces."""
     pieces = re.split(r";[ \t]*(?:\n|$)", sql)
