@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from conftest import Warehouse
 from datasets import play, song, write_day, write_song
+from test_questions import QUESTIONS
 
 from sparkify import analytics
 
@@ -194,7 +195,8 @@ EXPECTED: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
 
 
 def test_every_query_has_an_expected_answer() -> None:
-    assert sorted(EXPECTED) == sorted(q.name for q in analytics.QUERIES)
+    # the questions over every event are answered in test_questions.py
+    assert sorted([*EXPECTED, *QUESTIONS]) == sorted(q.name for q in analytics.QUERIES)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -266,8 +268,12 @@ def test_queries_on_an_empty_warehouse_return_zeros_not_errors(warehouse: Wareho
             "runs_with_unknown_fields": 0,
         },
     ]
+    assert answer(warehouse, "conversion") == [  # the funnel's steps, always
+        {"step": step, "users": 0, "share": None, "median_days": None, "mean_days": None}
+        for step in ("saw_free", "visited_upgrade", "submitted_upgrade", "paid")
+    ]
     for query in analytics.QUERIES:
-        if query.name not in ("summary", "song_match_rate", "load_health"):
+        if query.name not in ("summary", "song_match_rate", "load_health", "conversion"):
             assert answer(warehouse, query.name) == [], query.name
 
 
