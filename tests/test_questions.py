@@ -347,7 +347,7 @@ def test_every_question_parses_and_calls_only_portable_functions(dialect: str) -
             "--since 2018-11-10 is after --until 2018-11-01",
         ),
         (("retention", "--grain", "week"), "query retention takes no --grain"),
-        (("top_songs", "--since", "2018-11-01"), "query top_songs takes no --since"),
+        (("files_loaded", "--since", "2018-11-01"), "query files_loaded takes no --since"),
     ],
 )
 def test_a_bad_option_is_one_error_line_and_exit_2(
