@@ -19,19 +19,32 @@ if TYPE_CHECKING:
 
 
 class Recorder:
-    """Every statement sent to psycopg or DuckDB while ``on``."""
+    """Every statement sent to psycopg or DuckDB while ``on``, and the connection it went
+    to."""
 
     def __init__(self) -> None:
         self.on = False
         self.sent: list[str] = []
+        self.connections: list[int] = []  # per statement sent, its connection's id()
 
     def wrap(self, method: Any) -> Any:
         def recorded(this: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
             if self.on:
                 self.sent.append(str(query))
+                self.connections.append(id(getattr(this, "connection", this)))
             return method(this, query, *args, **kwargs)
 
         return recorded
+
+    def by_connection(self, names: dict[str, str]) -> list[list[str]]:
+        """The statements sent, per connection in the order each was first used, with the
+        names ``names`` maps replaced (a build schema's, say, by the dry run's placeholder)."""
+        found: dict[int, list[str]] = {}
+        for connection, sql in zip(self.connections, self.sent, strict=True):
+            for name, placeholder in names.items():
+                sql = sql.replace(name, placeholder)
+            found.setdefault(connection, []).append(sql)
+        return list(found.values())
 
 
 @pytest.fixture
@@ -53,7 +66,7 @@ def recorded_run(
     backend = warehouse.backend()
     backend.connect()
     options = EtlOptions(songs=str(data / "song_data"), logs=str(data / "log_data"))
-    recorder.sent = []
+    recorder.sent, recorder.connections = [], []
     recorder.on = True
     try:
         summary = run_etl(backend, options)

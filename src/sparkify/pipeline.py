@@ -29,13 +29,15 @@ from sparkify.errors import (
     WarehouseError,
 )
 from sparkify.parsing import FileParse, Parser, scratch_folder
-from sparkify.plan import RUN_PLAN, Step
+from sparkify.plan import RUN_PLAN, Step, build_lanes
 from sparkify.progress import NO_PROGRESS, ProgressFactory
+from sparkify.rebuild import Build, drop_dead_builds
 from sparkify.reconcile import KnownFile, Move, find_moves, vanished
 from sparkify.records import count_unknown
 from sparkify.schema import TABLES
 from sparkify.sources import IgnoredFile, Source, SourceFile, filter_by_date, open_source
 from sparkify.staging import row_encoder
+from sparkify.tables import REBUILT
 
 DEFAULT_MAX_ERRORS = 1000
 UNKNOWN_FIELDS_BYTES = 1000  # etl_runs.unknown_fields
@@ -246,7 +248,8 @@ class Run:
         progress: ProgressFactory,
         fail_after: Callable[[str], None],
     ) -> None:
-        self.backend = backend
+        self.backend = backend  # the connection the run's statements go to
+        self.main = backend  # the one that holds the run's transaction
         self.options = options
         self.inputs = inputs
         self.progress = progress
@@ -262,6 +265,9 @@ class Run:
         self.pruned: list[KnownFile] = []  # vanished files whose rows --prune removes
         self.all_keys = False  # every staged event comes from this run's files
         self.model_unbuilt = False  # user_events is empty, events of other files are staged
+        self.can_build = False  # the warehouse allows a rebuild (can_build)
+        self.rebuilding = False  # the tables are built anew and swapped in (sparkify.rebuild)
+        self.build: Build | None = None
         self.first_runs: dict[int, int] = {}
         self.scratch = ExitStack()  # the part files' folder, until the run ends
         self.parsing = ExitStack()  # the parse workers, until the last file is parsed
@@ -275,7 +281,7 @@ class Run:
         try:
             with self.scratch, self.naming_scratch():
                 self.walk(RUN_PLAN.before)
-                with backend.transaction():
+                with backend.transaction(), self.building():
                     self.walk(RUN_PLAN.transaction)
         except SparkifyError as exc:
             self.failure = (
@@ -297,6 +303,21 @@ class Run:
                 f"no room for temporary files in {self.scratch_dir} ({exc.strerror}); free "
                 "space there or point TMPDIR to a folder with room"
             ) from None
+
+    @contextmanager
+    def building(self) -> Iterator[None]:
+        """Inside the run's transaction: a rebuild that fails is discarded before the
+        transaction ends (while the run lock is held); its connections close in any case."""
+        try:
+            yield
+        except BaseException:
+            if self.build is not None:
+                self.build.discard()
+            raise
+        finally:
+            if self.build is not None:
+                self.build.close()
+            self.backend = self.main
 
     def walk(self, steps: tuple[Step, ...]) -> None:
         for step in steps:
@@ -328,6 +349,9 @@ class Run:
             "model_unbuilt": lambda: self.model_unbuilt,
             "version_updates": lambda: bool(self.version_updates),
             "numbered": lambda: bool(self.summary.run_id),
+            "parallel_build": lambda: self.backend.capabilities.parallel_build,
+            "rebuild": lambda: self.rebuilding,
+            "in_place": lambda: not self.rebuilding,
         }
         return bool(facts[condition]())
 
@@ -353,14 +377,47 @@ class Run:
     def do_lock(self, step: Step) -> None:
         self.backend.lock_run()
 
+    def do_dead_builds(self, step: Step) -> None:
+        drop_dead_builds(self.backend)
+
+    def do_build(self, step: Step) -> None:
+        """From here on, the run's statements go to the first build connection."""
+        self.build = Build(self.main)
+        self.backend = self.build.start()
+
+    def do_lanes(self, step: Step) -> None:
+        assert self.build is not None
+        self.build.transform(build_lanes(type(self.main)), self.on_build_connection)
+
+    def on_build_connection(self, backend: Backend, step: Step) -> None:
+        """One step of ``build_lanes`` (in a thread of its own, on its connection)."""
+        if step.does == "insert":
+            backend.insert_rows(step.table, step.columns, self.rows(step))
+        else:
+            backend.run(step.name, all_keys=True)
+        if step.checkpoint:
+            self.fail_after(step.checkpoint)
+
+    def do_swap(self, step: Step) -> None:
+        assert self.build is not None
+        self.backend = self.main
+        self.build.swap()
+
     def do_query(self, step: Step) -> None:
         [sql] = self.backend.statements.get(step.name)
-        rows = self.backend.query(sql).rows
+        params = {"tables": list(REBUILT)} if step.name == "can_build" else None
+        rows = self.backend.query(sql, params).rows
         summary = self.summary
         if step.name == "next_run_id":
             summary.run_id = int(rows[0][0])
+        elif step.name == "can_build":
+            self.can_build = bool(rows[0][0])
+            self.rebuilding = self.can_build and self.options.full_refresh
         elif step.name == "read_ledger":
             known = {row[0]: KnownFile.from_row(row) for row in rows}
+            self.rebuilding = self.can_build and (self.options.full_refresh or not known)
+            if self.rebuilding:  # every file is loaded anew, as after clear_warehouse
+                known = {}
             self.plans, self.version_updates = _plan(known, self.inputs, summary)
             self.follow_the_source(known)
         elif step.name == "count_other_staged_events":
@@ -446,6 +503,8 @@ class Run:
     def rows(self, step: Step) -> list[tuple[Any, ...]]:
         """The rows an insert step writes."""
         summary, run_id = self.summary, self.summary.run_id
+        if step.name == "record_build_files":  # a rebuild's: every file it loads
+            return [(load.file_id, load.kind) for load in self.loads]
         if step.name == "record_changed_files":
             changed = [(load.file_id, load.kind) for load in self.loads]
             return changed + [(known.file_id, known.kind) for known in self.pruned]

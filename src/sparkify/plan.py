@@ -12,12 +12,14 @@ the lock's wait is bounded before it (see ``Backend.lock_run``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from sparkify.backends.base import Backend, Sent, has_parameters
 from sparkify.staging import KIND_TABLE
+from sparkify.tables import REBUILT
 
 # What must hold for a step (or one of its statements) to run, as the dry run explains it.
 CONDITIONS = {
@@ -58,9 +60,26 @@ CONDITIONS = {
     "load_error_detail": "the catalog has sys_load_error_detail",
     "no_load_error_detail": "the catalog lacks sys_load_error_detail",
     "numbered": "the run failed after it got its run_id",
+    "parallel_build": "the backend builds whole tables on several connections (PostgreSQL)",
+    "dead_builds": "a run that died left its build schema behind",
+    "rebuild": "a rebuild: a first load or --full-refresh on a backend that builds whole "
+    "tables on several connections (the steps up to swap_tables run on build connection 1)",
+    "in_place": "an incremental run, which changes the tables in place",
 }
 
-Does = Literal["tables", "land", "run", "query", "lock", "parse", "end_parse", "load", "insert"]
+Does = Literal[
+    "tables", "land", "run", "query", "lock", "parse", "end_parse", "load", "insert",
+    "dead_builds", "build", "lanes", "swap",
+]  # fmt: skip
+# Placeholders for the names the dry run cannot know: the warehouse's schema and the build
+# schema of a run that rebuilds (sparkify.rebuild).
+SCHEMA, BUILD = "<schema>", "<build schema>"
+MAIN = "main"  # the connection that holds the run's transaction
+
+
+def build_connection(number: int) -> str:
+    """The name of a rebuild's connection, 0 first, as the dry run shows it."""
+    return f"build connection {number + 1}"
 
 
 @dataclass(frozen=True)
@@ -133,6 +152,19 @@ TRANSFORMS = (
     ("refresh_locations", False),
 )
 TRANSFORM_STEPS = tuple(name for name, _ in TRANSFORMS)
+TRANSFORM_PLAN = tuple(
+    Step(name, when=("loads", "some_keys", "in_place") if partial else ("loads", "in_place"),
+         all_keys=True, checkpoint=name)
+    for name, partial in TRANSFORMS
+)  # fmt: skip
+# What a rebuild's other connections do before their transforms: their own working tables
+# (temporary tables are a connection's own) with every file of the run and every song.
+BUILD_SETUP = (
+    Step("create_run_files"),
+    Step("record_build_files", "insert", table="run_files", columns=RUN_FILES),
+    Step("create_affected"),
+    Step("snapshot_affected_songs"),
+)
 
 
 def _kind_steps(kind: str) -> tuple[Step, ...]:
@@ -165,8 +197,12 @@ RUN_PLAN = RunPlan(
         Step("lock_run", "lock"),
         Step("lock_wait_end"),
         Step("next_run_id", "query"),
-        Step("clear_warehouse", when=("full_refresh",)),
+        Step("drop_dead_builds", "dead_builds", ("parallel_build",)),
+        Step("can_build", "query", ("parallel_build",)),
+        Step("clear_warehouse", when=("full_refresh", "in_place")),
         Step("read_ledger", "query"),
+        # From here to swap_tables, a rebuild's statements go to its first build connection.
+        Step("start_build", "build", ("rebuild",)),
         Step("create_run_files", when=("reads_files",)),
         Step("create_affected", when=("reads_files",)),
         Step("parse_known_files", "parse", ("reads_files",)),
@@ -194,13 +230,11 @@ RUN_PLAN = RunPlan(
         Step("delete_ledger_rows", when=("loads",)),
         Step("record_files", "insert", ("loads",), table="etl_files", columns=LEDGER_COLUMNS,
              checkpoint="ledger"),
-        *(
-            Step(name, when=("loads", "some_keys") if partial else ("loads",), all_keys=True,
-                 checkpoint=name)
-            for name, partial in TRANSFORMS
-        ),
+        Step("build_star_tables", "lanes", ("loads", "rebuild")),
+        *TRANSFORM_PLAN,
         Step("drop_run_tables", when=("reads_files",)),
         Step("table_counts", "query"),
+        Step("swap_tables", "swap", ("rebuild",), checkpoint="swap"),
         Step("record_run", "insert", table="etl_runs", columns=RUN_COLUMNS),
     ),
     failure=(
@@ -211,6 +245,58 @@ RUN_PLAN = RunPlan(
     ),
     after_failure=(Step("lock_wait_end"),),
 )  # fmt: skip
+
+
+_WRITES = re.compile(
+    r"\b(?:INSERT\s+INTO|DELETE\s+FROM|UPDATE|ANALYZE|CREATE\s+TEMPORARY\s+TABLE)\s+(\w+)",
+    re.IGNORECASE,
+)
+_READS = re.compile(r"\b(?:FROM|JOIN)\s+(\w+)", re.IGNORECASE)
+
+
+def build_lanes(backend: type[Backend]) -> list[tuple[Step, ...]]:
+    """The transforms of a rebuild, per build connection (``Backend.build_connections``).
+
+    Every star table comes from ``TRANSFORMS``, grouped by the tables their statements
+    touch: two transforms that touch a table one of them writes stay together, in plan
+    order (songplays, then the time of its plays; the users' events, then users and their
+    levels); the others are independent. The leading transforms that fill no warehouse
+    table (the file ranks, statistics) run on every connection, each for its own temporary
+    tables. The first group goes to the connection that staged the rows; the others are
+    shared out over the other connections, which first make their own working tables
+    (``BUILD_SETUP``).
+    """
+    statements = backend.dialect_statements()
+    steps = [s for s in TRANSFORM_PLAN if "some_keys" not in s.when]  # every key affected
+    sqls = {s.name: "\n".join(statements.get(s.name, all_keys=True)) for s in steps}
+    written = {name: set(_WRITES.findall(sql)) for name, sql in sqls.items()}
+    touched = {name: written[name] | set(_READS.findall(sql)) for name, sql in sqls.items()}
+    first = next(n for n, s in enumerate(steps) if written[s.name] & set(REBUILT))
+    prelude, rest = tuple(steps[:first]), steps[first:]
+    shared = set().union(*(written[s.name] for s in rest))
+    lane = list(range(len(rest)))  # union-find: each transform's group
+
+    def root(n: int) -> int:
+        while lane[n] != n:
+            n = lane[n]
+        return n
+
+    toucher: dict[str, int] = {}
+    for n, step in enumerate(rest):
+        for table in sorted(touched[step.name] & shared):
+            lane[root(n)] = root(toucher.setdefault(table, n))
+    groups: dict[int, list[Step]] = {}
+    for n, step in enumerate(rest):
+        groups.setdefault(root(n), []).append(step)
+    first_group, *others = groups.values()
+    connections: list[tuple[Step, ...]] = [(*prelude, *first_group)]
+    extra = max(backend.build_connections - 1, 0)
+    for n in range(min(extra, len(others))):
+        mine = [step for group in others[n::extra] for step in group]
+        connections.append((*BUILD_SETUP, *prelude, *mine))
+    if not extra:
+        connections[0] += tuple(step for group in others for step in group)
+    return connections
 
 
 def _named(backend: type[Backend], name: str, all_keys: bool = False) -> list[Sent]:
@@ -241,7 +327,35 @@ def step_statements(backend: type[Backend], step: Step, all_keys: bool = False) 
         return backend.end_parse_statements()
     if step.does == "parse":
         return []
+    if step.does == "dead_builds":
+        drop = backend.drop_build_sql(BUILD)
+        return [*_named_sql(backend, backend.dead_builds_sql()), Sent(drop, ("dead_builds",))]
+    if step.does == "build":
+        on = build_connection(0)
+        ddl = backend.dialect_statements().table_ddl()
+        created = [Sent(sql, on=on) for table in REBUILT for sql in ddl[table]]
+        opened = backend.opening_statements(BUILD, create=True)
+        return [replace(sent, on=on) for sent in opened] + created
+    if step.does == "swap":
+        return [Sent(sql) for sql in backend.swap_sql(SCHEMA, BUILD, REBUILT)]
     return _named(backend, step.name, all_keys and step.all_keys)
+
+
+def _named_sql(backend: type[Backend], sql: str) -> list[Sent]:
+    return [Sent(backend.driver_sql(sql, has_parameters(sql)))]
+
+
+def steps_of(backend: type[Backend], steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """The steps of a run on ``backend``: on one that builds nothing on other connections,
+    those steps go, and every run changes the tables in place."""
+    if backend.capabilities.parallel_build:
+        return steps
+    builds = {"parallel_build", "rebuild"}
+    return tuple(
+        replace(step, when=tuple(c for c in step.when if c != "in_place"))
+        for step in steps
+        if not builds & set(step.when)
+    )
 
 
 def _writing(backend: type[Backend], sent: list[Sent], condition: str) -> list[Sent]:
@@ -252,8 +366,29 @@ def _writing(backend: type[Backend], sent: list[Sent], condition: str) -> list[S
     return [Sent(s.sql, (condition,)) for s in sent]
 
 
+def _lanes(backend: type[Backend], lanes: Step) -> list[tuple[Step, list[Sent]]]:
+    """A rebuild's transforms (``build_lanes``) as steps of their own, each sent on its
+    build connection, under the conditions of ``lanes``."""
+    shown = []
+    for n, steps in enumerate(build_lanes(backend)):
+        on = build_connection(n)
+        parts = [("connect", backend.opening_statements(BUILD, create=False))] if n else []
+        parts += [(step.name, step_statements(backend, step, all_keys=True)) for step in steps]
+        shown += [
+            (Step(f"{lanes.name}: {name}", when=lanes.when), [replace(s, on=on) for s in sents])
+            for name, sents in parts
+        ]
+    return shown
+
+
 def _block(backend: type[Backend], steps: tuple[Step, ...]) -> list[tuple[Step, list[Sent]]]:
-    return [(step, step_statements(backend, step)) for step in steps]
+    shown = []
+    for step in steps_of(backend, steps):
+        if step.does == "lanes":
+            shown += _lanes(backend, step)
+        else:
+            shown.append((step, step_statements(backend, step)))
+    return shown
 
 
 def _transaction_step(backend: type[Backend], sql: str) -> tuple[Step, list[Sent]]:
@@ -271,18 +406,36 @@ def walk(backend: type[Backend]) -> list[tuple[Step, list[Sent]]]:
     ]
 
 
-def expected_statements(backend: type[Backend], facts: Mapping[str, int | bool]) -> list[str]:
+def expected_by_connection(
+    backend: type[Backend], facts: Mapping[str, int | bool]
+) -> dict[str, list[str]]:
     """The statements a successful run sends when ``facts`` hold (each condition true or
-    false)."""
+    false), per connection: ``MAIN`` first, then a rebuild's build connections. Whether
+    the backend builds on several connections, and so whether the run is in place, follow
+    from the backend and ``rebuild``."""
+    parallel = backend.capabilities.parallel_build
+    facts = {**facts, "parallel_build": parallel, "in_place": not facts.get("rebuild")}
     all_keys = not facts.get("some_keys")
-    sent: list[str] = []
+    sent: dict[str, list[str]] = {MAIN: []}
+    current = MAIN
     for step, statements in walk(backend):
         if not all(facts.get(c) for c in step.when):
             continue
+        if step.does == "swap":
+            current = MAIN
         if step.all_keys:
             statements = step_statements(backend, step, all_keys)
-        sent += [s.sql for s in statements if all(facts.get(c) for c in s.when)]
+        for s in statements:
+            if all(facts.get(c) for c in s.when):
+                sent.setdefault(s.on or current, []).append(s.sql)
+        if step.does == "build":
+            current = build_connection(0)
     return sent
+
+
+def expected_statements(backend: type[Backend], facts: Mapping[str, int | bool]) -> list[str]:
+    """The statements of ``expected_by_connection``, one connection after the other."""
+    return [sql for sqls in expected_by_connection(backend, facts).values() for sql in sqls]
 
 
 def _heading(step: Step, conditions: tuple[str, ...]) -> str:
@@ -314,11 +467,11 @@ def dry_run(backend: type[Backend]) -> list[tuple[str, list[str]]]:
         if not statements:
             shown.append((_heading(step, step.when) + " (no SQL)", []))
             continue
-        groups: dict[tuple[str, ...], list[str]] = {}
+        groups: dict[tuple[tuple[str, ...], str], list[str]] = {}
         for sent in statements:
-            groups.setdefault(sent.when, []).append(sent.sql)
-        for when, sqls in groups.items():
-            shown.append((_heading(step, step.when + when), sqls))
+            groups.setdefault((sent.when, sent.on), []).append(sent.sql)
+        for (when, on), sqls in groups.items():
+            shown.append((_heading(step, step.when + when) + (f" (on {on})" if on else ""), sqls))
     return shown
 
 

@@ -379,6 +379,10 @@ AFFECTED = (
     Table("affected_sessions", (_nn("session_id", "BIGINT"),), temporary=True),
 )
 TABLES = tuple(table.name for table in DECLARED)
+# The runs' history: a --full-refresh keeps it; every other table holds what runs loaded
+# and is rebuilt whole by a run that rebuilds (sparkify.rebuild).
+RUN_HISTORY = ("etl_runs", "etl_failed_rejects")
+REBUILT = tuple(name for name in TABLES if name not in RUN_HISTORY)
 
 
 def dialect_of(chain: tuple[str, ...]) -> Dialect:

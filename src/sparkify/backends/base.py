@@ -37,6 +37,10 @@ class Capabilities:
     row_format: Literal["json", "pgcopy"] = "json"  # staged rows' encoding (sparkify.staging)
     # writes outside a run's transaction (creating tables) need a transaction of their own
     writes_in_transaction: bool = False
+    # a run that rebuilds whole tables builds them on several connections, in a schema of
+    # their own, and swaps them in at commit (sparkify.rebuild); the quality checks, too,
+    # run on that many connections
+    parallel_build: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Sent:
 
     sql: str
     when: tuple[str, ...] = ()
+    on: str = ""  # the connection that sends it, when not the run's current one
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,9 @@ class Backend(ABC):
     capabilities: ClassVar[Capabilities]
 
     lock_floor_seconds: ClassVar[float] = 0.001  # the shortest wait the lock is given
+    # With ``capabilities.parallel_build``: how many connections a rebuild builds tables on
+    # (sparkify.rebuild) and the quality checks run on.
+    build_connections: ClassVar[int] = 1
     begin_sql: ClassVar[str] = "BEGIN"
     commit_sql: ClassVar[str] = "COMMIT"
 
@@ -179,6 +187,52 @@ class Backend(ABC):
 
     def rollback(self) -> None:
         self.execute("ROLLBACK")
+
+    def sibling(self, read_only: bool = False) -> Backend:
+        """Another connection to the same warehouse (for work done on several at once)."""
+        other = type(self)(self.settings, read_only)
+        other.connect(self.wait_seconds)
+        return other
+
+    def cancel(self) -> None:
+        """Ask the server to stop the statement running on this connection (from another
+        thread); nothing to do where statements cannot be cancelled."""
+        return None
+
+    # -- rebuilding whole tables on several connections (``capabilities.parallel_build``) --
+    def build_prefix(self) -> str:
+        """How the names of this warehouse's build schemas start (``sparkify.rebuild``)."""
+        raise NotImplementedError(f"{self.name} does not build tables on other connections")
+
+    def build_connection(self, build_schema: str) -> Backend:
+        """A connection that reads and writes the tables of ``build_schema`` (created when
+        missing)."""
+        raise NotImplementedError(f"{self.name} does not build tables on other connections")
+
+    @classmethod
+    def opening_statements(cls, schema: str, create: bool) -> list[Sent]:
+        """What ``build_connection`` sends as it connects, for the dry run."""
+        raise NotImplementedError(f"{cls.name} does not build tables on other connections")
+
+    @classmethod
+    def dead_builds_sql(cls) -> str:
+        """The build schemas (``:prefix``: ``build_prefix``) a run that died left behind."""
+        raise NotImplementedError(f"{cls.name} does not build tables on other connections")
+
+    @classmethod
+    def drop_build_sql(cls, build_schema: str) -> str:
+        """Drops a build schema and everything in it."""
+        raise NotImplementedError(f"{cls.name} does not build tables on other connections")
+
+    @classmethod
+    def swap_sql(cls, schema: str, build_schema: str, tables: Sequence[str]) -> list[str]:
+        """Replaces ``tables`` of ``schema`` by those of ``build_schema``, then drops it."""
+        raise NotImplementedError(f"{cls.name} does not build tables on other connections")
+
+    def swap(self, build_schema: str) -> None:
+        """In the run's transaction: the rebuilt tables of ``build_schema`` replace those of
+        the warehouse (``swap_sql``)."""
+        raise NotImplementedError(f"{self.name} does not build tables on other connections")
 
     @contextmanager
     def writing(self) -> Iterator[None]:

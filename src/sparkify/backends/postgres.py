@@ -9,6 +9,7 @@ connection, schema handling, error mapping, the run lock and the COPY stream.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ from sparkify.backends.base import (
     Result,
     Sent,
     bind_style,
+    has_parameters,
     quote_identifier,
 )
 from sparkify.config import Settings
@@ -39,6 +41,7 @@ from sparkify.errors import (
     WarehouseError,
 )
 from sparkify.staging import PGCOPY_HEADER, PGCOPY_TRAILER, table_columns
+from sparkify.tables import REBUILT
 
 # SQLSTATEs after which the same work may succeed if tried again.
 TRANSIENT_CLASSES = frozenset({"08"})  # connection exceptions
@@ -117,6 +120,7 @@ class PostgresBackend(Backend):
         paramstyle="pyformat",
         supports_schema=True,
         row_format="pgcopy",
+        parallel_build=True,
     )
     product: ClassVar[str] = "PostgreSQL"
     url_scheme: ClassVar[str] = "postgresql"
@@ -133,6 +137,13 @@ class PostgresBackend(Backend):
     # Executions of one statement after which psycopg prepares it on the server (its
     # default); None: never (psycopg then never sends DEALLOCATE either).
     prepare_threshold: ClassVar[int | None] = 5
+    # A rebuild's connections: the one that stages the rows and builds the first group of
+    # tables (songplays), and one for the other groups. Two cores: 2.
+    build_connections = 2
+    schema_exists_sql: ClassVar[str] = "SELECT COUNT(*) FROM pg_namespace WHERE nspname = :schema"
+    search_path_sql: ClassVar[str] = "SELECT set_config('search_path', :path, false)"
+    jit_sql: ClassVar[str] = "SELECT set_config('jit', 'off', false)"
+    work_mem_sql: ClassVar[str] = "SELECT set_config('work_mem', :value, false)"
 
     def __init__(self, settings: Settings, read_only: bool = False) -> None:
         super().__init__(settings, read_only)
@@ -249,32 +260,31 @@ class PostgresBackend(Backend):
         """
         if not self.read_only and not self.schema_exists():
             try:
-                self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(self.schema)}")
+                self.execute(self.create_schema_sql(self.schema))
             except WarehouseError:
                 if not self.schema_exists():
                     raise
-        self.execute(
-            "SELECT set_config('search_path', :path, false)",
-            {"path": quote_identifier(self.schema)},
-        )
+        self.execute(self.search_path_sql, {"path": quote_identifier(self.schema)})
+
+    @classmethod
+    def create_schema_sql(cls, schema: str) -> str:
+        return f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}"
 
     def configure_session(self) -> None:
         """Settings for this session only. The transforms sort and hash up to a run's staged
         rows: with the default 4MB of work_mem those sorts spill to disk ([WAREHOUSE]
         WORK_MEM, 256MB by default). JIT compiles each big statement for longer than it
         saves on them."""
-        self.execute("SELECT set_config('jit', 'off', false)")
+        self.execute(self.jit_sql)
         work_mem = self.settings.get("WAREHOUSE", "WORK_MEM")
         if work_mem:
             try:
-                self.execute("SELECT set_config('work_mem', :value, false)", {"value": work_mem})
+                self.execute(self.work_mem_sql, {"value": work_mem})
             except WarehouseError as exc:
                 raise ConfigError(f"[WAREHOUSE] WORK_MEM: {exc}") from None
 
     def schema_exists(self) -> bool:
-        found = self.query(
-            "SELECT COUNT(*) FROM pg_namespace WHERE nspname = :schema", {"schema": self.schema}
-        )
+        found = self.query(self.schema_exists_sql, {"schema": self.schema})
         return bool(found.scalar())
 
     def close(self) -> None:
@@ -288,6 +298,58 @@ class PostgresBackend(Backend):
             self.connect(self.wait_seconds)
         assert self._con is not None
         return self._con
+
+    # -- rebuilding whole tables on several connections (sparkify.rebuild) -----------------
+    def cancel(self) -> None:
+        con = self._con
+        if con is not None and not con.closed:
+            with contextlib.suppress(psycopg.Error):
+                con.cancel_safe(timeout=5)
+
+    def build_prefix(self) -> str:
+        """A hash of the schema's name: one prefix per schema whatever its name, and a build
+        schema's name stays within PostgreSQL's 63 bytes."""
+        digest = hashlib.blake2b(self.schema.encode(), digest_size=6).hexdigest()
+        return f"sparkify_build_{digest}_"
+
+    def build_connection(self, build_schema: str) -> Backend:
+        other = type(self)(self.settings)
+        other.schema = build_schema
+        other.connect(self.wait_seconds)
+        return other
+
+    @classmethod
+    def opening_statements(cls, schema: str, create: bool) -> list[Sent]:
+        """What ``connect`` sends (``use_schema``, ``configure_session``) for a schema that
+        exists or, with ``create``, is created (with the default [WAREHOUSE] WORK_MEM)."""
+        sqls = [cls.schema_exists_sql, *([cls.create_schema_sql(schema)] if create else [])]
+        sqls += [cls.search_path_sql, cls.jit_sql, cls.work_mem_sql]
+        return [Sent(cls.driver_sql(sql, has_parameters(sql))) for sql in sqls]
+
+    @classmethod
+    def dead_builds_sql(cls) -> str:
+        return (
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, :prefix) ORDER BY nspname"
+        )
+
+    @classmethod
+    def drop_build_sql(cls, build_schema: str) -> str:
+        return f"DROP SCHEMA IF EXISTS {quote_identifier(build_schema)} CASCADE"
+
+    @classmethod
+    def swap_sql(cls, schema: str, build_schema: str, tables: Sequence[str]) -> list[str]:
+        """Old tables dropped, new ones moved in (their indexes move with them); the build
+        schema is empty then, and DROP SCHEMA without CASCADE says so."""
+        main, build = quote_identifier(schema), quote_identifier(build_schema)
+        sqls = []
+        for table in tables:
+            name = quote_identifier(table)
+            sqls += [f"DROP TABLE {main}.{name}", f"ALTER TABLE {build}.{name} SET SCHEMA {main}"]
+        return [*sqls, f"DROP SCHEMA {build}"]
+
+    def swap(self, build_schema: str) -> None:
+        for sql in self.swap_sql(self.schema, build_schema, REBUILT):
+            self.execute(sql)
 
     # -- statements ---------------------------------------------------------------------
     def map_error(self, exc: psycopg.Error) -> WarehouseError:

@@ -47,3 +47,19 @@ LOCK TABLE etl_runs IN EXCLUSIVE MODE;
 -- name: lock_wait_end
 -- Once the lock is held (and after a rollback, which undoes the first RESET).
 RESET lock_timeout;
+
+-- name: can_build
+-- Whether a first load or --full-refresh may build the tables anew on several connections
+-- and swap them in (sparkify.rebuild): that creates a schema, and drops and replaces the
+-- tables :tables, which this role must own and no view may depend on. Otherwise the run
+-- changes them in place, in its one transaction.
+SELECT has_database_privilege(current_database(), 'CREATE')
+   AND NOT EXISTS (
+       SELECT 1 FROM pg_class c
+       WHERE c.relnamespace = CAST(current_schema() AS regnamespace)
+         AND c.relname = ANY(:tables) AND c.relkind IN ('r', 'p')
+         AND (NOT pg_has_role(c.relowner, 'USAGE')
+              OR EXISTS (SELECT 1 FROM pg_depend d
+                         WHERE d.refobjid = c.oid
+                           AND d.classid = CAST('pg_rewrite' AS regclass)))
+   );
