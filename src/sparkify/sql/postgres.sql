@@ -56,8 +56,8 @@ RESET lock_timeout;
 SELECT has_database_privilege(current_database(), 'CREATE')
    AND NOT EXISTS (
        SELECT 1 FROM pg_class c
-       WHERE c.relnamespace = CAST(current_schema() AS regnamespace)
-         AND c.relname = ANY(:tables) AND c.relkind IN ('r', 'p')
+       JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+       WHERE c.relname = ANY(:tables) AND c.relkind IN ('r', 'p')
          AND (NOT pg_has_role(c.relowner, 'USAGE')
               OR EXISTS (SELECT 1 FROM pg_depend d
                          WHERE d.refobjid = c.oid
