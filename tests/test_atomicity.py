@@ -47,14 +47,41 @@ def half_loaded(warehouse: Warehouse, generated: Path, tmp_path: Path) -> Path:
     return data
 
 
-def options(data: Path) -> EtlOptions:
-    return EtlOptions(songs=str(data / "song_data"), logs=str(data / "log_data"))
+def options(data: Path, full_refresh: bool = False) -> EtlOptions:
+    return EtlOptions(
+        songs=str(data / "song_data"), logs=str(data / "log_data"), full_refresh=full_refresh
+    )
 
 
-@pytest.mark.parametrize("step", STEPS)
+def builds(warehouse: Warehouse) -> list[str]:
+    """The build schemas of a rebuild (sparkify.rebuild) in the warehouse's database."""
+    backend = warehouse.backend()
+    if not backend.capabilities.parallel_build:
+        return []
+    backend.connect()
+    try:
+        found = backend.query(backend.dead_builds_sql(), {"prefix": backend.build_prefix()})
+        return [name for (name,) in found.rows]
+    finally:
+        backend.close()
+
+
+# Each run under test loads the second half of the days onto the first half: in place (an
+# incremental run, in its one transaction), or with --full-refresh (on PostgreSQL a rebuild:
+# the tables built on several connections, swapped in at commit; "swap" is its last step).
+MODES = [
+    *(("incremental", step) for step in STEPS),
+    *(("full_refresh", step) for step in (*STEPS, "swap")),
+]
+
+
+@pytest.mark.parametrize(("mode", "step"), MODES)
 def test_a_failure_between_steps_leaves_the_warehouse_as_before(
-    warehouse: Warehouse, generated: Path, tmp_path: Path, step: str
+    warehouse: Warehouse, generated: Path, tmp_path: Path, mode: str, step: str
 ) -> None:
+    full_refresh = mode == "full_refresh"
+    if step == "swap" and not warehouse.backend().capabilities.parallel_build:
+        pytest.skip("a step of a rebuild on several connections")
     data = half_loaded(warehouse, generated, tmp_path)
     before = state(warehouse)
 
@@ -66,11 +93,12 @@ def test_a_failure_between_steps_leaves_the_warehouse_as_before(
     backend.connect()
     try:
         with pytest.raises(Injected):
-            run_etl(backend, options(data), fail_after=fail)
+            run_etl(backend, options(data, full_refresh), fail_after=fail)
     finally:
         backend.close()
     assert state(warehouse) == before
-    summary = etl(warehouse, data)  # the next run completes the work
+    assert builds(warehouse) == []  # a failed rebuild drops its build schema at once
+    summary = etl(warehouse, data, *(["--full-refresh"] if full_refresh else []))
     assert summary["files"]["new"] > 0
     assert all(check["passed"] for check in summary["checks"])
 
@@ -82,7 +110,7 @@ KILLER = textwrap.dedent(
     from sparkify.config import load_settings
     from sparkify.pipeline import EtlOptions, run_etl
 
-    overrides, songs, logs, step = eval(sys.argv[1]), *sys.argv[2:5]
+    overrides, songs, logs, step, mode = eval(sys.argv[1]), *sys.argv[2:6]
 
     def die(current):
         if current == step:
@@ -102,30 +130,48 @@ KILLER = textwrap.dedent(
 
     backend = open_backend(load_settings(overrides=overrides, environ={}))
     backend.connect()
-    run_etl(backend, EtlOptions(songs=songs, logs=logs), fail_after=die)
+    options = EtlOptions(songs=songs, logs=logs, full_refresh=mode == "full_refresh")
+    run_etl(backend, options, fail_after=die)
     """
 )
 
 
 @pytest.mark.parametrize(
-    "step", ["bulk_load", "stage", "upsert_songplays", "refresh_time", "copy", "swap"]
+    ("mode", "step"),
+    [
+        *(
+            ("incremental", step)
+            for step in ("bulk_load", "stage", "upsert_songplays", "refresh_time", "copy", "swap")
+        ),
+        *(
+            ("full_refresh", step)
+            for step in ("bulk_load", "ledger", "upsert_songplays", "upsert_users", "swap")
+        ),
+    ],
 )
 def test_a_killed_run_leaves_the_warehouse_as_before(
-    warehouse: Warehouse, generated: Path, tmp_path: Path, step: str
+    warehouse: Warehouse, generated: Path, tmp_path: Path, mode: str, step: str
 ) -> None:
     """``copy``: while DuckDB's file is copied for the run; ``swap``: the copy committed, just
-    before it replaces the file."""
-    if step in ("copy", "swap") and warehouse.name != "duckdb":
+    before it replaces the file (DuckDB), or a rebuild's tables moved in, before the commit
+    (PostgreSQL)."""
+    rebuilds = warehouse.backend().capabilities.parallel_build
+    if mode == "incremental" and step in ("copy", "swap") and warehouse.name != "duckdb":
         pytest.skip("a step of DuckDB's runs")
+    if mode == "full_refresh" and step == "swap" and not rebuilds:
+        pytest.skip("a step of a rebuild on several connections")
     data = half_loaded(warehouse, generated, tmp_path)
     before = state(warehouse)
-    args = [repr(warehouse.overrides), str(data / "song_data"), str(data / "log_data"), step]
+    args = [repr(warehouse.overrides), str(data / "song_data"), str(data / "log_data"), step, mode]
     killed = subprocess.run([sys.executable, "-c", KILLER, *args], capture_output=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
     assert state(warehouse) == before
+    if mode == "full_refresh" and rebuilds:  # its build schema, which nobody reads, is left
+        assert len(builds(warehouse)) == 1
     summary = etl(warehouse, data)
     assert summary["files"]["new"] > 0
     assert all(check["passed"] for check in summary["checks"])
+    assert builds(warehouse) == []  # the next run dropped it
     if warehouse.name == "duckdb":  # the killed run's copy is gone
         path = Path(warehouse.overrides[("WAREHOUSE", "PATH")])
         assert sorted(p.name for p in path.parent.glob(path.name + "*")) == [

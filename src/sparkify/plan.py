@@ -137,6 +137,7 @@ TRANSFORMS = (
     ("rank_files", False),
     ("analyze_run_tables", False),
     ("upsert_songplays", False),
+    ("analyze_songplays", False),
     ("collect_user_changes", False),
     ("upsert_users", False),
     ("upsert_user_levels", False),

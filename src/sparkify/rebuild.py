@@ -25,6 +25,8 @@ from sparkify.backends import Backend
 from sparkify.plan import Step
 from sparkify.tables import REBUILT
 
+CLEANUP_LOCK_MS = 5000  # how long dropping a failed run's build schema may wait for a lock
+
 
 def drop_dead_builds(backend: Backend) -> None:
     """Drop the build schemas that runs which died left behind (under the run lock: no run
@@ -110,19 +112,19 @@ class Build:
 
     def discard(self) -> None:
         """After a failure, while the run's transaction still holds the run lock: the build
-        connections stop and the build schema goes. Once the swap has begun, the run's
-        transaction holds the new tables: its rollback returns them to the build schema,
-        which the next run drops."""
+        connections stop, a swap begun is undone, and the build schema goes. What cannot
+        go (the run's connection broke) is dropped by the next run."""
         with self._lock:
             self.stopping = True
         for connection in self.connections:
             connection.cancel()
         self.close()
-        if self.swapping:
-            return
         with contextlib.suppress(Exception):
+            if self.swapping:
+                self.main.unswap()
             cleaner = self.main.sibling()
             try:
+                cleaner.run("lock_wait", {"timeout": str(CLEANUP_LOCK_MS)})  # never hang
                 cleaner.execute(cleaner.drop_build_sql(self.schema))
             finally:
                 cleaner.close()

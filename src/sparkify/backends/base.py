@@ -234,6 +234,11 @@ class Backend(ABC):
         the warehouse (``swap_sql``)."""
         raise NotImplementedError(f"{self.name} does not build tables on other connections")
 
+    def unswap(self) -> None:
+        """After a failure in or after ``swap``, in the run's transaction: the swap undone,
+        the new tables back in their build schema (the run lock still held)."""
+        raise NotImplementedError(f"{self.name} does not build tables on other connections")
+
     @contextmanager
     def writing(self) -> Iterator[None]:
         """Around changes made outside a run's transaction (creating tables): each statement

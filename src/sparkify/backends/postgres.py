@@ -43,6 +43,8 @@ from sparkify.errors import (
 from sparkify.staging import PGCOPY_HEADER, PGCOPY_TRAILER, table_columns
 from sparkify.tables import REBUILT
 
+SWAP_SAVEPOINT = "sparkify_swap"  # where a failed swap goes back to (see swap_sql)
+
 # SQLSTATEs after which the same work may succeed if tried again.
 TRANSIENT_CLASSES = frozenset({"08"})  # connection exceptions
 TRANSIENT_SQLSTATES = frozenset(
@@ -339,13 +341,17 @@ class PostgresBackend(Backend):
     @classmethod
     def swap_sql(cls, schema: str, build_schema: str, tables: Sequence[str]) -> list[str]:
         """Old tables dropped, new ones moved in (their indexes move with them); the build
-        schema is empty then, and DROP SCHEMA without CASCADE says so."""
+        schema is empty then, and DROP SCHEMA without CASCADE says so. After the savepoint,
+        so that a failure can undo the swap alone (``unswap_sql``) and drop the build."""
         main, build = quote_identifier(schema), quote_identifier(build_schema)
-        sqls = []
+        sqls = [f"SAVEPOINT {SWAP_SAVEPOINT}"]
         for table in tables:
             name = quote_identifier(table)
             sqls += [f"DROP TABLE {main}.{name}", f"ALTER TABLE {build}.{name} SET SCHEMA {main}"]
         return [*sqls, f"DROP SCHEMA {build}"]
+
+    def unswap(self) -> None:
+        self.execute(f"ROLLBACK TO SAVEPOINT {SWAP_SAVEPOINT}")
 
     def swap(self, build_schema: str) -> None:
         for sql in self.swap_sql(self.schema, build_schema, REBUILT):

@@ -294,6 +294,10 @@ FROM (
 ) best
 WHERE pick = 1;
 
+-- name: analyze_songplays
+-- Planner statistics for the songplays just written, before refresh_time reads them:
+-- nothing to do on DuckDB.
+
 -- name: refresh_time
 -- Times no play has any more go; the times of this run's plays are added, in key order
 -- (appending to the primary key's index is cheaper than inserting all over it). Times of

@@ -34,6 +34,12 @@ ANALYZE file_order;
 -- name: analyze_user_events
 ANALYZE user_events (session_id, page, user_agent, location);
 
+-- name: analyze_songplays
+-- refresh_time's anti-joins read songplays just rewritten: with statistics that still say
+-- what a rolled-back load left (0 rows), or none (a rebuild's new table), the planner took
+-- nested loops that ran for many minutes. The columns it joins and filters on.
+ANALYZE songplays (songplay_id, start_time);
+
 -- name: existing_tables
 SELECT table_name FROM information_schema.tables WHERE table_schema = :schema;
 

@@ -19,6 +19,10 @@ SELECT file_id, ROW_NUMBER() OVER (ORDER BY url) AS file_rank FROM etl_files;
 ANALYZE staging_events PREDICATE COLUMNS;
 ANALYZE staging_songs PREDICATE COLUMNS;
 
+-- name: analyze_songplays
+-- Redshift keeps the statistics its COPY and INSERTs leave (and analyzes automatically);
+-- nothing to do here.
+
 ------------------------------------------------------------------------------------------
 -- Redshift-only statements, run by backends/redshift.py.
 ------------------------------------------------------------------------------------------
