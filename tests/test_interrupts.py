@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Warehouse, etl
-from test_atomicity import half_loaded, state
+from test_atomicity import builds, half_loaded, state
 
 # Runs a load in worker processes (even for little data), and at the step named by argv[4]
 # prints the workers' process ids and the scratch folder, then calls ``stop``.
@@ -27,7 +27,7 @@ RUNNER = textwrap.dedent(
     from sparkify.pipeline import EtlOptions, run_etl
 
     sparkify.parsing.PARALLEL_PARSE_BYTES = 0
-    overrides, songs, logs, step, how = eval(sys.argv[1]), *sys.argv[2:6]
+    overrides, songs, logs, step, how, mode = eval(sys.argv[1]), *sys.argv[2:7]
 
     def stop(current):
         if current != step:
@@ -39,7 +39,8 @@ RUNNER = textwrap.dedent(
 
     backend = open_backend(load_settings(overrides=overrides, environ={}))
     backend.connect()
-    run_etl(backend, EtlOptions(songs=songs, logs=logs), fail_after=stop)
+    options = EtlOptions(songs=songs, logs=logs, full_refresh=mode == "full_refresh")
+    run_etl(backend, options, fail_after=stop)
     """
 )
 
@@ -61,9 +62,10 @@ def wait_until_gone(pids: list[int], seconds: float = 10.0) -> list[int]:
 
 
 def run_and_stop(
-    warehouse: Warehouse, data: Path, scratch: Path, step: str, how: str
+    warehouse: Warehouse, data: Path, scratch: Path, step: str, how: str, mode: str = "incremental"
 ) -> subprocess.CompletedProcess[str]:
     args = [repr(warehouse.overrides), str(data / "song_data"), str(data / "log_data"), step, how]
+    args.append(mode)
     return subprocess.run(
         [sys.executable, "-c", RUNNER, *args],
         capture_output=True,
@@ -110,6 +112,35 @@ def test_a_killed_runs_scratch_files_are_removed_by_the_next_run(
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     summary = etl(warehouse, data)
     assert summary["files"]["new"] > 0
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_a_rebuild_stopped_while_it_builds_leaves_the_old_tables_and_no_leftovers(
+    warehouse: Warehouse,
+    generated: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    """A --full-refresh stopped while its transforms run on several connections (PostgreSQL:
+    a rebuild, sparkify.rebuild): the old tables stay whole; the build schema it leaves
+    behind, which nobody reads, goes with the next run, as its scratch folder does."""
+    data = half_loaded(warehouse, generated, tmp_path)
+    before = state(warehouse)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    stopped = run_and_stop(warehouse, data, scratch, "upsert_songplays", how, "full_refresh")
+    assert stopped.returncode == -getattr(signal, how), stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    assert state(warehouse) == before
+    rebuilds = warehouse.backend().capabilities.parallel_build
+    assert len(builds(warehouse)) == (1 if rebuilds else 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    summary = etl(warehouse, data)
+    assert summary["files"]["new"] > 0
+    assert all(check["passed"] for check in summary["checks"])
+    assert builds(warehouse) == []
     assert list(scratch.iterdir()) == []
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,9 @@ from sparkify.staging import PGCOPY_HEADER, PGCOPY_TRAILER, table_columns
 from sparkify.tables import REBUILT
 
 SWAP_SAVEPOINT = "sparkify_swap"  # where a failed swap goes back to (see swap_sql)
+SWAP_LOCK_WAIT = "50ms"  # how long the swap waits for a table's lock before trying again
+
+log = logging.getLogger(__name__)
 
 # SQLSTATEs after which the same work may succeed if tried again.
 TRANSIENT_CLASSES = frozenset({"08"})  # connection exceptions
@@ -340,22 +344,44 @@ class PostgresBackend(Backend):
 
     @classmethod
     def swap_sql(cls, schema: str, build_schema: str, tables: Sequence[str]) -> list[str]:
-        """Old tables dropped, new ones moved in (their indexes move with them); the build
-        schema is empty then, and DROP SCHEMA without CASCADE says so. After the savepoint,
-        so that a failure can undo the swap alone (``unswap_sql``) and drop the build."""
+        """After a savepoint (so that a failure can undo the swap alone: ``unswap``): every
+        table locked at once, each lock waited for ``SWAP_LOCK_WAIT`` at most, then the old
+        tables dropped and the new ones moved in (their indexes move with them); the build
+        schema is empty then, and DROP SCHEMA without CASCADE says so."""
         main, build = quote_identifier(schema), quote_identifier(build_schema)
-        sqls = [f"SAVEPOINT {SWAP_SAVEPOINT}"]
-        for table in tables:
-            name = quote_identifier(table)
+        names = [quote_identifier(table) for table in tables]
+        sqls = [
+            f"SAVEPOINT {SWAP_SAVEPOINT}",
+            f"SELECT set_config('lock_timeout', '{SWAP_LOCK_WAIT}', true)",
+            f"LOCK TABLE {', '.join(f'{main}.{name}' for name in names)} IN ACCESS EXCLUSIVE MODE",
+            "SELECT set_config('lock_timeout', '0', true)",
+        ]
+        for name in names:
             sqls += [f"DROP TABLE {main}.{name}", f"ALTER TABLE {build}.{name} SET SCHEMA {main}"]
         return [*sqls, f"DROP SCHEMA {build}"]
 
+    def swap(self, build_schema: str) -> None:
+        """A query that reads the old tables holds its locks until it ends; one that starts
+        meanwhile takes them one after the other. Waiting for all of them at once could
+        deadlock with such a query (each holding what the other waits for): so the swap
+        waits a moment for each lock and, when one is still taken, lets go of them all and
+        tries again a little later."""
+        pause = 0.05
+        while True:
+            try:
+                for sql in self.swap_sql(self.schema, build_schema, REBUILT):
+                    self.execute(sql)
+                return
+            except WarehouseError as exc:
+                if exc.sqlstate != self.lock_timeout_sqlstate:
+                    raise
+            self.unswap()
+            log.info("the swap waits for queries reading %s to end", self.describe())
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
     def unswap(self) -> None:
         self.execute(f"ROLLBACK TO SAVEPOINT {SWAP_SAVEPOINT}")
-
-    def swap(self, build_schema: str) -> None:
-        for sql in self.swap_sql(self.schema, build_schema, REBUILT):
-            self.execute(sql)
 
     # -- statements ---------------------------------------------------------------------
     def map_error(self, exc: psycopg.Error) -> WarehouseError:

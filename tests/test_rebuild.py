@@ -1,0 +1,219 @@
+"""A rebuild (a first load or --full-refresh, built on several connections and swapped in at
+commit: sparkify.rebuild) gives the tables the one-transaction path gives, and readers see
+the old tables or the new ones, never a mix."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Warehouse, dump, etl
+from test_atomicity import builds, options
+
+from sparkify.backends import Backend
+from sparkify.pipeline import run_etl
+from sparkify.rebuild import Build
+
+LEDGER = {
+    "etl_files": "SELECT url, kind, size, version, fingerprint, lines_read, rows_staged, "
+    "rows_rejected FROM etl_files ORDER BY url",
+    "etl_rejects": "SELECT f.url, r.line_no, r.reason, r.raw FROM etl_rejects r "
+    "JOIN etl_files f ON f.file_id = r.file_id ORDER BY f.url, r.line_no",
+    "staging_events": "SELECT f.url, e.* FROM staging_events e JOIN etl_files f "
+    "ON f.file_id = e.file_id ORDER BY f.url, e.line_no",
+    "staging_songs": "SELECT f.url, s.* FROM staging_songs s JOIN etl_files f "
+    "ON f.file_id = s.file_id ORDER BY f.url, s.line_no",
+}
+
+
+STAR = ("songplays", "users", "user_levels", "songs", "artists", "time")
+
+
+def everything(warehouse: Warehouse) -> dict[str, list[tuple]]:
+    """The star tables, the ledger, the rejects and the staged rows (file ids aside)."""
+    found = dump(warehouse)
+    for table, sql in LEDGER.items():
+        found[table] = [
+            tuple(v for n, v in enumerate(row) if not (table.startswith("staging") and n == 1))
+            for row in warehouse.query(sql)
+        ]
+    return found
+
+
+@pytest.fixture
+def postgres_warehouse(new_warehouse: Callable[[], Warehouse]) -> Callable[[], Warehouse]:
+    if new_warehouse().name != "postgres":
+        pytest.skip("PostgreSQL rebuilds on several connections; DuckDB changes in place")
+    return new_warehouse
+
+
+@pytest.fixture
+def rebuilds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The build schemas of the rebuilds started meanwhile (so a test knows it rebuilt)."""
+    started: list[str] = []
+    start = Build.start
+
+    def recorded(self: Build) -> Backend:
+        started.append(self.schema)
+        return start(self)
+
+    monkeypatch.setattr(Build, "start", recorded)
+    return started
+
+
+def in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL as if it could not rebuild: every run in its one transaction."""
+    from sparkify.backends.postgres import PostgresBackend
+
+    one = dataclasses.replace(PostgresBackend.capabilities, parallel_build=False)
+    monkeypatch.setattr(PostgresBackend, "capabilities", one)
+
+
+@pytest.fixture
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sparkify.generator import GenerateOptions, generate
+
+    out = tmp_path_factory.mktemp("faulty")
+    generate(out, GenerateOptions(users=30, days=5, songs=80, match_rate=0.5, bad_records=0.03))
+    return out
+
+
+@pytest.mark.parametrize("data", ["sample_data", "faulty"])
+def test_a_rebuild_gives_the_tables_of_the_one_transaction_path(
+    postgres_warehouse: Callable[[], Warehouse],
+    rebuilds: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    data: str,
+) -> None:
+    source: Path = request.getfixturevalue(data)
+    rebuilt = postgres_warehouse()
+    first = etl(rebuilt, source)
+    assert len(rebuilds) == 1 and all(check["passed"] for check in first["checks"])
+    expected = everything(rebuilt)
+    assert expected["songplays"] and (data == "sample_data" or expected["etl_rejects"])
+
+    again = etl(rebuilt, source, "--full-refresh")  # a rebuild over a loaded warehouse
+    assert len(rebuilds) == 2 and again["tables"] == first["tables"]
+    assert everything(rebuilt) == expected
+
+    with monkeypatch.context() as patched:
+        in_place(patched)
+        one = postgres_warehouse()
+        etl(one, source)
+        assert everything(one) == expected
+        etl(one, source, "--full-refresh")
+    assert len(rebuilds) == 2
+    assert everything(one) == expected
+    assert builds(rebuilt) == []
+
+
+def test_readers_see_the_old_tables_or_the_new_ones_never_a_mix(
+    postgres_warehouse: Callable[[], Warehouse],
+    rebuilds: list[str],
+    semantics_data: Path,
+    generated: Path,
+) -> None:
+    warehouse = postgres_warehouse()
+    etl(warehouse, semantics_data)
+    counts = "SELECT " + ", ".join(
+        f"(SELECT COUNT(*) FROM {table})"
+        for table in (*STAR, "staging_events", "staging_songs", "etl_files")
+    )
+    old = warehouse.query(counts)[0]
+    seen: list[tuple] = []
+    done = threading.Event()
+
+    def read() -> None:
+        reader = warehouse.backend()
+        reader.read_only = True
+        reader.connect()
+        try:
+            while not done.is_set():
+                seen.append(reader.query(counts).rows[0])
+        finally:
+            reader.close()
+
+    reading = threading.Thread(target=read)
+    reading.start()
+    backend = warehouse.backend()
+    backend.connect()
+    try:  # each step waits a little, so that reads fall between all of them
+        run_etl(
+            backend, options(generated, full_refresh=True), fail_after=lambda _: time.sleep(0.2)
+        )
+    finally:
+        backend.close()
+        time.sleep(0.3)
+        done.set()
+        reading.join()
+    new = warehouse.query(counts)[0]
+    assert len(rebuilds) == 2 and new != old  # the first load, then the refresh
+    assert set(seen) <= {old, new}
+    assert seen[0] == old and seen[-1] == new
+    assert seen.count(old) > 10  # the reads fell during the run
+
+
+def test_a_second_run_waits_for_a_rebuild_in_progress(
+    postgres_warehouse: Callable[[], Warehouse],
+    rebuilds: list[str],
+    semantics_data: Path,
+    generated: Path,
+) -> None:
+    """Two runs still take turns on the run lock while the first builds elsewhere."""
+    warehouse = postgres_warehouse()
+    etl(warehouse, semantics_data)
+    building, go_on = threading.Event(), threading.Event()
+
+    def pause(step: str) -> None:
+        if step == "upsert_songplays":
+            building.set()
+            go_on.wait(60)
+
+    def first_run() -> None:
+        backend = warehouse.backend()
+        backend.connect()
+        try:
+            run_etl(backend, options(generated, full_refresh=True), fail_after=pause)
+        finally:
+            backend.close()
+
+    running = threading.Thread(target=first_run)
+    running.start()
+    try:
+        assert building.wait(60)
+        busy = warehouse.cli(
+            "etl", "--songs", str(semantics_data / "song_data"), "--logs",
+            str(semantics_data / "log_data"), "--full-refresh",
+        )  # fmt: skip
+        assert busy.exit_code == 1
+        assert busy.stderr.startswith("error: another run is in progress")
+    finally:
+        go_on.set()
+        running.join()
+    after = etl(warehouse, semantics_data, "--full-refresh", "--wait", "30")
+    assert after["tables"]["songplays"] == 3 and len(rebuilds) == 3
+    assert builds(warehouse) == []
+
+
+def test_a_view_over_a_table_keeps_the_run_in_place(
+    postgres_warehouse: Callable[[], Warehouse], rebuilds: list[str], semantics_data: Path
+) -> None:
+    """A rebuild drops the old tables, which a view over one of them forbids: such a
+    warehouse is refreshed in place, in the run's one transaction, and the view stays."""
+    warehouse = postgres_warehouse()
+    etl(warehouse, semantics_data)
+    assert len(rebuilds) == 1
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        backend.execute("CREATE VIEW paid_plays AS SELECT * FROM songplays WHERE level = 'paid'")
+    finally:
+        backend.close()
+    refreshed = etl(warehouse, semantics_data, "--full-refresh")
+    assert refreshed["tables"]["songplays"] == 3 and len(rebuilds) == 1
+    assert warehouse.query("SELECT COUNT(*) FROM paid_plays") == [(1,)]
