@@ -57,15 +57,20 @@ RESET lock_timeout;
 -- name: can_build
 -- Whether a first load or --full-refresh may build the tables anew on several connections
 -- and swap them in (sparkify.rebuild): that creates a schema, and drops and replaces the
--- tables :tables, which this role must own and no view may depend on. Otherwise the run
--- changes them in place, in its one transaction.
+-- tables :tables, which this role must own. Anything the new tables would not have keeps
+-- the run in place, in its one transaction: a view over a table (it would have to be
+-- dropped), grants, triggers, row security, or indexes sparkify does not make (only its
+-- primary keys and unique keys are rebuilt).
 SELECT has_database_privilege(current_database(), 'CREATE')
    AND NOT EXISTS (
        SELECT 1 FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
        WHERE c.relname = ANY(:tables) AND c.relkind IN ('r', 'p')
          AND (NOT pg_has_role(c.relowner, 'USAGE')
+              OR c.relacl IS NOT NULL OR c.relhastriggers OR c.relrowsecurity
               OR EXISTS (SELECT 1 FROM pg_depend d
                          WHERE d.refobjid = c.oid
-                           AND d.classid = CAST('pg_rewrite' AS regclass)))
+                           AND d.classid = CAST('pg_rewrite' AS regclass))
+              OR EXISTS (SELECT 1 FROM pg_index i
+                         WHERE i.indrelid = c.oid AND NOT i.indisunique))
    );
