@@ -6,6 +6,7 @@ taken inside the process and exclude interpreter start-up and imports.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -25,20 +26,45 @@ def _rusage() -> dict[str, int]:
 
 
 def _server_pid(backend: Any) -> int | None:
-    """The process id of the PostgreSQL backend serving ``backend``, if it runs on this
-    machine (a server elsewhere, or in a container, has ids this /proc does not show)."""
+    """The process id of the PostgreSQL server (its postmaster) serving ``backend``, if it
+    runs on this machine (a server elsewhere, or in a container, has ids this /proc does not
+    show)."""
     if backend.name != "postgres":
         return None
     pid = int(backend.query("SELECT pg_backend_pid()").scalar())
     try:
-        return pid if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres" else None
-    except OSError:
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+            return None
+        return int(_stat(pid)[1])  # its parent: the postmaster
+    except (OSError, IndexError, ValueError):
         return None
+
+
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after "(comm)": state, ppid, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _server_cpu(postmaster: int) -> float:
+    """CPU time so far of the whole server: its processes that have ended (the postmaster's
+    cutime and cstime: a rebuild's other connections) and those alive (utime and stime), the
+    background processes included."""
+    fields = _stat(postmaster)
+    ticks = int(fields[13]) + int(fields[14])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                child = _stat(entry.name)
+                if int(child[1]) == postmaster:
+                    ticks += int(child[11]) + int(child[12])
+            except (OSError, IndexError, ValueError):
+                continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_seconds(server_pid: int | None) -> dict[str, float]:
     """CPU time so far of this process (with DuckDB's threads), of its finished children
-    and of the PostgreSQL backend serving it (``_server_pid``). The parse workers count once
+    and of the PostgreSQL server serving it (``_server_pid``). The parse workers count once
     they have exited, so their CPU falls in the step that ends with their pool: ``parse``."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -47,11 +73,8 @@ def _cpu_seconds(server_pid: int | None) -> dict[str, float]:
         "workers": children.ru_utime + children.ru_stime,
     }
     if server_pid is not None:
-        try:  # utime and stime: fields 14 and 15 of /proc/PID/stat, after "(comm)"
-            fields = Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu["server"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            pass
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            cpu["server"] = _server_cpu(server_pid)
     return cpu
 
 
