@@ -112,14 +112,20 @@ def test_a_rebuild_gives_the_tables_of_the_one_transaction_path(
     assert builds(rebuilt) == []
 
 
-def test_readers_see_the_old_tables_or_the_new_ones_never_a_mix(
-    postgres_warehouse: Callable[[], Warehouse],
-    rebuilds: list[str],
-    semantics_data: Path,
-    generated: Path,
-) -> None:
+@pytest.fixture
+def loaded(
+    postgres_warehouse: Callable[[], Warehouse], rebuilds: list[str], semantics_data: Path
+) -> Warehouse:
+    """A PostgreSQL warehouse after a first load (a rebuild, counted in ``rebuilds``)."""
     warehouse = postgres_warehouse()
     etl(warehouse, semantics_data)
+    return warehouse
+
+
+def test_readers_see_the_old_tables_or_the_new_ones_never_a_mix(
+    loaded: Warehouse, rebuilds: list[str], generated: Path
+) -> None:
+    warehouse = loaded
     counts = "SELECT " + ", ".join(
         f"(SELECT COUNT(*) FROM {table})"
         for table in (*STAR, "staging_events", "staging_songs", "etl_files")
@@ -159,14 +165,10 @@ def test_readers_see_the_old_tables_or_the_new_ones_never_a_mix(
 
 
 def test_a_second_run_waits_for_a_rebuild_in_progress(
-    postgres_warehouse: Callable[[], Warehouse],
-    rebuilds: list[str],
-    semantics_data: Path,
-    generated: Path,
+    loaded: Warehouse, rebuilds: list[str], semantics_data: Path, generated: Path
 ) -> None:
     """Two runs still take turns on the run lock while the first builds elsewhere."""
-    warehouse = postgres_warehouse()
-    etl(warehouse, semantics_data)
+    warehouse = loaded
     building, go_on = threading.Event(), threading.Event()
 
     def pause(step: str) -> None:
@@ -221,17 +223,12 @@ def test_a_second_run_waits_for_a_rebuild_in_progress(
     ],
 )
 def test_what_was_added_to_the_tables_keeps_a_full_refresh_in_place(
-    postgres_warehouse: Callable[[], Warehouse],
-    rebuilds: list[str],
-    semantics_data: Path,
-    added: str,
-    still_there: str,
+    loaded: Warehouse, rebuilds: list[str], semantics_data: Path, added: str, still_there: str
 ) -> None:
     """A rebuild makes the tables as create-tables does and drops the old ones, which a view
     over one forbids and which would lose an index or a grant: such a warehouse is refreshed
     in place, in the run's one transaction, and keeps what was added."""
-    warehouse = postgres_warehouse()
-    etl(warehouse, semantics_data)
+    warehouse = loaded
     assert len(rebuilds) == 1
     backend = warehouse.backend()
     backend.connect()
