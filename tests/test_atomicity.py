@@ -80,8 +80,11 @@ def test_a_failure_between_steps_leaves_the_warehouse_as_before(
     warehouse: Warehouse, generated: Path, tmp_path: Path, mode: str, step: str
 ) -> None:
     full_refresh = mode == "full_refresh"
-    if step == "swap" and not warehouse.backend().capabilities.parallel_build:
-        pytest.skip("a step of a rebuild on several connections")
+    if full_refresh and not warehouse.backend().capabilities.parallel_build:
+        if step == "swap":
+            pytest.skip("a step of a rebuild on several connections")
+        if step not in ("stage", "refresh_time"):  # the rest is the incremental mode's path
+            pytest.skip("a full refresh in place: two steps are enough")
     data = half_loaded(warehouse, generated, tmp_path)
     before = state(warehouse)
 
@@ -158,8 +161,8 @@ def test_a_killed_run_leaves_the_warehouse_as_before(
     rebuilds = warehouse.backend().capabilities.parallel_build
     if mode == "incremental" and step in ("copy", "swap") and warehouse.name != "duckdb":
         pytest.skip("a step of DuckDB's runs")
-    if mode == "full_refresh" and step == "swap" and not rebuilds:
-        pytest.skip("a step of a rebuild on several connections")
+    if mode == "full_refresh" and step != "upsert_songplays" and not rebuilds:
+        pytest.skip("a full refresh in place: one step is enough")
     data = half_loaded(warehouse, generated, tmp_path)
     before = state(warehouse)
     args = [repr(warehouse.overrides), str(data / "song_data"), str(data / "log_data"), step, mode]
