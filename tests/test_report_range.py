@@ -14,7 +14,8 @@ from conftest import Warehouse, run_cli
 from datasets import play, song, write_day, write_song
 
 from sparkify.generator import GenerateOptions, generate
-from sparkify.report import choose_grain, reason_kind
+from sparkify.report import choose_grain
+from sparkify.report_sections import reason_kind
 
 FIRST_DAY = dt.date(2016, 1, 4)  # a Monday
 LAST_DAY = dt.date(2018, 12, 31)

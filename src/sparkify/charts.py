@@ -131,7 +131,7 @@ def _tip_layer(fig: Any, tips: list[Tip]) -> str:
         x0, x1, y0, y1 = box
         top, bottom = height - y1, height - y0  # SVG's y grows downwards
         plot = tip.ax.bbox
-        shown = _shorten(tip.text, int((fig.bbox.width - 4) / TIP_CHAR_WIDTH))
+        shown = shorten(tip.text, int((fig.bbox.width - 4) / TIP_CHAR_WIDTH))
         half = TIP_CHAR_WIDTH * len(shown) / 2
         x = min(max((x0 + x1) / 2, half + 2), fig.bbox.width - half - 2)
         y = top - 5 if top - 5 >= 12 else min(bottom + 14, height - 3)
@@ -170,7 +170,7 @@ def _axes(fig: Any) -> Any:
     return fig.axes[0]
 
 
-def _dates(ax: Any) -> None:
+def date_axis(ax: Any) -> None:
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     locator = AutoDateLocator(minticks=3, maxticks=7)
@@ -182,14 +182,14 @@ def _dates(ax: Any) -> None:
     ax.set_xlabel("date (UTC)")
 
 
-def _integer_axis(axis: Any) -> None:
+def integer_axis(axis: Any) -> None:
     from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
     axis.set_major_locator(MaxNLocator(integer=True))
     axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
 
 
-def _columns(ax: Any, bars: Any, texts: Sequence[str]) -> list[Tip]:
+def column_tips(ax: Any, bars: Any, texts: Sequence[str]) -> list[Tip]:
     """A tip per vertical bar, over the whole height of the plot."""
     return [
         Tip(ax, text, x=(bar.get_x(), bar.get_x() + bar.get_width()))
@@ -212,7 +212,7 @@ def period_label(start: dt.date, grain: str) -> str:
     return f"week of {day}" if grain == "week" else f"{start:%a} {day}"
 
 
-def _period_bars(ax: Any, starts: Sequence[dt.date], grain: str) -> tuple[list[float], list[float]]:
+def period_bars(starts: Sequence[dt.date], grain: str) -> tuple[list[float], list[float]]:
     """Where each period's bar starts (in matplotlib's date numbers) and how wide it is: 80%
     of the period, centred in it, so days, weeks and months all read as a row of bars."""
     from matplotlib.dates import date2num
@@ -228,35 +228,35 @@ def _period_bars(ax: Any, starts: Sequence[dt.date], grain: str) -> tuple[list[f
 def plays_per_period(fig: Any, result: Result, grain: str) -> list[Tip]:
     ax = _axes(fig)
     starts, plays = [r[0] for r in result.rows], [int(r[1]) for r in result.rows]
-    lefts, widths = _period_bars(ax, starts, grain)
+    lefts, widths = period_bars(starts, grain)
     bars = ax.bar(lefts, plays, width=widths, align="edge", color=BLUE)
-    _dates(ax)
+    date_axis(ax)
     ax.set_ylabel(f"plays per {grain}")
-    _integer_axis(ax.yaxis)
+    integer_axis(ax.yaxis)
     texts = [
         f"{period_label(r[0], grain)}: {int(r[1]):,} plays, {int(r[2]):,} listeners"
         for r in result.rows
     ]
-    return _columns(ax, bars, texts)
+    return column_tips(ax, bars, texts)
 
 
 def free_vs_paid_per_period(fig: Any, result: Result, grain: str) -> list[Tip]:
     ax = _axes(fig)
     starts = [r[0] for r in result.rows]
     paid, free = [int(r[3]) for r in result.rows], [int(r[4]) for r in result.rows]
-    lefts, widths = _period_bars(ax, starts, grain)
+    lefts, widths = period_bars(starts, grain)
     ax.bar(lefts, free, width=widths, align="edge", color=ORANGE, label="free")
     bars = ax.bar(lefts, paid, width=widths, align="edge", bottom=free, color=BLUE, label="paid")
-    _dates(ax)
+    date_axis(ax)
     ax.set_ylabel(f"plays per {grain}")
-    _integer_axis(ax.yaxis)
+    integer_axis(ax.yaxis)
     ax.legend(loc="upper left", ncols=2, bbox_to_anchor=(0, 1.0))
     ax.margins(y=0.15)
     texts = [
         f"{period_label(start, grain)}: {p:,} paid, {f:,} free"
         for start, p, f in zip(starts, paid, free, strict=True)
     ]
-    return _columns(ax, bars, texts)
+    return column_tips(ax, bars, texts)
 
 
 def plays_by_hour(fig: Any, result: Result) -> list[Tip]:
@@ -268,8 +268,8 @@ def plays_by_hour(fig: Any, result: Result) -> list[Tip]:
     ax.set_xlim(-0.7, 23.7)
     ax.set_xlabel("hour of day (UTC)")
     ax.set_ylabel("plays")
-    _integer_axis(ax.yaxis)
-    return _columns(
+    integer_axis(ax.yaxis)
+    return column_tips(
         ax, bars, [f"{h:02d}:00–{h:02d}:59 UTC: {n:,} plays" for h, n in enumerate(plays)]
     )
 
@@ -293,7 +293,7 @@ def weekday_hour_heatmap(fig: Any, result: Result) -> list[Tip]:
     bar.outline.set_visible(False)
     bar.solids.set_rasterized(False)  # vector, not an embedded PNG
     bar.solids.set_edgecolor("face")  # no hairline seams between the colour steps
-    _integer_axis(bar.ax.yaxis)
+    integer_axis(bar.ax.yaxis)
     return [
         Tip(
             ax,
@@ -306,36 +306,47 @@ def weekday_hour_heatmap(fig: Any, result: Result) -> list[Tip]:
     ]
 
 
-def _ranking(fig: Any, labels: Sequence[str], plays: Sequence[int], colour: str) -> list[Tip]:
+def ranking(
+    fig: Any,
+    labels: Sequence[str],
+    values: Sequence[int],
+    colour: str,
+    unit: str = "plays",
+    axis_label: str = "matched plays",
+) -> list[Tip]:
+    """One horizontal bar per label, the first on top, each with its value; a tip each."""
     ax = _axes(fig)
-    bars = ax.barh(range(len(plays)), plays, height=0.7, color=colour)
-    ax.set_yticks(range(len(plays)), [_shorten(label) for label in labels])
-    ax.invert_yaxis()
+    bars = ax.barh(range(len(values)), values, height=0.7, color=colour)
     ax.bar_label(bars, padding=3, fmt="{:,.0f}", color="#444444")
-    ax.set_xlabel("matched plays")
-    ax.grid(axis="y", visible=False)
-    ax.grid(axis="x", visible=True)
-    ax.margins(x=0.12)
-    _integer_axis(ax.xaxis)
+    ranking_axis(ax, labels, axis_label)
+    integer_axis(ax.xaxis)
     return [
-        Tip(ax, f"{n:,} plays: {label}", y=(i - 0.5, i + 0.5))  # the value first: it is kept
-        for i, (label, n) in enumerate(zip(labels, plays, strict=True))
+        Tip(ax, f"{n:,} {unit}: {label}", y=(i - 0.5, i + 0.5))  # the value first: it is kept
+        for i, (label, n) in enumerate(zip(labels, values, strict=True))
     ]
 
 
-def _shorten(text: str, width: int = 34) -> str:
+def ranking_axis(ax: Any, labels: Sequence[str], axis_label: str) -> None:
+    """Rows labelled (shortened), the first on top; vertical grid lines only."""
+    ax.set_yticks(range(len(labels)), [shorten(label) for label in labels])
+    ax.invert_yaxis()
+    ax.set_xlabel(axis_label)
+    ax.grid(axis="y", visible=False)
+    ax.grid(axis="x", visible=True)
+    ax.margins(x=0.12)
+
+
+def shorten(text: str, width: int = 34) -> str:
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def top_songs(fig: Any, result: Result) -> list[Tip]:
     labels = [f"{title or '(untitled)'} · {artist or '?'}" for title, artist, _ in result.rows]
-    return _ranking(fig, labels, [int(r[2]) for r in result.rows], BLUE)
+    return ranking(fig, labels, [int(r[2]) for r in result.rows], BLUE)
 
 
 def top_artists(fig: Any, result: Result) -> list[Tip]:
-    return _ranking(
-        fig, [r[0] or "?" for r in result.rows], [int(r[1]) for r in result.rows], GREEN
-    )
+    return ranking(fig, [r[0] or "?" for r in result.rows], [int(r[1]) for r in result.rows], GREEN)
 
 
 def song_match_rate(fig: Any, result: Result) -> list[Tip]:
@@ -379,7 +390,7 @@ def level_changes(fig: Any, result: Result, periods: list[Any], grain: str) -> l
     every = sorted(set(periods) | set(found))
     ups = [found.get(d, (0, 0))[0] for d in every]
     downs = [found.get(d, (0, 0))[1] for d in every]
-    lefts, widths = _period_bars(ax, every, grain)
+    lefts, widths = period_bars(every, grain)
     bars = ax.bar(
         lefts, ups, width=widths, align="edge", color=GREEN, label="upgrades (free -> paid)"
     )
@@ -392,9 +403,9 @@ def level_changes(fig: Any, result: Result, periods: list[Any], grain: str) -> l
         label="downgrades (paid -> free)",
     )
     ax.axhline(0, color="#888888", linewidth=0.8)
-    _dates(ax)
+    date_axis(ax)
     ax.set_ylabel(f"users per {grain}")
-    _integer_axis(ax.yaxis)
+    integer_axis(ax.yaxis)
     ax.yaxis.set_major_formatter(lambda value, _: f"{abs(value):,.0f}")
     ax.legend(loc="upper left", ncols=1)
     top = max([*ups, *downs, 1])
@@ -403,7 +414,7 @@ def level_changes(fig: Any, result: Result, periods: list[Any], grain: str) -> l
         f"{period_label(d, grain)}: {u:,} upgrades, {n:,} downgrades"
         for d, u, n in zip(every, ups, downs, strict=True)
     ]
-    return _columns(ax, bars, texts)
+    return column_tips(ax, bars, texts)
 
 
 def session_lengths(fig: Any, result: Result) -> list[Tip]:
@@ -412,7 +423,7 @@ def session_lengths(fig: Any, result: Result) -> list[Tip]:
     bars = ax.bar(lengths, sessions, color=SKY)
     ax.set_xlabel("songs played in the session")
     ax.set_ylabel("sessions")
-    _integer_axis(ax.xaxis)
-    _integer_axis(ax.yaxis)
+    integer_axis(ax.xaxis)
+    integer_axis(ax.yaxis)
     texts = [f"{k:,} songs: {n:,} sessions" for k, n in zip(lengths, sessions, strict=True)]
-    return _columns(ax, bars, texts)
+    return column_tips(ax, bars, texts)
