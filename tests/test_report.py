@@ -29,6 +29,17 @@ CHARTS = (
     "level_changes_per_period",
     "session_lengths",
 )
+INSIGHTS = (  # the charts of the questions over every event (issue #18)
+    "active_users",
+    "new_vs_returning",
+    "retention",
+    "session_stats",
+    "song_feedback",
+    "devices",
+    "conversion",
+    "churn",
+)
+SECTIONS = ["activity", "users", "catalogue", "feedback", "listeners", "subscriptions", "health"]
 TABLES = (
     "most_active_users",
     "free_vs_paid",
@@ -99,8 +110,10 @@ def test_report_builds_on_every_backend_and_prints_path_and_sections_as_json(
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
     assert answer["path"] == str(out.resolve())
-    assert [s["id"] for s in answer["sections"]] == ["activity", "catalogue", "listeners", "health"]
-    assert sorted(c for s in answer["sections"] for c in s["charts"]) == sorted(CHARTS)
+    assert [s["id"] for s in answer["sections"]] == SECTIONS
+    assert sorted(c for s in answer["sections"] for c in s["charts"]) == sorted(CHARTS + INSIGHTS)
+    queries = {q for s in answer["sections"] for q in s["queries"]}
+    assert queries >= set(INSIGHTS)  # each drawn from the named query of that name
     assert {t for s in answer["sections"] for t in s["tables"]} >= set(TABLES)
     html = out.read_text("utf-8")
     assert html.count("<svg ") == len(CHARTS)
@@ -157,11 +170,15 @@ def test_report_on_an_empty_warehouse_says_there_is_no_data(
     out = tmp_path / "report.html"
     result = warehouse.cli("report", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"wrote {out} (4 sections, 9 charts) from ")
+    charts = len(CHARTS + INSIGHTS)
+    assert result.stdout.startswith(f"wrote {out} (7 sections, {charts} charts) from ")
     html = out.read_text("utf-8")
     assert "No plays loaded yet" in html
-    assert html.count("No data loaded yet") == len(CHARTS) - 1
+    assert html.count("No data loaded yet") == charts - 4  # and three more messages:
     assert "No upgrades or downgrades in this period" in html
+    assert "No subscription changes in this period" in html
+    assert "No thumbs up or down in this period" in html
+    assert "No free users in this period" in html
 
 
 def test_report_without_tables_exits_2_and_says_to_load_first(
@@ -241,7 +258,7 @@ def test_every_chart_is_drawn_and_scales_to_the_viewport(
 ) -> None:
     visit = chromium.visit(report_file.as_uri(), **viewport)
     charts = chromium.evaluate(visit, CHART_SIZES)
-    assert sorted(charts) == sorted(CHARTS)
+    assert sorted(charts) == sorted(CHARTS + INSIGHTS)
     for name, chart in charts.items():
         assert chart["viewBox"], name
         assert 250 <= chart["width"] <= viewport["width"], (name, chart["width"])
@@ -281,6 +298,8 @@ MARK = """(chart => {
 SHOWN = """(chart => [...document.querySelectorAll(`#chart-${chart} .tip`)].map((tip, i) =>
   [i, getComputedStyle(tip.querySelector('.tip-text')).visibility,
    tip.querySelector('.tip-text').textContent]).filter(t => t[1] === 'visible'))"""
+MARKED = """[...document.querySelectorAll('figure.chart')].filter(
+  f => f.querySelector('.tip')).map(f => f.dataset.chart)"""
 DATA_ROWS = """(chart => [...document.querySelectorAll(`#chart-${chart} tbody tr`)].map(
   tr => [...tr.querySelectorAll('td')].map(td => td.textContent)))"""
 
@@ -290,15 +309,15 @@ def test_hovering_a_mark_of_every_chart_shows_its_value(
     chromium: Chromium, report_file: Path, viewport: dict
 ) -> None:
     visit = chromium.visit(report_file.as_uri(), **viewport)
-    for chart in CHARTS:
-        if chart == "level_changes_per_period":
-            continue  # the generated data has no level changes: nothing to point at
+    marked = chromium.evaluate(visit, MARKED)
+    assert set(CHARTS + INSIGHTS) - set(marked) == {"level_changes_per_period"}  # no changes
+    for chart in marked:
         assert chromium.evaluate(visit, f"{SHOWN}('{chart}')") == [], chart  # hidden at rest
         mark = chromium.evaluate(visit, f"{MARK}('{chart}')")
         chromium.hover(visit, mark["x"], mark["y"])
         [(index, _, text)] = chromium.evaluate(visit, f"{SHOWN}('{chart}')")
         assert index == mark["index"], chart  # only the tip of the mark under the pointer
-        assert re.search(r"\b[\d,]+ (plays|paid|sessions)\b", text), text  # a value
+        assert re.search(r"\b[\d,]+ [a-z]+", text), text  # a value: "3 plays", "7 up"...
         # the text is the title, or (too wide for the chart) its start: the value comes first
         assert text == mark["title"] or mark["title"].startswith(text.removesuffix("…")), text
     # the value is the data's: the middle bar of plays per day is that day's row

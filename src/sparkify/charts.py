@@ -86,7 +86,7 @@ def draw_svg(
         fig = Figure(figsize=(5.0, height), layout="constrained", dpi=72)
         fig.suptitle(title, x=0.02, ha="left")
         ax = fig.add_subplot()
-        tips = draw(fig, result) if result.rows else _no_data(ax, empty)
+        tips = draw(fig, result) if result.rows else no_data(ax, empty)
         buffer = io.StringIO()
         metadata = {"Creator": None, "Date": None, "Format": None, "Type": None}
         fig.savefig(buffer, format="svg", metadata=metadata, transparent=True)
@@ -160,7 +160,7 @@ def _display_box(tip: Tip) -> tuple[float, float, float, float] | None:
     return (x0, x1, y0, y1) if x1 - x0 > 0.5 and y1 - y0 > 0.5 else None
 
 
-def _no_data(ax: Any, message: str = NO_DATA) -> list[Tip]:
+def no_data(ax: Any, message: str = NO_DATA) -> list[Tip]:
     ax.text(0.5, 0.5, message, ha="center", va="center", color="#666666")
     ax.set_axis_off()
     return []
@@ -354,7 +354,7 @@ def song_match_rate(fig: Any, result: Result) -> list[Tip]:
     row = result.as_dicts()[0]
     plays, matched = int(row["plays"]), int(row["matched_plays"] or 0)
     if not plays:
-        return _no_data(ax)
+        return no_data(ax)
     share = 100.0 * matched / plays
     ax.barh([0], [share], height=0.5, color=BLUE, label=f"matched ({matched:,})")
     ax.barh([0], [100 - share], left=[share], height=0.5, color=GREY, label="not in catalogue")

@@ -19,6 +19,7 @@ from sparkify.charts import (
     column_tips,
     date_axis,
     integer_axis,
+    no_data,
     period_bars,
     period_label,
     ranking,
@@ -109,28 +110,15 @@ def retention(fig: Any, result: Result) -> list[Tip]:
 
 
 def conversion(fig: Any, result: Result) -> list[Tip]:
-    """The free -> paid funnel, one bar per step."""
-    ax = fig.axes[0]
+    """The free -> paid funnel, one bar per step, each with its share of the first."""
     steps, users = [str(r[0]) for r in result.rows], [int(r[1]) for r in result.rows]
-    first = users[0] if users else 0
-    bars = ax.barh(range(len(steps)), users, height=0.6, color=GREEN)
-    ax.set_yticks(range(len(steps)), [step.replace("_", " ") for step in steps])
-    ax.invert_yaxis()
-    ax.bar_label(bars, padding=3, fmt="{:,.0f}", color="#444444")
-    ax.set_xlabel("users")
-    ax.grid(axis="y", visible=False)
-    ax.grid(axis="x", visible=True)
-    ax.margins(x=0.12)
-    integer_axis(ax.xaxis)
-    return [
-        Tip(
-            ax,
-            f"{n:,} users: {step.replace('_', ' ')}"
-            + (f" ({100 * n / first:.0f}%)" if first else ""),
-            y=(i - 0.5, i + 0.5),
-        )
-        for i, (step, n) in enumerate(zip(steps, users, strict=True))
+    if not any(users):  # the funnel has its steps even without data
+        return no_data(fig.axes[0], "No free users in this period")
+    labels = [
+        f"{step.replace('_', ' ')} ({100 * n / users[0]:.0f}%)" if users[0] else step
+        for step, n in zip(steps, users, strict=True)
     ]
+    return ranking(fig, labels, users, GREEN, "users", "users")
 
 
 def churn(fig: Any, result: Result, grain: str) -> list[Tip]:
