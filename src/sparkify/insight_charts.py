@@ -166,6 +166,7 @@ def song_feedback(fig: Any, result: Result) -> list[Tip]:
     )
     ax.axvline(0, color="#888888", linewidth=0.8)
     ranking_axis(ax, labels, "listeners' thumbs")
+    integer_axis(ax.xaxis)
     ax.xaxis.set_major_formatter(lambda value, _: f"{abs(value):,.0f}")
     ax.legend(loc="upper left")
     return [
@@ -176,7 +177,7 @@ def song_feedback(fig: Any, result: Result) -> list[Tip]:
 
 def devices(fig: Any, result: Result) -> list[Tip]:
     rows = sorted(result.rows, key=lambda r: -int(r[4]))[:CHART_ROWS]
-    labels = [f"{browser} · {os} · {device}" for browser, os, device, *_ in rows]
+    labels = [" · ".join(str(part or "unknown") for part in row[:3]) for row in rows]
     return ranking(fig, labels, [int(r[4]) for r in rows], SKY, "sessions", "sessions")
 
 
