@@ -226,36 +226,68 @@ def period_bars(starts: Sequence[dt.date], grain: str) -> tuple[list[float], lis
 
 
 def plays_per_period(fig: Any, result: Result, grain: str) -> list[Tip]:
-    ax = _axes(fig)
-    starts, plays = [r[0] for r in result.rows], [int(r[1]) for r in result.rows]
-    lefts, widths = period_bars(starts, grain)
-    bars = ax.bar(lefts, plays, width=widths, align="edge", color=BLUE)
-    date_axis(ax)
-    ax.set_ylabel(f"plays per {grain}")
-    integer_axis(ax.yaxis)
     texts = [
         f"{period_label(r[0], grain)}: {int(r[1]):,} plays, {int(r[2]):,} listeners"
         for r in result.rows
     ]
-    return column_tips(ax, bars, texts)
+    starts, plays = [r[0] for r in result.rows], [int(r[1]) for r in result.rows]
+    return period_columns(fig, starts, grain, (plays, BLUE, ""), "plays", texts)
 
 
 def free_vs_paid_per_period(fig: Any, result: Result, grain: str) -> list[Tip]:
-    ax = _axes(fig)
     starts = [r[0] for r in result.rows]
     paid, free = [int(r[3]) for r in result.rows], [int(r[4]) for r in result.rows]
-    lefts, widths = period_bars(starts, grain)
-    ax.bar(lefts, free, width=widths, align="edge", color=ORANGE, label="free")
-    bars = ax.bar(lefts, paid, width=widths, align="edge", bottom=free, color=BLUE, label="paid")
-    date_axis(ax)
-    ax.set_ylabel(f"plays per {grain}")
-    integer_axis(ax.yaxis)
-    ax.legend(loc="upper left", ncols=2, bbox_to_anchor=(0, 1.0))
-    ax.margins(y=0.15)
     texts = [
         f"{period_label(start, grain)}: {p:,} paid, {f:,} free"
         for start, p, f in zip(starts, paid, free, strict=True)
     ]
+    return stacked_periods(
+        fig, starts, grain, (free, ORANGE, "free"), (paid, BLUE, "paid"), "plays", texts
+    )
+
+
+Series = tuple[Sequence[int], str, str]  # values, colour, legend label
+
+
+def period_columns(
+    fig: Any,
+    starts: Sequence[dt.date],
+    grain: str,
+    series: Series,
+    unit: str,
+    texts: Sequence[str],
+) -> list[Tip]:
+    """A count per period, one bar each; a tip per period."""
+    ax = _axes(fig)
+    lefts, widths = period_bars(starts, grain)
+    bars = ax.bar(lefts, series[0], width=widths, align="edge", color=series[1])
+    date_axis(ax)
+    ax.set_ylabel(f"{unit} per {grain}")
+    integer_axis(ax.yaxis)
+    return column_tips(ax, bars, texts)
+
+
+def stacked_periods(
+    fig: Any,
+    starts: Sequence[dt.date],
+    grain: str,
+    lower: Series,
+    upper: Series,
+    unit: str,
+    texts: Sequence[str],
+) -> list[Tip]:
+    """Two counts per period, ``upper`` stacked on ``lower``; a tip per period."""
+    ax = _axes(fig)
+    lefts, widths = period_bars(starts, grain)
+    ax.bar(lefts, lower[0], width=widths, align="edge", color=lower[1], label=lower[2])
+    bars = ax.bar(
+        lefts, upper[0], width=widths, align="edge", bottom=lower[0], color=upper[1], label=upper[2]
+    )
+    date_axis(ax)
+    ax.set_ylabel(f"{unit} per {grain}")
+    integer_axis(ax.yaxis)
+    ax.legend(loc="upper left", ncols=2)
+    ax.margins(y=0.15)
     return column_tips(ax, bars, texts)
 
 

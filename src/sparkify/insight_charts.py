@@ -21,9 +21,11 @@ from sparkify.charts import (
     integer_axis,
     no_data,
     period_bars,
+    period_columns,
     period_label,
     ranking,
     ranking_axis,
+    stacked_periods,
 )
 
 RETENTION_COHORTS = 12  # the latest cohorts drawn, and the weeks after their first
@@ -31,38 +33,24 @@ CHART_ROWS = 10  # rows of a ranking drawn (the table under it has them all)
 
 
 def active_users(fig: Any, result: Result, grain: str) -> list[Tip]:
-    ax = fig.axes[0]
-    starts = [r[0] for r in result.rows]
-    lefts, widths = period_bars(starts, grain)
-    bars = ax.bar(lefts, [int(r[1]) for r in result.rows], width=widths, align="edge", color=BLUE)
-    date_axis(ax)
-    ax.set_ylabel(f"users per {grain}")
-    integer_axis(ax.yaxis)
     texts = [
         f"{period_label(r[0], grain)}: {int(r[1]):,} active ({int(r[2]):,} paid, "
         f"{int(r[3]):,} free)"
         for r in result.rows
     ]
-    return column_tips(ax, bars, texts)
+    starts, users = [r[0] for r in result.rows], [int(r[1]) for r in result.rows]
+    return period_columns(fig, starts, grain, (users, BLUE, ""), "users", texts)
 
 
 def new_vs_returning(fig: Any, result: Result, grain: str) -> list[Tip]:
-    ax = fig.axes[0]
     starts = [r[0] for r in result.rows]
     new, back = [int(r[1]) for r in result.rows], [int(r[2]) for r in result.rows]
-    lefts, widths = period_bars(starts, grain)
-    ax.bar(lefts, back, width=widths, align="edge", color=BLUE, label="returning")
-    bars = ax.bar(lefts, new, width=widths, align="edge", bottom=back, color=GREEN, label="new")
-    date_axis(ax)
-    ax.set_ylabel(f"users per {grain}")
-    integer_axis(ax.yaxis)
-    ax.legend(loc="upper left", ncols=2)
-    ax.margins(y=0.15)
     texts = [
         f"{period_label(s, grain)}: {n:,} new, {b:,} returning"
         for s, n, b in zip(starts, new, back, strict=True)
     ]
-    return column_tips(ax, bars, texts)
+    lower, upper = (back, BLUE, "returning"), (new, GREEN, "new")
+    return stacked_periods(fig, starts, grain, lower, upper, "users", texts)
 
 
 def retention(fig: Any, result: Result) -> list[Tip]:
