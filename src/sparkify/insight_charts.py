@@ -156,7 +156,7 @@ def song_feedback(fig: Any, result: Result) -> list[Tip]:
     ranking_axis(ax, labels, "listeners' thumbs")
     integer_axis(ax.xaxis)
     ax.xaxis.set_major_formatter(lambda value, _: f"{abs(value):,.0f}")
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower right")
     return [
         Tip(ax, f"net {u - d:+,}: {label} ({u:,} up, {d:,} down)", y=(i - 0.5, i + 0.5))
         for i, (label, u, d) in enumerate(zip(labels, ups, downs, strict=True))
