@@ -42,6 +42,12 @@ KEYS: tuple[Key, ...] = (
     Key("WAREHOUSE", "DSN", secret=True, help="postgresql://user@host:port/db (server backends)"),
     Key("WAREHOUSE", "SCHEMA", "public", help="schema for the tables (server backends)"),
     Key("WAREHOUSE", "WORK_MEM", "256MB", help="PostgreSQL work_mem for sparkify's session"),
+    Key(
+        "WAREHOUSE",
+        "MEMORY_LIMIT",
+        "1GB",
+        help="DuckDB memory_limit (beyond it DuckDB spills to disk; its own default: 80% of RAM)",
+    ),
     Key("CLUSTER", "HOST", help="server host name"),
     Key("CLUSTER", "DB_NAME", "sparkify", help="database name"),
     Key("CLUSTER", "DB_USER", help="database user"),

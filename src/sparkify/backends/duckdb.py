@@ -89,6 +89,7 @@ class DuckDBBackend(Backend):
                 # setting up the connection (queries over ~2 s would draw a progress bar on
                 # stderr), not a statement of the run: sql() runs it at once
                 con.sql("SET enable_progress_bar = false")
+                self._limit_memory(con)
                 return con
             except duckdb.IOException as exc:
                 # only a database file written by an older version, folding its WAL, waits
@@ -99,6 +100,18 @@ class DuckDBBackend(Backend):
                 time.sleep(LOCK_POLL_SECONDS)
             except duckdb.Error as exc:
                 raise ConnectionFailed(f"cannot open {path}: {exc}") from None
+
+    def _limit_memory(self, con: duckdb.DuckDBPyConnection) -> None:
+        """``[WAREHOUSE] MEMORY_LIMIT`` (DuckDB's own default is 80% of the RAM): beyond it,
+        DuckDB spills sorts, joins and uncommitted rows to a temporary folder."""
+        limit = self.settings.get("WAREHOUSE", "MEMORY_LIMIT")
+        if not limit:
+            return
+        try:
+            con.execute("SET memory_limit = $limit", {"limit": limit})
+        except duckdb.Error as exc:
+            con.close()
+            raise ConfigError(f"[WAREHOUSE] MEMORY_LIMIT: {exc}") from None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
