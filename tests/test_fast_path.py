@@ -11,15 +11,18 @@ values: same canonical bytes for accepted records, same reason for rejected ones
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from typing import Any
 
+import duckdb
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_records import GOOD_EVENT, NASTY_EVENT_LINES, event
 
+from sparkify.backends.duckdb import DuckDBBackend
 from sparkify.records import (
     EVENT_FIELDS,
     FAST_PATHS,
@@ -34,7 +37,9 @@ from sparkify.records import (
     plain_stage_line,
     stage_line,
 )
-from sparkify.staging import KIND_TABLE, ROW_FORMATS, row_encoder
+from sparkify.staging import KIND_TABLE, ROW_FORMATS, canonical_select, row_encoder
+
+DUCKDB_FORMAT = DuckDBBackend.capabilities.row_format
 
 
 def reference(record: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
@@ -324,3 +329,108 @@ def test_a_file_mixing_both_paths_keeps_line_order_and_numbers() -> None:
     parsed = parse_events(b"\n".join(lines), 5)
     assert [orjson.loads(r)["line_no"] for r in parsed.data.splitlines()] == [1, 2, 4]
     assert [r.line_no for r in parsed.rejects] == [3]
+
+
+# -- DuckDB's staging rows: blocks of lines decoded in one call ------------------------------
+
+# Lines that try to make one decode of a block (the lines joined into one JSON array) read
+# something else than the lines one by one: two records on one line, a record split over two
+# lines, brackets that close the array early, the staged row's own extra keys in the input.
+TRICKY_LINES = [
+    event()[:-1] + b"}," + event(),  # two records on one line
+    event(itemInSession=1)[:-1] + b', "x": [{}',  # a record opened here...
+    b'{}], "page": "NextSong"}',  # ...and closed on the next line
+    b"]",
+    b"[",
+    b"," + event(),
+    event() + b",",
+    event(file_id=3),
+    event(line_no=None),
+    event(song_key="k"),
+    event(artist_key=None),
+    event(userId="\u0000"),
+    b'{"artist": "a\nb"}',
+    b"\x0b" + event(itemInSession=2) + b"\x0c",
+    b"\t" + event(itemInSession=3) + b"\r",
+    event(userId=" 8 "),  # converted by the plain path only
+    event(userId="x"),  # a converter's refusal inside an otherwise good block
+    event(registration=1.5),
+    event(song=" Héllo  WÖRLD "),
+]
+
+
+def plain_file(data: bytes, file_id: int) -> tuple[bytes, list[Reject], int]:
+    """What the plain path stages of a file, line by line, in DuckDB's row format."""
+    encode = row_encoder("staging_events", DUCKDB_FORMAT)
+    out, rejects, lines = bytearray(), [], 0
+    for line_no, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):
+        line = raw.strip()
+        if line:
+            lines += 1
+            verdict = plain_stage_line("events", line, file_id, line_no, Counter())
+            if isinstance(verdict, Reject):
+                rejects.append(verdict)
+            else:
+                encode(verdict, out)
+    return bytes(out), rejects, lines
+
+
+def assert_same_file(lines: list[bytes]) -> None:
+    data = b"\n".join(lines)
+    parsed = parse_events(data, 9, row_encoder("staging_events", DUCKDB_FORMAT))
+    rows, rejects, read = plain_file(data, 9)
+    assert bytes(parsed.data) == rows
+    assert parsed.rejects == rejects
+    assert parsed.lines_read == read and parsed.rows_staged == read - len(rejects)
+
+
+@pytest.mark.parametrize("tricky", range(len(TRICKY_LINES)))
+def test_a_block_with_a_tricky_line_stages_what_the_lines_stage_one_by_one(tricky: int) -> None:
+    good = [event(itemInSession=n) for n in range(5)]
+    assert_same_file([*good[:2], TRICKY_LINES[tricky], *good[2:]])
+    assert_same_file([TRICKY_LINES[tricky]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [event(itemInSession=n) for n in range(3)]
+            + TRICKY_LINES
+            + [line for line, _ in NASTY_EVENT_LINES]
+            + [b"", b"   "]
+        ),
+        max_size=12,
+    )
+)
+def test_files_of_any_lines_stage_what_the_lines_stage_one_by_one(lines: list[bytes]) -> None:
+    assert_same_file(lines)
+
+
+def test_a_text_split_over_two_lines_is_not_read_as_one_record() -> None:
+    """Joined by a bare comma, these three lines would decode as three records (the first
+    two as one event whose song is "a,b"); the newline between them forbids it."""
+    assert_same_file([event()[:-1] + b', "song": "a', b'b"}', TRICKY_LINES[0]])
+
+
+def test_long_files_are_decoded_in_blocks_and_keep_their_line_numbers() -> None:
+    lines = [event(itemInSession=n % 1000, sessionId=n // 1000) for n in range(2500)]
+    lines[1700] = b"{broken"
+    assert_same_file(lines)
+
+
+def test_duckdb_reads_its_staging_rows_as_the_column_keyed_rows() -> None:
+    """The raw-keyed JSON lines DuckDB stages read back as the rows the plain path makes."""
+    lines = [event(), event(userId=""), event(registration=None, song=None), TRICKY_LINES[-1]]
+    data = b"\n".join(lines)
+    parsed = parse_events(data, 4, row_encoder("staging_events", DUCKDB_FORMAT))
+    expected = [
+        plain_stage_line("events", line, 4, n, Counter()) for n, line in enumerate(lines, 1)
+    ]
+    con = duckdb.connect()
+    with tempfile.NamedTemporaryFile(suffix=".json") as part:
+        part.write(parsed.data)
+        part.flush()
+        read = con.execute(canonical_select("staging_events", DUCKDB_FORMAT), {"path": [part.name]})
+        got = read.fetchall()
+    assert [list(row[:-1]) for row in got] == expected  # the last column is derived

@@ -3,8 +3,6 @@ event file in chunks, so its peak does not grow with the file."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from conftest import Warehouse, run_cli
@@ -32,7 +30,11 @@ def test_a_bad_memory_limit_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "log_data").mkdir()
     args = ["--database", str(tmp_path / "w.duckdb"), "--songs", str(songs)]
     result = run_cli(
-        "etl", *args, "--logs", str(tmp_path / "log_data"), env={"SPARKIFY_WAREHOUSE_MEMORY_LIMIT": "lots"}
+        "etl",
+        *args,
+        "--logs",
+        str(tmp_path / "log_data"),
+        env={"SPARKIFY_WAREHOUSE_MEMORY_LIMIT": "lots"},
     )
     assert result.exit_code == EXIT_USAGE, result.output
     assert "[WAREHOUSE] MEMORY_LIMIT" in result.stderr

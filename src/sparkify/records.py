@@ -17,7 +17,7 @@ import math
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -180,7 +180,8 @@ SONG_FIELDS: tuple[Field, ...] = (
 FIELDS = {"events": EVENT_FIELDS, "songs": SONG_FIELDS}
 KNOWN_KEYS = {kind: frozenset(f.key for f in fields) for kind, fields in FIELDS.items()}
 # Converters of fields the raw data usually writes in another JSON type than the column's:
-# the fast path decodes any number or text for them and converts it in Python.
+# the fast path decodes any number or text for them and converts it in Python. Both give
+# integers (``FastPath._filler`` relies on it).
 CONVERTED = frozenset({_user_id, _integer})
 
 
@@ -384,22 +385,30 @@ class FastPath:
     ``CONVERTED``) are decoded as int, float or str, and a value not already of its
     converter's result type and range goes through the converter. A missing required field,
     a key it does not know, a value of another JSON type, a long text, a NUL escape,
-    anything msgspec refuses to decode or a converter's
-    refusal makes ``staged_values`` return None: the plain path then decides.
+    anything msgspec refuses to decode or a converter's refusal makes it decline the line
+    (None): the plain path then decides.
+
+    A record is decoded into a struct of the whole staged row (``record_type``: where it
+    came from, its fields, their match keys), filled in place; ``RawKeyedRows`` encodes
+    that very struct. ``block`` decodes many lines in one call.
     """
 
     def __init__(self, kind: str) -> None:
         fields = FIELDS[kind]
-        spec: list[tuple[str, Any, Any]] = []
-        # the converted fields: (position in the staged row, converter, type kept as is, low,
-        # high)
-        checks: list[tuple[int, Callable[[Any], Any], Any, Any, Any]] = []
-        for i, f in enumerate(fields, start=len(STAGED_EXTRA)):
+        # Where the record came from and its match keys are filled in after decoding: typed
+        # UnsetType, a key of theirs in the input fails the decode (the plain path counts it
+        # as an unknown field).
+        spec: list[tuple[str, Any, Any]] = [
+            (column, msgspec.UnsetType, msgspec.UNSET) for column in STAGED_EXTRA
+        ]
+        # the converted fields: (column, converter)
+        checks: list[tuple[str, Callable[[Any], Any]]] = []
+        for f in fields:
             kept, low, high = _SHORTCUTS.get(f.convert, (None, None, None))
             decoded: Any
             if f.convert in CONVERTED:
                 decoded = int | float | str
-                checks.append((i, f.convert, kept, low, high))
+                checks.append((f.column, f.convert))
             elif kept is str:  # short enough to fit its width (and its match key's) unmeasured
                 decoded = Annotated[str, msgspec.Meta(max_length=self._sure_fit(f, kind))]
             else:  # an int or a finite float in [low, high], as the converter keeps it
@@ -408,20 +417,22 @@ class FastPath:
                 spec.append((f.column, decoded, msgspec.NODEFAULT))
             else:
                 spec.append((f.column, decoded | None, None))
+        spec += [(key, msgspec.UnsetType, msgspec.UNSET) for _, key in MATCH_KEYS[kind]]
         # Unknown keys are declined, not skipped: msgspec skips a value without checking it
         # the way orjson does (invalid UTF-8, 1e400, nesting too deep to parse).
-        decoder_type = msgspec.defstruct(
-            f"Raw_{kind}",
+        self.record_type = msgspec.defstruct(
+            f"Staged_{kind}",
             spec,
             kw_only=True,
             rename={f.column: f.key for f in fields},
             forbid_unknown_fields=True,
+            gc=False,  # scalars only: a block of records need not wake the garbage collector
         )
-        self.decode = msgspec.json.Decoder(decoder_type).decode
+        self.decode = msgspec.json.Decoder(self.record_type).decode
+        self.decode_block = msgspec.json.Decoder(list[self.record_type]).decode  # type: ignore[name-defined]
         self.checks = tuple(checks)
-        columns = staged_columns(kind)
-        # positions of the texts whose match keys follow the fields in a staged row
-        self.key_sources = tuple(columns.index(source) for source, _ in MATCH_KEYS[kind])
+        self.key_sources = MATCH_KEYS[kind]  # (text, its match key)
+        self.fill = self._filler()
 
     @staticmethod
     def _sure_fit(spec: Field, kind: str) -> int:
@@ -433,22 +444,120 @@ class FastPath:
             chars = min(chars, MATCH_KEY_BYTES // FOLDED_BYTES_PER_CHAR)
         return chars
 
-    def staged_values(self, line: bytes, file_id: int, line_no: int) -> list[Any] | None:
+    def _filler(self) -> Callable[[list[Any], Sequence[int], int], None]:
+        """``fill(records, line_nos, file_id)``: completes decoded records in place (where each
+        came from, the converted fields, the match keys; a converter's refusal raises
+        FieldError), by a function generated for the kind: one statement per field, no
+        loop or lookup per value (this runs for every staged line). For events it reads::
+
+            def fill(records, line_nos, file_id):
+                for record, line_no in zip(records, line_nos):
+                    record.file_id = file_id
+                    record.line_no = line_no
+                    v = record.registration
+                    if type(v) is float:
+                        record.registration = (
+                            int(v) if v.is_integer() and -EXACT <= v <= EXACT else CONVERT0(v)
+                        )
+                    elif type(v) is str:
+                        ...
+                    ...
+                    record.song_key = MATCH_KEY(record.song)
+                    ...
+        """
+        # EXACT: floats up to it are exact integers; 18 ASCII digits are within INT64
+        scope: dict[str, Any] = {"EXACT": 2.0**53, "INT64": INT64}
+        body = ["for record, line_no in zip(records, line_nos):"]
+        body += ["    record.file_id = file_id", "    record.line_no = line_no"]
+        # The converted fields hold integers (CONVERTED): an int within INT64 is kept, and
+        # an integral float or a short text of ASCII digits (the raw data's shapes) is the
+        # int the converter would return; anything else goes through the converter.
+        for i, (name, convert) in enumerate(self.checks):
+            scope[f"CONVERT{i}"] = convert
+            body += [
+                f"    v = record.{name}",
+                "    if type(v) is float:",
+                f"        record.{name} = (",
+                f"            int(v) if v.is_integer() and -EXACT <= v <= EXACT else CONVERT{i}(v)",
+                "        )",
+                "    elif type(v) is str:",
+                f"        record.{name} = (",
+                "            int(v) if len(v) < 19 and v.isascii() and v.isdigit()",
+                f"            else CONVERT{i}(v)",
+                "        )",
+                "    elif v is not None and not -INT64 <= v <= INT64:",
+                f"        record.{name} = CONVERT{i}(v)",
+            ]
+        scope["MATCH_KEY"] = match_key
+        body += [
+            f"    record.{key} = MATCH_KEY(record.{source})" for source, key in self.key_sources
+        ]
+        source = "def fill(records, line_nos, file_id):\n" + "".join(f"    {b}\n" for b in body)
+        exec(compile(source, f"<fill staged rows of {self.record_type.__name__}>", "exec"), scope)
+        fill: Callable[[list[Any], Sequence[int], int], None] = scope["fill"]
+        return fill
+
+    def record(self, line: bytes, file_id: int, line_no: int) -> Any:
+        """The staged row of one line as a ``record_type`` struct, or None: declined."""
         if b"\\u0000" in line:
             return None
         try:
-            values = [file_id, line_no, *astuple(self.decode(line))]
-            for i, convert, kept, low, high in self.checks:
-                value = values[i]
-                if value is not None and not (
-                    type(value) is kept and (low is None or low <= value <= high)
-                ):
-                    values[i] = convert(value)
-            for i in self.key_sources:
-                values.append(match_key(values[i]))
-            return values
+            record = self.decode(line)
+            self.fill([record], (line_no,), file_id)
         except (msgspec.MsgspecError, FieldError, UnicodeError, RecursionError):
             return None
+        return record
+
+    def staged_values(self, line: bytes, file_id: int, line_no: int) -> list[Any] | None:
+        """The staged row of one line as a list (see ``staged_columns``), or None."""
+        record = self.record(line, file_id, line_no)
+        return None if record is None else list(astuple(record))
+
+    def block(self, joined: bytes, line_nos: Sequence[int], file_id: int) -> list[Any] | None:
+        """The staged rows of the lines numbered ``line_nos``, joined by a newline and a
+        comma into one JSON array (``joined``), decoded in one call; or None when any line
+        must be judged on its own.
+
+        As a string cannot hold a raw newline and no field holds an array or object, no
+        element can span two lines; so when there are as many elements as lines, each line
+        is exactly one element (blank lines make the array invalid), and is accepted or
+        declined as it would be alone.
+        """
+        if b"\\u0000" in joined:
+            return None
+        try:
+            records = self.decode_block(joined)
+            if len(records) != len(line_nos):
+                return None
+            self.fill(records, line_nos, file_id)
+        except (msgspec.MsgspecError, FieldError, UnicodeError, RecursionError):
+            return None
+        return records
+
+
+class RawKeyedRows:
+    """Staged rows as JSON lines keyed by the raw record's keys (``userId``, not
+    ``user_id``; DuckDB's staging rows, read by ``staging.canonical_select``): the fast
+    path's structs are encoded as they were decoded, a block of them in one call, and a row
+    of the plain path through the same struct, so both give the same bytes."""
+
+    def __init__(self, kind: str) -> None:
+        self.record_type = FAST_PATHS[kind].record_type
+        self.columns = staged_columns(kind)
+        encoder = msgspec.json.Encoder()
+        self._encode_into = encoder.encode_into
+        self._encode_lines = encoder.encode_lines
+
+    def __call__(self, values: list[Any], out: bytearray) -> None:
+        self._encode_into(self.record_type(**dict(zip(self.columns, values, strict=True))), out, -1)
+        out += b"\n"
+
+    def records(self, records: list[Any], out: bytearray) -> None:
+        out += self._encode_lines(records)
+
+    def json_keys(self) -> dict[str, str]:
+        """Each staged column's key in the JSON lines."""
+        return {f.name: f.encode_name for f in msgspec.structs.fields(self.record_type)}
 
 
 def stage_line(
@@ -477,36 +586,62 @@ def plain_stage_line(
     return staged
 
 
+BLOCK_LINES = 1000  # lines decoded in one call when a file's lines are not all good
+
+
 def _stage_lines(
     kind: str, lines: Iterable[tuple[int, bytes]], file_id: int, encode: RowEncoder
 ) -> Parsed:
-    """The verdict of every line that is not blank, rows encoded into ``Parsed.data``."""
+    """The verdict of every line that is not blank, rows encoded into ``Parsed.data``. Rows
+    keyed by the raw keys are decoded a block of lines at a time (``FastPath.block``)."""
     result = Parsed()
     out = result.data
     reject = result.rejects.append
-    lines_read = rows_staged = 0
-    for line_no, raw in lines:
-        line = raw.strip()
-        if not line:
-            continue
-        lines_read += 1
-        verdict = stage_line(kind, line, file_id, line_no, result.unknown_fields)
-        if isinstance(verdict, Reject):
-            reject(verdict)
-        else:
-            encode(verdict, out)
-            rows_staged += 1
-    result.lines_read, result.rows_staged = lines_read, rows_staged
+    kept = [(line_no, line) for line_no, raw in lines if (line := raw.strip())]
+    keyed = encode if isinstance(encode, RawKeyedRows) else None
+    size = BLOCK_LINES if keyed else max(len(kept), 1)
+    rows_staged = 0
+    for start in range(0, len(kept), size):
+        block = kept[start : start + size]
+        if keyed:
+            joined = b"[" + b"\n,".join([line for _, line in block]) + b"]"
+            records = FAST_PATHS[kind].block(joined, [n for n, _ in block], file_id)
+            if records is not None:
+                keyed.records(records, out)
+                rows_staged += len(records)
+                continue
+        for line_no, line in block:
+            verdict = stage_line(kind, line, file_id, line_no, result.unknown_fields)
+            if isinstance(verdict, Reject):
+                reject(verdict)
+            else:
+                encode(verdict, out)
+                rows_staged += 1
+    result.lines_read, result.rows_staged = len(kept), rows_staged
     return result
 
 
-def parse_events(data: bytes, file_id: int, encode: RowEncoder | None = None) -> Parsed:
-    """Parse a JSON-lines event file. Blank lines are not records and are not counted.
-    Rows are encoded by ``encode`` (by default as JSON lines)."""
-    if data.startswith(b"\xef\xbb\xbf"):
+def parse_events(
+    data: bytes, file_id: int, encode: RowEncoder | None = None, first_line: int = 1
+) -> Parsed:
+    """Parse a JSON-lines event file (or a part of one that starts at line ``first_line``
+    and ends at a line's end). Blank lines are not records and are not counted. Rows are
+    encoded by ``encode`` (by default as JSON lines). Rows keyed by the raw keys are decoded
+    in one call for the whole data when every line is good, else by blocks of lines."""
+    if data.startswith(b"\xef\xbb\xbf") and first_line == 1:
         data = data[3:]
-    lines = enumerate(data.split(b"\n"), start=1)
-    return _stage_lines("events", lines, file_id, encode or JSON_ROWS["events"])
+    encode = encode or JSON_ROWS["events"]
+    if isinstance(encode, RawKeyedRows) and (body := data.rstrip(b"\r\n")):
+        count = body.count(b"\n") + 1
+        line_nos = range(first_line, first_line + count)
+        joined = b"[" + body.replace(b"\n", b"\n,") + b"]"
+        records = FAST_PATHS["events"].block(joined, line_nos, file_id)
+        if records is not None:
+            result = Parsed(lines_read=count, rows_staged=count)
+            encode.records(records, result.data)
+            return result
+    lines = enumerate(data.split(b"\n"), start=first_line)
+    return _stage_lines("events", lines, file_id, encode)
 
 
 def parse_songs(data: bytes, file_id: int, encode: RowEncoder | None = None) -> Parsed:

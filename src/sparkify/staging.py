@@ -3,9 +3,11 @@
 A parse task hands each accepted record over as a list of values in ``CANONICAL`` column
 order and writes it in the row format the warehouse's bulk loader reads:
 
-- ``json``: JSON lines keyed by column. ``canonical_select`` is the DuckDB query that reads
-  them typed, with the derived columns added; DuckDB inserts from it and Redshift uploads the
-  lines for its COPY.
+- ``json``: JSON lines keyed by column; Redshift uploads the lines for its COPY.
+- ``rawjson``: the same JSON lines keyed by the raw record's keys (``userId``), which the
+  fast path writes without building a row of its own (``records.RawKeyedRows``).
+  ``canonical_select`` is the DuckDB query that reads them typed, with the derived columns
+  added; DuckDB inserts from it.
 - ``pgcopy``: tuples of PostgreSQL's binary COPY format, derived columns included, so the
   server parses no text at all. A file of them is a COPY body without its header and trailer.
 """
@@ -23,6 +25,7 @@ from sparkify.records import (
     MATCH_KEY_BYTES,
     MATCH_KEYS,
     MAX_RAW_CHARS,
+    RawKeyedRows,
     RowEncoder,
     json_rows,
     staged_columns,
@@ -72,8 +75,9 @@ CANONICAL: dict[str, tuple[dict[str, str], dict[str, Derived]]] = {
     "etl_rejects": (REJECT_COLUMNS, {}),
 }
 KIND_TABLE = {"events": "staging_events", "songs": "staging_songs"}
+TABLE_KIND = {table: kind for kind, table in KIND_TABLE.items()}
 
-ROW_FORMATS = ("json", "pgcopy")
+ROW_FORMATS = ("json", "rawjson", "pgcopy")
 
 
 def table_columns(table: str) -> list[str]:
@@ -96,12 +100,16 @@ MAX_JSON_LINE_BYTES = max(
 )
 
 
-def canonical_select(table: str, path_parameter: str = "$path") -> str:
-    """``SELECT`` over files of JSON-lines staged rows for ``table`` (DuckDB SQL)."""
+def canonical_select(table: str, row_format: str = "rawjson", path_parameter: str = "$path") -> str:
+    """``SELECT`` over files of JSON-lines staged rows for ``table`` in ``row_format``
+    (``json`` or ``rawjson``; DuckDB SQL)."""
     read, derived = CANONICAL[table]
-    struct_type = ", ".join(f"'{name}': '{sql_type}'" for name, sql_type in read.items())
+    keys = {name: name for name in read}
+    if row_format == "rawjson" and table in TABLE_KIND:
+        keys = _raw_keyed(TABLE_KIND[table]).json_keys()
+    struct_type = ", ".join(f"'{keys[name]}': '{sql_type}'" for name, sql_type in read.items())
     selected = [
-        *(f'"{name}"' for name in read),
+        *(f'"{keys[name]}" AS "{name}"' for name in read),
         *(f'{d.duckdb} AS "{name}"' for name, d in derived.items()),
     ]
     # DuckDB refuses a line longer than maximum_object_size (16 MB by default): never ours.
@@ -113,11 +121,18 @@ def canonical_select(table: str, path_parameter: str = "$path") -> str:
 
 
 @cache
+def _raw_keyed(kind: str) -> RawKeyedRows:
+    return RawKeyedRows(kind)
+
+
+@cache
 def row_encoder(table: str, row_format: str) -> RowEncoder:
     """How a row of ``table`` (its values in ``CANONICAL`` read order) is appended to a
     buffer; see ``RowEncoder``."""
     read, derived = CANONICAL[table]
-    if row_format == "json":
+    if row_format == "rawjson" and table in TABLE_KIND:
+        return _raw_keyed(TABLE_KIND[table])
+    if row_format in ("json", "rawjson"):
         return json_rows(table, list(read))
     if row_format == "pgcopy":
         return _pgcopy_rows(read, derived)

@@ -34,7 +34,9 @@ class Capabilities:
     sql_chain: tuple[str, ...]  # dialect files, most specific first
     paramstyle: Literal["dollar", "pyformat"]  # how :name parameters are bound
     supports_schema: bool  # tables live in a configurable schema
-    row_format: Literal["json", "pgcopy"] = "json"  # staged rows' encoding (sparkify.staging)
+    row_format: Literal["json", "rawjson", "pgcopy"] = (
+        "json"  # staged rows' encoding (sparkify.staging)
+    )
     # writes outside a run's transaction (creating tables) need a transaction of their own
     writes_in_transaction: bool = False
     # a run that rebuilds whole tables builds them on several connections, in a schema of

@@ -51,6 +51,7 @@ class DuckDBBackend(Backend):
         paramstyle="dollar",
         supports_schema=False,
         writes_in_transaction=True,
+        row_format="rawjson",
     )
 
     def __init__(self, settings: Any, read_only: bool = False) -> None:
@@ -219,7 +220,8 @@ class DuckDBBackend(Backend):
     @classmethod
     def load_sql(cls, table: str) -> str:
         columns = ", ".join(f'"{c}"' for c in table_columns(table))
-        return f'INSERT INTO "{table}" ({columns})\n{canonical_select(table)}'
+        select = canonical_select(table, cls.capabilities.row_format)
+        return f'INSERT INTO "{table}" ({columns})\n{select}'
 
     @classmethod
     def load_statements(cls, table: str) -> list[Sent]:
