@@ -3,6 +3,9 @@ event file in chunks, so its peak does not grow with the file."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import Warehouse, run_cli
@@ -39,3 +42,49 @@ def test_a_bad_memory_limit_is_one_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == EXIT_USAGE, result.output
     assert "[WAREHOUSE] MEMORY_LIMIT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# A parse task in a fresh process: its peak resident memory (kernel's ru_maxrss) after
+# parsing one generated day file of N lines, read in chunks of CHUNK_BYTES.
+PEAK_OF_PARSE = """
+import resource, sys
+from pathlib import Path
+from test_records import event
+from sparkify import parsing
+from sparkify.sources import LocalSource
+
+lines, root = int(sys.argv[1]), Path(sys.argv[2])
+parsing.CHUNK_BYTES = 1024 * 1024
+root.mkdir()
+line = event(song="A song title of some length", artist="An artist")
+(root / "2018-11-01-events.json").write_bytes(b"\\n".join([line] * lines))
+del line
+source = LocalSource(str(root))
+inputs = [parsing.FileInput(file, 1, None) for file in source.list_files()]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+[result] = parsing.parse_task("events", "rawjson", source, inputs, root / "part")
+assert result.rows_staged == lines, result
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def _parse_peak_kib(lines: int, folder: Path) -> int:
+    tests = Path(__file__).parent
+    run = subprocess.run(
+        [sys.executable, "-c", PEAK_OF_PARSE, str(lines), str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tests,
+        env={**os.environ, "PYTHONPATH": str(tests)},
+    )
+    return int(run.stdout)
+
+
+def test_a_parse_worker_peak_does_not_grow_with_the_file(tmp_path: Path) -> None:
+    """About 3 MB and 30 MB of events: the whole file read at once would add about three
+    times its size (its bytes, its lines, its rows) to the peak; streamed in 1 MiB chunks,
+    the larger file adds what a chunk costs, whatever its size."""
+    small = _parse_peak_kib(8_000, tmp_path / "small")
+    large = _parse_peak_kib(80_000, tmp_path / "large")
+    assert large - small < 12 * 1024, (small, large)

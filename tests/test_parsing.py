@@ -75,3 +75,62 @@ def test_a_file_gone_after_listing_is_one_clear_error(parser: Parser, tmp_path: 
     ids = {f.url: n for n, f in enumerate(files, start=1)}
     with pytest.raises(SourceError, match=r"cannot read .*02-events\.json: No such file"):
         list(parser.parse(source, "events", files, ids, {}, lambda done, **counts: None))
+
+
+# -- large files are streamed in chunks --------------------------------------------------------
+
+STREAMED_LINES = [
+    b"\xef\xbb\xbf" + event(itemInSession=0),  # a byte-order mark opens the file
+    b"",
+    event(itemInSession=1, song="x" * 200) + b"\r",
+    b"{broken",
+    b"   ",
+    event(itemInSession=2, userId=" 8 "),
+    event(itemInSession=3, country="PT"),  # an unknown field, counted
+    *[event(itemInSession=n) for n in range(4, 40)],
+    b'{"ts": "\xff"}',
+]
+
+
+@pytest.mark.parametrize("row_format", ["json", "rawjson", "pgcopy"])
+@pytest.mark.parametrize("ending", [b"", b"\n", b"\n\n"])
+def test_a_file_streamed_in_chunks_parses_as_it_does_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, row_format: str, ending: bytes
+) -> None:
+    """Chunks smaller than a line, cut anywhere: the same rows, rejects, line numbers,
+    counts and fingerprint as the whole file parsed at once."""
+    data = b"\n".join(STREAMED_LINES) + ending
+    root = tmp_path / "logs"
+    root.mkdir()
+    (root / "2018-11-01-events.json").write_bytes(data)
+    source = LocalSource(str(root))
+    files = source.list_files()
+    results = {}
+    for chunk in (97, len(data) + 1):  # streamed, then whole
+        monkeypatch.setattr(parsing, "CHUNK_BYTES", chunk)
+        part = tmp_path / f"part-{chunk}"
+        [result] = parsing.parse_task("events", row_format, source, _inputs(files), part)
+        results[chunk] = (result, part.read_bytes())
+    (streamed, streamed_rows), (whole, whole_rows) = results.values()
+    assert streamed_rows == whole_rows
+    assert (streamed.lines_read, streamed.rows_staged) == (whole.lines_read, whole.rows_staged)
+    assert streamed.rejects == whole.rejects and [r.line_no for r in whole.rejects] == [4, 44]
+    assert streamed.unknown_fields == whole.unknown_fields == {"country": 1}
+    assert streamed.fingerprint == whole.fingerprint == fingerprint(data)
+
+
+def test_a_known_file_streamed_with_the_same_content_is_not_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_days(tmp_path / "logs", 30)
+    monkeypatch.setattr(parsing, "CHUNK_BYTES", 100)
+    [file] = source.list_files()[-1:]
+    loaded = fingerprint(Path(file.url).read_bytes())
+    inputs = [parsing.FileInput(file, 1, loaded)]
+    [result] = parsing.parse_task("events", "rawjson", source, inputs, tmp_path / "part")
+    assert result.unchanged and result.lines_read == 0
+    assert not (tmp_path / "part").exists() or not (tmp_path / "part").read_bytes()
+
+
+def _inputs(files: list) -> list[parsing.FileInput]:
+    return [parsing.FileInput(file, n, None) for n, file in enumerate(files, start=1)]

@@ -4,7 +4,9 @@ Files are handed out in tasks. A task reads its local files itself (an object st
 are read by the main process and sent along), fingerprints them, parses those whose content
 is not loaded yet and appends their canonical rows to its own part file in the run's scratch
 folder. Only counts and rejects come back, so rows never pass through the main process, and
-memory is bounded by the tasks in flight.
+memory is bounded by the tasks in flight. A task reads an event file larger than
+``CHUNK_BYTES`` in chunks cut at line ends, so a worker's memory does not grow with the size of
+a file.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from sparkify.progress import Advance
-from sparkify.records import PARSERS, Reject
-from sparkify.sources import Source, SourceFile, fingerprint
+from sparkify.records import PARSERS, Parsed, Reject, RowEncoder, count_unknown, parse_events
+from sparkify.sources import (
+    Source,
+    SourceFile,
+    fingerprint,
+    fingerprint_of,
+    start_fingerprint,
+)
 from sparkify.staging import KIND_TABLE, row_encoder
 
 PARALLEL_PARSE_BYTES = 16 * 1024 * 1024  # below this, worker start-up costs more than it saves
@@ -35,6 +44,7 @@ FILE_COST_BYTES = 4096  # opening a file costs about as much as parsing this man
 READ_BATCH_BYTES = 256 * 1024 * 1024  # read ahead at most this much (bounds memory)
 TASK_BYTES = 8 * 1024 * 1024  # files are grouped into tasks of about this size...
 TASK_FILES = 2000  # ...and at most this many files
+CHUNK_BYTES = 4 * 1024 * 1024  # a worker streams a larger event file in chunks of this size
 
 
 @dataclass
@@ -72,6 +82,10 @@ def parse_task(
     results = []
     with part.open("ab") as out:
         for item in files:
+            if item.data is None and kind == "events" and item.file.size > CHUNK_BYTES:
+                assert source is not None
+                results.append(_stream_events(source, item, encode, out, part))
+                continue
             data = item.data
             if data is None:
                 assert source is not None
@@ -82,17 +96,53 @@ def parse_task(
                 continue
             parsed = parse(data, item.file_id, encode)
             out.write(parsed.data)
-            results.append(
-                FileParse(
-                    digest,
-                    lines_read=parsed.lines_read,
-                    rows_staged=parsed.rows_staged,
-                    rejects=parsed.rejects,
-                    part=part if parsed.rows_staged else None,
-                    unknown_fields=dict(parsed.unknown_fields),
-                )
-            )
+            results.append(_file_parse(digest, parsed, part))
     return results
+
+
+def _file_parse(digest: str, parsed: Parsed, part: Path) -> FileParse:
+    return FileParse(
+        digest,
+        lines_read=parsed.lines_read,
+        rows_staged=parsed.rows_staged,
+        rejects=parsed.rejects,
+        part=part if parsed.rows_staged else None,
+        unknown_fields=dict(parsed.unknown_fields),
+    )
+
+
+def _stream_events(
+    source: Source, item: FileInput, encode: RowEncoder, out: BinaryIO, part: Path
+) -> FileParse:
+    """Fingerprint and parse a large event file chunk by chunk, each cut after its last
+    line end (what follows opens the next one); the lines, and so their verdicts and
+    numbers, are those of the whole file. A file whose URL is known is fingerprinted first
+    (one more read), so that the same content is not parsed."""
+    if item.loaded_fingerprint is not None:
+        hasher = start_fingerprint()
+        for chunk in source.read_chunks(item.file, CHUNK_BYTES):
+            hasher.update(chunk)
+        if fingerprint_of(hasher) == item.loaded_fingerprint:
+            return FileParse(item.loaded_fingerprint, unchanged=True)
+    hasher = start_fingerprint()
+    total = Parsed()
+    line_no, rest = 1, b""
+    for chunk in [*source.read_chunks(item.file, CHUNK_BYTES), b""]:
+        hasher.update(chunk)
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1 if chunk else len(data)
+        if not cut:
+            rest = data  # a line longer than a chunk: read on
+            continue
+        data, rest = data[:cut], data[cut:]
+        parsed = parse_events(data, item.file_id, encode, line_no)
+        line_no += data.count(b"\n")
+        out.write(parsed.data)
+        total.lines_read += parsed.lines_read
+        total.rows_staged += parsed.rows_staged
+        total.rejects += parsed.rejects
+        count_unknown(total.unknown_fields, parsed.unknown_fields.items())
+    return _file_parse(fingerprint_of(hasher), total, part)
 
 
 class Parser:

@@ -19,6 +19,8 @@ from sparkify.sources.base import (
     SourceFile,
     filter_by_date,
     fingerprint,
+    fingerprint_of,
+    start_fingerprint,
 )
 from sparkify.sources.local import LocalSource, is_local
 from sparkify.text import printable
@@ -31,9 +33,11 @@ __all__ = [
     "SourceFile",
     "filter_by_date",
     "fingerprint",
+    "fingerprint_of",
     "is_local",
     "open_source",
     "printable",
+    "start_fingerprint",
 ]
 
 

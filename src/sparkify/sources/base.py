@@ -58,7 +58,16 @@ def ledger_problem(url: str) -> str | None:
 
 
 def fingerprint(data: bytes) -> str:
-    return "blake2b:" + hashlib.blake2b(data, digest_size=16).hexdigest()
+    return fingerprint_of(start_fingerprint(data))
+
+
+def start_fingerprint(data: bytes = b"") -> hashlib.blake2b:
+    """A fingerprint to feed a file's bytes in pieces (``update``), then ``fingerprint_of``."""
+    return hashlib.blake2b(data, digest_size=16)
+
+
+def fingerprint_of(hasher: hashlib.blake2b) -> str:
+    return "blake2b:" + hasher.hexdigest()
 
 
 class Source:
@@ -74,6 +83,10 @@ class Source:
 
     def read(self, file: SourceFile) -> bytes:
         raise NotImplementedError
+
+    def read_chunks(self, file: SourceFile, size: int) -> Iterator[bytes]:
+        """The file's bytes in pieces of about ``size`` bytes (sources that can stream)."""
+        yield self.read(file)
 
     def read_many(self, files: Iterable[SourceFile]) -> Iterator[tuple[SourceFile, bytes]]:
         """Contents in the order given; object stores override this to read concurrently."""

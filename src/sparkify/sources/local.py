@@ -62,6 +62,11 @@ class LocalSource(Source):
     def read(self, file: SourceFile) -> bytes:
         """The file's bytes. It is opened without blocking and must still be a regular file,
         so an entry replaced by a FIFO after the listing cannot make the run wait."""
+        return b"".join(self.read_chunks(file, -1))
+
+    def read_chunks(self, file: SourceFile, size: int) -> Iterator[bytes]:
+        """The file's bytes in pieces of ``size`` bytes (-1: all at once), opened as
+        ``read`` says."""
         try:
             fd = os.open(file.url, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
@@ -72,10 +77,19 @@ class LocalSource(Source):
                 raise SourceError(
                     f"cannot read {printable(file.url)}: not a regular file ({_file_type(mode)})"
                 )
-            try:
-                return handle.read()
-            except OSError as exc:
-                raise SourceError(f"cannot read {printable(file.url)}: {exc.strerror}") from None
+            while True:
+                try:
+                    chunk = handle.read(size)
+                except OSError as exc:
+                    raise SourceError(
+                        f"cannot read {printable(file.url)}: {exc.strerror}"
+                    ) from None
+                if size < 0:
+                    yield chunk
+                    return
+                if not chunk:
+                    return
+                yield chunk
 
 
 def _problem(path: str, found: os.stat_result | None) -> str | None:
