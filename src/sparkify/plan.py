@@ -234,6 +234,7 @@ RUN_PLAN = RunPlan(
         Step("build_star_tables", "lanes", ("loads", "rebuild")),
         *TRANSFORM_PLAN,
         Step("drop_run_tables", when=("reads_files",)),
+        Step("check_keys", when=("loads",)),
         Step("table_counts", "query"),
         Step("swap_tables", "swap", ("rebuild",), checkpoint="swap"),
         Step("record_run", "insert", table="etl_runs", columns=RUN_COLUMNS),

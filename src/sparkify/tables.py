@@ -49,11 +49,17 @@ class Dialect:
     not_null_primary_key: bool = False  # write NOT NULL beside PRIMARY KEY
     reserved: frozenset[str] = frozenset()  # column names to quote
     physical_design: bool = False  # DISTSTYLE / DISTKEY / SORTKEY
+    # keys are not declared (no index) but checked by the run before it commits (check_keys)
+    checked_keys: bool = False
 
 
 # Looked up along a backend's dialect chain (``Capabilities.sql_chain``), like the .sql files.
 DIALECTS = {
-    "common": Dialect(),  # DuckDB compares text byte by byte and needs no widths
+    "common": Dialect(),
+    # DuckDB compares text byte by byte and needs no widths. It keeps a key's index (an ART)
+    # in memory, rebuilt at COMMIT: 0.4 s of a 1M-event load's COMMIT, and beyond its
+    # memory limit a load fails. A run checks the keys itself instead (check_keys).
+    "duckdb": Dialect(not_null_primary_key=True, checked_keys=True),
     # The database collation (en_US...) ignores punctuation and case at first.
     "postgres": Dialect(byte_order_collation='COLLATE "C"'),
     # A bare VARCHAR is 256 bytes and widths count bytes; match keys get twice their
@@ -389,7 +395,8 @@ def dialect_of(chain: tuple[str, ...]) -> Dialect:
     return next(DIALECTS[name] for name in chain if name in DIALECTS)
 
 
-def _column(column: Column, dialect: Dialect) -> str:
+def _column(column: Column, dialect: Dialect, in_key: bool = False) -> str:
+    """A column's definition; ``in_key``: part of its table's key of several columns."""
     name = f'"{column.name}"' if column.name in dialect.reserved else column.name
     sql_type, _, width_class = column.type.partition(":")
     if width_class and dialect.widths:
@@ -397,19 +404,20 @@ def _column(column: Column, dialect: Dialect) -> str:
     parts = [sql_type]
     if column.byte_order and dialect.byte_order_collation:
         parts.append(dialect.byte_order_collation)
-    if column.not_null or (column.primary_key and dialect.not_null_primary_key):
+    key_part = column.primary_key or (in_key and dialect.checked_keys)
+    if column.not_null or (key_part and dialect.not_null_primary_key):
         parts.append("NOT NULL")
-    if column.primary_key:
+    if column.primary_key and not dialect.checked_keys:
         parts.append("PRIMARY KEY")
-    if column.unique:
+    if column.unique and not dialect.checked_keys:
         parts.append("UNIQUE")
     return f"{name} {' '.join(parts)}"
 
 
 def create_statement(table: Table, dialect: Dialect) -> str:
     """``CREATE TABLE`` for ``table`` in ``dialect``."""
-    columns = [_column(c, dialect) for c in table.columns]
-    if table.primary_key:
+    columns = [_column(c, dialect, c.name in table.primary_key) for c in table.columns]
+    if table.primary_key and not dialect.checked_keys:
         columns.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
     if table.temporary:
         return f"CREATE TEMPORARY TABLE {table.name} ({', '.join(columns)})"
@@ -426,11 +434,34 @@ def create_statement(table: Table, dialect: Dialect) -> str:
 
 def create_statements(chain: tuple[str, ...]) -> dict[str, str]:
     """The DDL as named statements for a dialect chain: ``create_<table>`` for each table
-    and ``create_affected``, its statements each ending with a semicolon."""
+    and ``create_affected``, its statements each ending with a semicolon; and
+    ``check_keys`` (see ``Dialect.checked_keys``)."""
     dialect = dialect_of(chain)
     named = {
         f"create_{t.name}": create_statement(t, dialect) + ";"
         for t in (*DECLARED, RUN_FILES, FILE_VERSIONS)
     }
     named["create_affected"] = "\n".join(create_statement(t, dialect) + ";" for t in AFFECTED)
+    # Keys no index enforces are checked before COMMIT; elsewhere their indexes do it.
+    named["check_keys"] = "\n".join(check_key_statements()) if dialect.checked_keys else ""
     return named
+
+
+def table_keys(table: Table) -> list[tuple[str, ...]]:
+    """The keys ``table`` declares: its primary key and its unique columns."""
+    keys: list[tuple[str, ...]] = [(c.name,) for c in table.columns if c.primary_key or c.unique]
+    return [*keys, table.primary_key] if table.primary_key else keys
+
+
+def check_key_statements() -> list[str]:
+    """Per declared key, a DuckDB statement that fails (``error``) when two rows share it."""
+    statements = []
+    for table in DECLARED:
+        for key in table_keys(table):
+            columns = ", ".join(key)
+            message = f"duplicate keys in {table.name} ({columns}); the run was rolled back"
+            statements.append(
+                f"SELECT error('{message}') WHERE EXISTS (SELECT 1 FROM {table.name} "
+                f"GROUP BY {columns} HAVING COUNT(*) > 1);"
+            )
+    return statements

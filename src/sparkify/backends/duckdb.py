@@ -108,8 +108,8 @@ class DuckDBBackend(Backend):
         limit = self.settings.get("WAREHOUSE", "MEMORY_LIMIT")
         if not limit:
             return
-        try:
-            con.execute("SET memory_limit = $limit", {"limit": limit})
+        try:  # like the progress bar: setting up the connection, not a statement of the run
+            con.sql("SET memory_limit = $limit", params={"limit": limit})
         except duckdb.Error as exc:
             con.close()
             raise ConfigError(f"[WAREHOUSE] MEMORY_LIMIT: {exc}") from None
