@@ -34,6 +34,7 @@ from sparkify.records import (
     convert_record,
     parse_events,
     parse_record,
+    parse_songs,
     plain_stage_line,
     stage_line,
 )
@@ -434,3 +435,24 @@ def test_duckdb_reads_its_staging_rows_as_the_column_keyed_rows() -> None:
         read = con.execute(canonical_select("staging_events", DUCKDB_FORMAT), {"path": [part.name]})
         got = read.fetchall()
     assert [list(row[:-1]) for row in got] == expected  # the last column is derived
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from([f.key for f in SONG_FIELDS] + ["file_id"]), json_values),
+    st.booleans(),
+)
+def test_song_files_stage_in_duckdb_format_what_the_plain_path_stages(
+    changes: dict, pretty: bool
+) -> None:
+    """A song file, on one line or pretty-printed: DuckDB's rows are the plain path's."""
+    record = {"song_id": "S1", "artist_id": "A1", "title": " Héllo ", **changes}
+    body = orjson.dumps(record, option=orjson.OPT_INDENT_2 if pretty else 0)
+    parsed = parse_songs(body, 5, row_encoder("staging_songs", DUCKDB_FORMAT))
+    verdict = plain_stage_line("songs", body, 5, 1, Counter())
+    if isinstance(verdict, Reject):
+        assert parsed.rejects == [verdict] and not parsed.data
+    else:
+        expected = bytearray()
+        row_encoder("staging_songs", DUCKDB_FORMAT)(verdict, expected)
+        assert parsed.data == expected and not parsed.rejects

@@ -655,8 +655,13 @@ def parse_songs(data: bytes, file_id: int, encode: RowEncoder | None = None) -> 
     body = data.strip()
     if not body:
         return Parsed()
-    staged = FAST_PATHS["songs"].staged_values(body, file_id, 1)
-    if staged is not None:
+    if isinstance(encode, RawKeyedRows):  # the struct is the staged row
+        record = FAST_PATHS["songs"].record(body, file_id, 1)
+        if record is not None:
+            result = Parsed(lines_read=1, rows_staged=1)
+            encode.records([record], result.data)
+            return result
+    elif (staged := FAST_PATHS["songs"].staged_values(body, file_id, 1)) is not None:
         result = Parsed(lines_read=1, rows_staged=1)
         encode(staged, result.data)
         return result
