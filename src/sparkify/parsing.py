@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
@@ -127,7 +128,7 @@ def _stream_events(
     hasher = start_fingerprint()
     total = Parsed()
     line_no, rest = 1, b""
-    for chunk in [*source.read_chunks(item.file, CHUNK_BYTES), b""]:
+    for chunk in chain(source.read_chunks(item.file, CHUNK_BYTES), [b""]):  # b"": the end
         hasher.update(chunk)
         data = rest + chunk
         cut = data.rfind(b"\n") + 1 if chunk else len(data)
