@@ -83,3 +83,29 @@ def test_a_parse_worker_peak_does_not_grow_with_the_file(tmp_path: Path) -> None
     small = _parse_peak_kib(8_000, tmp_path / "small")
     large = _parse_peak_kib(80_000, tmp_path / "large")
     assert large - small < 12 * 1024, (small, large)
+
+
+def test_a_spill_folder_left_by_a_killed_run_is_removed(tmp_path: Path) -> None:
+    """DuckDB spills beyond its memory limit into ``<file it writes>.tmp/``, the run's copy
+    being ``<file>.run-<pid>``; a killed run leaves that folder, and the next run removes
+    it with the copy."""
+    songs = tmp_path / "song_data"
+    write_song(songs, song("S1", "Title", "Artist", 200.0))
+    (tmp_path / "log_data").mkdir()
+    database = tmp_path / "w.duckdb"
+    args = [
+        "--database",
+        str(database),
+        "--songs",
+        str(songs),
+        "--logs",
+        str(tmp_path / "log_data"),
+    ]
+    assert run_cli("etl", *args).exit_code == 0
+    spill = tmp_path / "w.duckdb.run-999999.tmp"
+    spill.mkdir()
+    (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"x")
+    write_song(songs, song("S2", "Other", "Artist", 100.0))
+    result = run_cli("etl", *args)
+    assert result.exit_code == 0, result.stderr
+    assert not spill.exists()

@@ -172,10 +172,14 @@ class DuckDBBackend(Backend):
 
     @staticmethod
     def _remove_copies(path: Path) -> None:
-        """The copies (and their logs) of runs that ended or died; under the run lock."""
+        """The copies (and their logs and spill folders, ``<copy>.tmp/``) of runs that
+        ended or died; under the run lock."""
         for copy in path.parent.glob(f"{path.name}.run-*"):
-            with suppress(FileNotFoundError):
-                copy.unlink()
+            if copy.is_dir() and not copy.is_symlink():
+                shutil.rmtree(copy, ignore_errors=True)
+            else:
+                with suppress(FileNotFoundError):
+                    copy.unlink()
 
     def close(self) -> None:
         if self._con is not None:
