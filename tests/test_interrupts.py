@@ -16,6 +16,8 @@ import pytest
 from conftest import Warehouse, etl
 from test_atomicity import builds, half_loaded, state
 
+from sparkify.staging import ROW_FORMATS
+
 # Runs a load in worker processes (even for little data), and at the step named by argv[4]
 # prints the workers' process ids and the scratch folder, then calls ``stop``.
 RUNNER = textwrap.dedent(
@@ -107,7 +109,7 @@ def test_a_killed_runs_scratch_files_are_removed_by_the_next_run(
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     [left] = scratch.iterdir()  # where the user can find it: $TMPDIR/sparkify-<pid>-...
     assert left.name.startswith(f"sparkify-{left.name.split('-')[1]}-")
-    assert any(left.rglob("*.json")) or any(left.rglob("*.pgcopy"))
+    assert any(any(left.rglob(f"*.{row_format}")) for row_format in ROW_FORMATS)
     wait_until_gone([int(left.name.split("-")[1])])
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     summary = etl(warehouse, data)
