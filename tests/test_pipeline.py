@@ -147,6 +147,61 @@ def test_split_and_backfilled_loads_equal_one_load(
     assert dump(backfill) == expected
 
 
+def test_backfills_and_changed_old_files_give_the_tables_of_one_load(
+    new_warehouse: Callable[[], Warehouse], tmp_path: Path
+) -> None:
+    """A run reads the history from the earliest time it touches (users, user_levels), the
+    sessions it touches (songplays) and the start times its plays had and have (time): a
+    late day whose sessions lie far below the loaded ones, a changed old file that takes a
+    user's latest events away, and a later copy of an old play must all give the tables of
+    one load of the same files."""
+    write_song(tmp_path, song("SO1", "Song One", "The Band", 200.0))
+    day = [NOV_1 + n * DAY_MS for n in range(4)]
+    tune = {"song": "Song One", "artist": "The Band", "length": 200.0}
+    first = write_day(tmp_path, [
+        play(day[0] + 1000, 1, 100, 0, **tune),
+        play(day[0] + 2000, 2, 101, 0, level="paid"),
+        play(day[0] + 3000, 2, 101, 1, level="paid", firstName="Old"),
+    ])  # fmt: skip
+    write_day(tmp_path, [
+        play(day[2] + 1000, 1, 300, 0, level="paid"),
+        play(day[2] + 5000, 2, 301, 0, level="free"),
+        play(day[2] + 6000, 3, 302, 0, level=None),
+    ])  # fmt: skip
+    incremental = new_warehouse()
+
+    def same_as_one_load() -> None:
+        at_once = new_warehouse()
+        etl(at_once, tmp_path)
+        assert dump(incremental) == dump(at_once)
+
+    etl(incremental, tmp_path)
+    # A late day, sessions far below: user 1 turns paid a day earlier, then free again.
+    write_day(tmp_path, [
+        play(day[1] + 1000, 1, 5, 0, level="paid", **tune),
+        play(day[1] + 2000, 1, 5, 1, level="free"),
+        play(day[1] + 3000, 3, 6, 0, level="free"),
+    ])  # fmt: skip
+    assert etl(incremental, tmp_path)["files"]["new"] == 1
+    same_as_one_load()
+    # The first day changes: user 2's events there go but one; user 1's play moves on.
+    first.write_bytes(b"\n".join([
+        orjson.dumps(play(day[0] + 1500, 1, 100, 0, **tune)),
+        orjson.dumps(play(day[0] + 2000, 2, 101, 0, level="free")),
+    ]))  # fmt: skip
+    assert etl(incremental, tmp_path)["files"]["changed"] == 1
+    same_as_one_load()
+    # A new day holds a later copy of a day-3 play: that play's start time changes.
+    write_day(tmp_path, [
+        play(day[3] + 1000, 3, 400, 0, level="paid"),
+        play(day[2] + 9000, 1, 300, 0, level="paid"),
+    ])  # fmt: skip
+    assert etl(incremental, tmp_path)["files"]["new"] == 1
+    same_as_one_load()
+    assert incremental.query("SELECT COUNT(*) FROM time WHERE start_time = "
+                             "TIMESTAMP '2018-11-03 00:00:01'") == [(0,)]  # fmt: skip
+
+
 def test_a_changed_file_is_reloaded_without_duplicates(
     warehouse: Warehouse, semantics_data: Path
 ) -> None:

@@ -34,7 +34,9 @@ from sparkify.errors import (
     TransientWarehouseError,
     WarehouseError,
 )
+from sparkify.generator import GenerateOptions, generate
 from sparkify.pipeline import EtlOptions, ensure_tables, run_etl
+from sparkify.plan import TRANSFORM_STEPS
 from sparkify.staging import CANONICAL, PGCOPY_HEADER, PGCOPY_TRAILER, row_encoder
 from sparkify.tables import TABLES
 
@@ -740,6 +742,60 @@ def test_postgres_and_duckdb_build_identical_star_tables(
     for table in STAR_ORDER:
         assert_same_rows(table, expected[table], actual[table])
     assert sum(1 for row in actual["songplays"] if row[4] is not None) > 0
+
+
+# -- an incremental run reads the new data, not the history ------------------------------
+ZONE_MAPPED = ("staging_events", "time")  # read by every run's transforms
+
+
+def transform_reads(warehouse: Warehouse, data: Path, until: dt.date | None = None) -> dict:
+    """Blocks of each ``ZONE_MAPPED`` table that one run's transforms fetch (read or found
+    in the buffer cache), counted by the run's own transaction."""
+    backend = warehouse.backend()
+    backend.connect()
+    counts: dict[str, list[int]] = {table: [] for table in ZONE_MAPPED}
+
+    def count(checkpoint: str) -> None:
+        if checkpoint in ("ledger", TRANSFORM_STEPS[-1]):  # just before and after them
+            for table in ZONE_MAPPED:
+                fetched = backend.query(
+                    "SELECT pg_stat_get_xact_blocks_fetched(CAST(:table AS regclass))",
+                    {"table": table},
+                )
+                counts[table].append(int(fetched.scalar()))
+
+    options = EtlOptions(songs=str(data / "song_data"), logs=str(data / "log_data"), until=until)
+    try:
+        run_etl(backend, options, fail_after=count)
+    finally:
+        backend.close()
+    return {table: after - before for table, (before, after) in counts.items()}
+
+
+def test_a_new_day_on_a_month_of_history_reads_the_new_days_blocks(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    """With BRIN indexes standing in for Redshift's zone maps, the transforms of a run that
+    adds one day to thirty read blocks in proportion to that day: every read of staging and
+    time is bounded by values (sessions, start times, file ids) the run's keys give."""
+    generate(tmp_path, GenerateOptions(users=400, days=31, songs=50, events_per_user_day=4))
+    pg = pg_warehouse(postgres_dsn)
+    first = transform_reads(pg, tmp_path, until=dt.date(2018, 11, 30))
+    pages = dict(
+        pg.query(
+            "SELECT relname, relpages FROM pg_class WHERE relnamespace = "
+            "CAST(current_schema() AS regnamespace) AND relname IN ('staging_events', 'time')"
+        )
+    )
+    assert pages["staging_events"] > 1000  # a month of history (after the first ANALYZE)
+    second = transform_reads(pg, tmp_path)
+    assert second["staging_events"] < 0.15 * first["staging_events"], (first, second)
+    assert second["time"] < 0.15 * pages["time"], (second, pages)
+    at_once = duck_warehouse(tmp_path)
+    etl(at_once, tmp_path)
+    expected, actual = dump(at_once), dump(pg)
+    for table in STAR_ORDER:
+        assert_same_rows(table, expected[table], actual[table])
 
 
 def test_unicode_titles_match_like_duckdb(postgres_dsn: str, unicode_data: Path) -> None:

@@ -1053,6 +1053,33 @@ def test_staging_is_analyzed_after_it_is_loaded_and_before_the_transforms(
             assert analyzed and max(staged, default=-1) < analyzed[-1] < transform, table
 
 
+# A range of bound values on a column that zone maps cover (staging_events is sorted by
+# session_id; file ids and start times follow the same order, time).
+BOUNDED_READ = re.compile(
+    r"\b(session_id|file_id) BETWEEN \$\d+ AND \$\d+|\bstart_time >= \$\d+"
+)
+
+
+def test_a_run_reads_staging_events_only_within_bound_ranges(
+    wire: list[LoggedStatement],
+) -> None:
+    """In a run that affects some of the keys, every statement that reads staging_events
+    limits it by a range of bound values, so Redshift's zone maps skip the history's blocks;
+    but re-matching plays of any time to songs that changed, and a LIMIT 1 probe."""
+    partial = [t for t in transactions(wire) if any("INTO affected_plays" in s.sql for s in t)]
+    assert len(partial) == 2  # the second load and the rerun with a changed file
+    for run in partial:
+        reads = [
+            s.sql for s in sent(run)
+            if re.search(r"\b(FROM|JOIN) staging_events\b", s.sql)
+            and statement_kind(s.sql) != "ANALYZE"
+            and "LIMIT 1" not in s.sql and "affected_titles" not in s.sql
+        ]  # fmt: skip
+        assert len(reads) >= 4  # snapshots, the songplays and the users' histories
+        for sql in reads:
+            assert BOUNDED_READ.search(sql), sql
+
+
 @pytest.mark.parametrize("backend", [PostgresBackend, RedshiftBackend])
 def test_the_run_analyzes_staging_as_a_step_before_the_transforms(
     backend: type[PostgresBackend],
