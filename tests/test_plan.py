@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlglot
 from conftest import Warehouse, run_cli
-from datasets import song, write_song
+from datasets import DAY_MS, NOV_1, play, song, write_day, write_song
 from recording import Recorder, facts, recorded_run
 
 from sparkify.backends import backend_class
@@ -121,7 +121,8 @@ def test_a_run_sends_exactly_the_planned_statements(
     summary, sent = recorded_run(warehouse, two_days, recorder)
     assert (summary.files_new, summary.files_changed, summary.rows_rejected) == (1, 1, 1)
     second = facts(reads_files=True, known_changed=True, stage_songs=True, new_songs=True,
-                   stage_events=True, rejects=True, loads=True, some_keys=True)  # fmt: skip
+                   stage_events=True, rejects=True, loads=True, some_keys=True,
+                   songs_affected=True)  # fmt: skip
     assert sent == expected_statements(backend, second)
 
     # 3. A file touched but not changed: its ledger version is updated, nothing loaded.
@@ -133,4 +134,12 @@ def test_a_run_sends_exactly_the_planned_statements(
     # 4. Nothing new: the run reads the ledger and records itself.
     summary, sent = recorded_run(warehouse, two_days, recorder)
     assert sent == expected_statements(backend, facts())
+
+    # 5. A new day and no song file: plays are matched to songs only in their own rows.
+    write_day(two_days, [play(NOV_1 + 2 * DAY_MS, 3, 12, 0)])
+    summary, sent = recorded_run(warehouse, two_days, recorder)
+    new_day = facts(reads_files=True, stage_events=True, new_events=True, loads=True,
+                    some_keys=True)  # fmt: skip
+    assert sent == expected_statements(backend, new_day)
+    assert not any("affected_titles t" in sql for sql in sent)
     assert sent[sent.index(backend.begin_sql) + 1].startswith(("LOCK", "SELECT COALESCE"))

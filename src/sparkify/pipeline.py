@@ -44,6 +44,8 @@ UNKNOWN_FIELDS_BYTES = 1000  # etl_runs.unknown_fields
 RUN_ATTEMPTS = 3
 NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # a full disk or quota
 RETRY_DELAY_SECONDS = 0.5
+# No event is older (ts is checked to be >= 0): where a run reads whole histories from.
+HISTORY_START = dt.datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,8 @@ class Run:
         self.rebuilding = False  # the tables are built anew and swapped in (sparkify.rebuild)
         self.build: Build | None = None
         self.first_runs: dict[int, int] = {}
+        # The ranges of values that bound the transforms' reads (see sql/common.sql).
+        self.key_ranges: dict[str, Any] = {"from_time": HISTORY_START}
         self.scratch = ExitStack()  # the part files' folder, until the run ends
         self.parsing = ExitStack()  # the parse workers, until the last file is parsed
         self.scratch_dir = Path()
@@ -347,6 +351,7 @@ class Run:
             "loads": lambda: bool(loads) or moves_or_prunes,
             "some_keys": lambda: not self.all_keys,
             "model_unbuilt": lambda: self.model_unbuilt,
+            "songs_affected": lambda: any(kind == "songs" for _, kind in self.run_files()),
             "version_updates": lambda: bool(self.version_updates),
             "numbered": lambda: bool(self.summary.run_id),
             "parallel_build": lambda: self.backend.capabilities.parallel_build,
@@ -367,12 +372,37 @@ class Run:
             [(songs, song_files), (logs, event_files)], self.options.max_errors, self.progress
         )
 
+    def run_files(self) -> list[tuple[int, str]]:
+        """(file_id, kind) of the files whose staged rows this run replaces or re-ranks, as
+        far as they are known yet: the rows of run_files."""
+        return [
+            *((load.file_id, load.kind) for load in self.loads),
+            *((known.file_id, known.kind) for known in self.pruned),
+            *((move.known.file_id, move.known.kind) for move in self.moves),
+        ]
+
+    def ranges(self) -> dict[str, Any]:
+        """The bound values of the statements' ranges (those a statement names are sent)."""
+        file_ids = [file_id for file_id, _ in self.run_files()]
+        return {
+            "low_file": min(file_ids, default=None),
+            "high_file": max(file_ids, default=None),
+            **self.key_ranges,
+        }
+
+    def removes_events(self) -> bool:
+        """Whether the run takes staged events away: changed or pruned event files."""
+        changed = {url for plan in self.plans if plan.kind == "events" for url in plan.loaded}
+        return any(load.file.url in changed for load in self.loads) or any(
+            known.kind == "events" for known in self.pruned
+        )
+
     def do_run(self, step: Step) -> None:
         backend = self.backend
         if step.name == "lock_wait":
             backend.run(step.name, backend.lock_params())
         else:
-            backend.run(step.name, all_keys=self.all_keys and step.all_keys)
+            backend.run(step.name, self.ranges(), all_keys=self.all_keys and step.all_keys)
 
     def do_lock(self, step: Step) -> None:
         self.backend.lock_run()
@@ -394,7 +424,7 @@ class Run:
         if step.does == "insert":
             backend.insert_rows(step.table, step.columns, self.rows(step))
         else:
-            backend.run(step.name, all_keys=True)
+            backend.run(step.name, {"from_time": HISTORY_START}, all_keys=True)
         if step.checkpoint:
             self.fail_after(step.checkpoint)
 
@@ -424,6 +454,18 @@ class Run:
             self.all_keys = not rows[0][0]
         elif step.name == "count_user_events":
             self.model_unbuilt = not rows[0][0]
+        elif step.name == "affected_bounds":
+            low_play, high_play, low_session, high_session, from_time = rows[0]
+            self.key_ranges.update(
+                low_play=low_play,
+                high_play=high_play,
+                low_session=low_session,
+                high_session=high_session,
+                # A user whose latest events go is rebuilt from their first event.
+                from_time=HISTORY_START if self.removes_events() else from_time,
+            )
+        elif step.name == "time_bounds":
+            self.key_ranges.update(low_time=rows[0][0], high_time=rows[0][1])
         elif step.name == "read_first_runs":
             self.first_runs = {int(file_id): int(first) for file_id, first in rows}
         elif step.name == "table_counts":

@@ -39,6 +39,8 @@ CONDITIONS = {
     "some_keys": "events of other files are staged: only some plays and users are affected",
     "model_unbuilt": "user_events is empty (a warehouse loaded by a version without the event "
     "model): every staged session is affected",
+    "songs_affected": "song files are new, changed, moved or pruned (their songs may match "
+    "plays of any time)",
     "version_updates": "known files' change tokens moved but their content did not",
     "parsed_rows": "sparkify parsed files of this kind (local files, or s3:// files under "
     "[S3] RAW_COPY_MIN_BYTES)",
@@ -131,33 +133,33 @@ RUN_COLUMNS = (
 )
 FAILURE_COLUMNS = ("run_id", "started_at", "finished_at", "status", "message")
 FAILED_REJECT_COLUMNS = ("run_id", "url", "line_no", "reason", "raw")
-# The transforms, in order; those only a run affecting some of the keys needs are marked.
+# The transforms, in order. Those only a run affecting some of the keys needs read the
+# ranges of values (sessions, start times) that bound the other steps' reads of the history.
+_SOME_KEYS = ("loads", "some_keys")
 TRANSFORMS = (
-    ("affect_late_songs", True),
-    ("rank_files", False),
-    ("analyze_run_tables", False),
-    ("upsert_songplays", False),
-    ("analyze_songplays", False),
-    ("collect_user_changes", False),
-    ("upsert_users", False),
-    ("upsert_user_levels", False),
-    ("upsert_songs", False),
-    ("upsert_artists", False),
-    ("refresh_time", False),
-    ("upsert_user_events", False),
-    ("analyze_user_events", False),
-    ("upsert_sessions", False),
-    ("upsert_subscription_changes", False),
-    ("upsert_song_feedback", False),
-    ("refresh_user_agents", False),
-    ("refresh_locations", False),
-)
-TRANSFORM_STEPS = tuple(name for name, _ in TRANSFORMS)
-TRANSFORM_PLAN = tuple(
-    Step(name, when=("loads", "some_keys", "in_place") if partial else ("loads", "in_place"),
-         all_keys=True, checkpoint=name)
-    for name, partial in TRANSFORMS
+    Step("affect_late_songs", when=(*_SOME_KEYS, "songs_affected"),
+         checkpoint="affect_late_songs"),
+    Step("rank_files", when=("loads",), checkpoint="rank_files"),
+    Step("analyze_run_tables", when=("loads",), checkpoint="analyze_run_tables"),
+    Step("affected_bounds", "query", _SOME_KEYS),
+    Step("snapshot_play_times", when=_SOME_KEYS),  # the times the affected plays had
+    Step("upsert_songplays", when=("loads",), all_keys=True, checkpoint="upsert_songplays"),
+    Step("analyze_songplays", when=("loads",), all_keys=True, checkpoint="analyze_songplays"),
+    Step("snapshot_play_times", when=_SOME_KEYS),  # and have
+    Step("time_bounds", "query", _SOME_KEYS),
+    *(
+        Step(name, when=("loads",), all_keys=True, checkpoint=name)
+        for name in ("collect_user_changes", "upsert_users", "upsert_user_levels",
+                     "upsert_songs", "upsert_artists", "refresh_time", "upsert_user_events",
+                     "analyze_user_events", "upsert_sessions", "upsert_subscription_changes",
+                     "upsert_song_feedback", "refresh_user_agents", "refresh_locations")
+    ),
 )  # fmt: skip
+TRANSFORM_STEPS = tuple(step.checkpoint for step in TRANSFORMS if step.checkpoint)
+TRANSFORM_PLAN = tuple(
+    Step(s.name, s.does, (*s.when, "in_place"), all_keys=s.all_keys, checkpoint=s.checkpoint)
+    for s in TRANSFORMS
+)
 # What a rebuild's other connections do before their transforms: their own working tables
 # (temporary tables are a connection's own) with every file of the run and every song.
 BUILD_SETUP = (

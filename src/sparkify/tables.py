@@ -38,6 +38,10 @@ class Table:
     distkey: str = ""
     sortkey: tuple[str, ...] = ()
     compound_sortkey: bool = False
+    # The columns a run's reads limit to a range of bound values, so that only the blocks
+    # holding the range are read: Redshift keeps a zone map (each block's smallest and
+    # largest value) of every column; PostgreSQL gets a BRIN index of these.
+    zone_maps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Dialect:
     physical_design: bool = False  # DISTSTYLE / DISTKEY / SORTKEY
     # keys are not declared (no index) but checked by the run before it commits (check_keys)
     checked_keys: bool = False
+    zone_map_index: str = ""  # the index that stands in for zone maps, where one is needed
 
 
 # Looked up along a backend's dialect chain (``Capabilities.sql_chain``), like the .sql files.
@@ -61,7 +66,11 @@ DIALECTS = {
     # memory limit a load fails. A run checks the keys itself instead (check_keys).
     "duckdb": Dialect(not_null_primary_key=True, checked_keys=True),
     # The database collation (en_US...) ignores punctuation and case at first.
-    "postgres": Dialect(byte_order_collation='COLLATE "C"'),
+    # A BRIN index keeps the smallest and largest value of each range of 16 pages (128 KB).
+    "postgres": Dialect(
+        byte_order_collation='COLLATE "C"',
+        zone_map_index="USING brin ({columns}) WITH (pages_per_range = 16)",
+    ),
     # A bare VARCHAR is 256 bytes and widths count bytes; match keys get twice their
     # source's width, as case folding can lengthen text (ß -> ss). Keys are informational
     # only; text already compares byte by byte.
@@ -173,7 +182,10 @@ DECLARED = (
         ),
         diststyle="KEY",
         distkey="session_id",
-        sortkey=("file_id",),
+        # Every copy of an event shares its session, and sessions, files and start times all
+        # follow time: sorted by session, each run's rows lie in few blocks of each.
+        sortkey=("session_id",),
+        zone_maps=("file_id", "session_id", "start_time"),
     ),
     Table(
         "staging_songs",
@@ -213,6 +225,7 @@ DECLARED = (
         diststyle="KEY",
         distkey="user_id",
         sortkey=("start_time",),
+        zone_maps=("start_time",),
     ),
     Table(
         "users",
@@ -378,11 +391,18 @@ FILE_VERSIONS = Table(
 )
 AFFECTED = (
     Table("affected_plays", (_nn("songplay_id", "BIGINT"),), temporary=True),
-    Table("affected_users", (_nn("user_id", "BIGINT"),), temporary=True),
+    # Each affected user, and the time of their earliest event the run adds or removes.
+    Table(
+        "affected_users",
+        (_nn("user_id", "BIGINT"), _nn("start_time", "TIMESTAMP")),
+        temporary=True,
+    ),
     Table("affected_songs", (_nn("song_id", CODE),), temporary=True),
     Table("affected_artists", (_nn("artist_id", CODE),), temporary=True),
     Table("affected_titles", (_c("title_key", KEY), _c("artist_key", KEY)), temporary=True),
     Table("affected_sessions", (_nn("session_id", "BIGINT"),), temporary=True),
+    # The start times the affected plays had before the run and have after it.
+    Table("affected_times", (_nn("start_time", "TIMESTAMP"),), temporary=True),
 )
 TABLES = tuple(table.name for table in DECLARED)
 # The runs' history: a --full-refresh keeps it; every other table holds what runs loaded
@@ -432,13 +452,25 @@ def create_statement(table: Table, dialect: Dialect) -> str:
     return sql
 
 
+def zone_map_statement(table: Table, dialect: Dialect) -> str:
+    """The index that stands in for ``table``'s zone maps in ``dialect`` (none: "")."""
+    if not (table.zone_maps and dialect.zone_map_index):
+        return ""
+    using = dialect.zone_map_index.format(columns=", ".join(table.zone_maps))
+    return f"CREATE INDEX IF NOT EXISTS {table.name}_zone_maps ON {table.name} {using}"
+
+
 def create_statements(chain: tuple[str, ...]) -> dict[str, str]:
     """The DDL as named statements for a dialect chain: ``create_<table>`` for each table
     and ``create_affected``, its statements each ending with a semicolon; and
     ``check_keys`` (see ``Dialect.checked_keys``)."""
     dialect = dialect_of(chain)
     named = {
-        f"create_{t.name}": create_statement(t, dialect) + ";"
+        f"create_{t.name}": "\n".join(
+            sql + ";"
+            for sql in (create_statement(t, dialect), zone_map_statement(t, dialect))
+            if sql
+        )
         for t in (*DECLARED, RUN_FILES, FILE_VERSIONS)
     }
     named["create_affected"] = "\n".join(create_statement(t, dialect) + ";" for t in AFFECTED)

@@ -236,8 +236,9 @@ CREATE TEMPORARY TABLE run_files (file_id INTEGER NOT NULL, kind VARCHAR(8) NOT 
 
 -- name: create_affected
 CREATE TEMPORARY TABLE affected_plays (songplay_id BIGINT NOT NULL);
-CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL);
+CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL, start_time TIMESTAMP NOT NULL);
 CREATE TEMPORARY TABLE affected_songs (song_id VARCHAR NOT NULL);
 CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR NOT NULL);
 CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR, artist_key VARCHAR);
 CREATE TEMPORARY TABLE affected_sessions (session_id BIGINT NOT NULL);
+CREATE TEMPORARY TABLE affected_times (start_time TIMESTAMP NOT NULL);

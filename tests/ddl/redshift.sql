@@ -92,7 +92,7 @@ CREATE TABLE IF NOT EXISTS staging_events (
 )
 DISTSTYLE KEY
 DISTKEY(session_id)
-SORTKEY(file_id);
+SORTKEY(session_id);
 
 -- name: create_staging_songs
 CREATE TABLE IF NOT EXISTS staging_songs (
@@ -277,8 +277,9 @@ SORTKEY(start_time);
 
 -- name: create_affected
 CREATE TEMPORARY TABLE affected_plays (songplay_id BIGINT NOT NULL);
-CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL);
+CREATE TEMPORARY TABLE affected_users (user_id BIGINT NOT NULL, start_time TIMESTAMP NOT NULL);
 CREATE TEMPORARY TABLE affected_songs (song_id VARCHAR(256) NOT NULL);
 CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR(256) NOT NULL);
 CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR(2048), artist_key VARCHAR(2048));
 CREATE TEMPORARY TABLE affected_sessions (session_id BIGINT NOT NULL);
+CREATE TEMPORARY TABLE affected_times (start_time TIMESTAMP NOT NULL);

@@ -164,10 +164,12 @@ class Backend(ABC):
     def query(self, sql: str, params: Params = None) -> Result: ...
 
     def run(self, name: str, params: Params = None, all_keys: bool = False) -> None:
-        """Execute every statement stored under ``name`` (see ``Statements.get``)."""
+        """Execute every statement stored under ``name`` (see ``Statements.get``), each with
+        the values of ``params`` it names."""
         started = time.perf_counter()
         for sql in self.statements.get(name, all_keys):
-            self.execute(sql, params)
+            named = set(_PARAM.findall(sql))
+            self.execute(sql, {k: v for k, v in (params or {}).items() if k in named} or None)
         log.debug("%s: %.3f s", name, time.perf_counter() - started, extra={"step": name})
 
     @abstractmethod

@@ -80,6 +80,14 @@ LIMIT :limit;
 -- "-- affected keys only" (schema.AFFECTED_KEYS_ONLY), and the snapshot of the events.
 -- Leaving them out, rather than binding a flag, keeps each IN (SELECT ...) below a
 -- semi-join for the planner (under an OR it is not one).
+--
+-- Otherwise every read of staging_events, songplays and time is also limited to a range
+-- of bound values that the run's keys give (:low_file/:high_file, the run's file ids;
+-- :low_session/:high_session and :low_play/:high_play, the affected plays'; :from_time,
+-- the earliest event the run adds or removes; :low_time/:high_time, the start times the
+-- affected plays had and have). The key filter decides what is rebuilt; the range only
+-- lets Redshift's zone maps (PostgreSQL: BRIN indexes; DuckDB: its row groups' min/max)
+-- skip the blocks of the history, so a run's cost follows its new data.
 ------------------------------------------------------------------------------------------
 
 
@@ -93,6 +101,7 @@ DROP TABLE IF EXISTS affected_songs;
 DROP TABLE IF EXISTS affected_artists;
 DROP TABLE IF EXISTS affected_titles;
 DROP TABLE IF EXISTS affected_sessions;
+DROP TABLE IF EXISTS affected_times;
 DROP TABLE IF EXISTS file_order;
 
 -- name: snapshot_affected_events
@@ -101,14 +110,16 @@ DROP TABLE IF EXISTS file_order;
 INSERT INTO affected_plays
 SELECT e.session_id * 1000000 + e.item_in_session
 FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
-WHERE e.page = 'NextSong';
+WHERE e.page = 'NextSong' AND e.file_id BETWEEN :low_file AND :high_file;
 INSERT INTO affected_users
-SELECT DISTINCT e.user_id
+SELECT e.user_id, MIN(e.start_time)
 FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
-WHERE e.user_id IS NOT NULL;
+WHERE e.user_id IS NOT NULL AND e.file_id BETWEEN :low_file AND :high_file
+GROUP BY e.user_id;
 INSERT INTO affected_sessions
 SELECT DISTINCT e.session_id
-FROM staging_events e JOIN run_files r ON r.file_id = e.file_id;
+FROM staging_events e JOIN run_files r ON r.file_id = e.file_id
+WHERE e.file_id BETWEEN :low_file AND :high_file;
 
 -- name: snapshot_affected_songs
 INSERT INTO affected_songs
@@ -132,14 +143,16 @@ SELECT COUNT(*) FROM (SELECT 1 FROM user_events LIMIT 1) AS any_row;
 INSERT INTO affected_sessions SELECT DISTINCT session_id FROM staging_events;
 
 -- name: delete_staged_rows
-DELETE FROM staging_events WHERE file_id IN (SELECT file_id FROM run_files);
+DELETE FROM staging_events
+WHERE file_id IN (SELECT file_id FROM run_files) AND file_id BETWEEN :low_file AND :high_file;
 DELETE FROM staging_songs WHERE file_id IN (SELECT file_id FROM run_files);
 DELETE FROM etl_rejects WHERE file_id IN (SELECT file_id FROM run_files);
 
 -- name: affect_late_songs
 -- Plays of a song whose catalogue entry arrived or changed in this run are re-matched (the
 -- plays of this run's own files are affected already), and the feedback on them in their
--- sessions (song_feedback names the song played).
+-- sessions (song_feedback names the song played). They may be of any time: the one read
+-- of staging_events no range limits, in runs that load song files only.
 CREATE TEMPORARY TABLE late_plays AS
 SELECT e.session_id, e.item_in_session
 FROM staging_events e
@@ -165,12 +178,30 @@ SELECT file_id, ROW_NUMBER() OVER (ORDER BY url) AS file_rank FROM etl_files;
 -- name: analyze_run_tables
 -- Planner statistics for the run's temporary tables: nothing to do on DuckDB.
 
+-- name: affected_bounds
+-- The ranges of the affected plays' keys and of the affected sessions (those of every
+-- affected play among them), and the earliest time of an event the run adds or removes.
+SELECT (SELECT MIN(songplay_id) FROM affected_plays), (SELECT MAX(songplay_id) FROM affected_plays),
+       MIN(session_id), MAX(session_id), (SELECT MIN(start_time) FROM affected_users)
+FROM affected_sessions;
+
+-- name: snapshot_play_times
+-- Runs twice, around upsert_songplays: the start times the affected plays had, then have.
+INSERT INTO affected_times
+SELECT start_time FROM songplays
+WHERE songplay_id IN (SELECT songplay_id FROM affected_plays)
+  AND songplay_id BETWEEN :low_play AND :high_play;
+
+-- name: time_bounds
+SELECT MIN(start_time), MAX(start_time) FROM affected_times;
+
 -- name: upsert_songplays
 -- For each affected natural key: the latest copy of the event, and the catalogue entry with
 -- the same title and artist name (match keys: trimmed, case-folded) whose duration is closest
 -- to the played length, then the lowest song_id. No match: the play is kept, song unknown.
 DELETE FROM songplays
 WHERE songplay_id IN (SELECT songplay_id FROM affected_plays)  -- affected keys only
+  AND songplay_id BETWEEN :low_play AND :high_play  -- affected keys only
 ;
 INSERT INTO songplays (songplay_id, start_time, user_id, level, song_id, artist_id,
                        session_id, item_in_session, location, user_agent)
@@ -196,6 +227,7 @@ FROM (
                    song_key, artist_key, ts, file_id, line_no
             FROM staging_events
             WHERE page = 'NextSong'
+              AND session_id BETWEEN :low_session AND :high_session  -- affected keys only
         ) e
         JOIN file_order f ON f.file_id = e.file_id
         WHERE e.songplay_id IN (SELECT songplay_id FROM affected_plays)  -- affected keys only
@@ -210,6 +242,10 @@ WHERE rank = 1;
 -- order of file, then line), keeps what users and user_levels need: each user's latest
 -- event, and every event whose level differs from the user's previous known level. Events
 -- without a level are ranked apart, so they neither start nor break a stretch of a level.
+-- Only the events from :from_time on are read: the level before it is that of the user's
+-- stretch in effect then (user_levels, as the events before :from_time left it), and the
+-- latest event is among them, as every affected user has an event since :from_time (a run
+-- that removes events reads whole histories: :from_time is then the earliest time there is).
 CREATE TEMPORARY TABLE user_changes AS
 SELECT *
 FROM (
@@ -221,16 +257,20 @@ FROM (
     FROM (
         SELECT e.user_id, e.first_name, e.last_name, e.gender, e.level, e.start_time, e.ts,
                e.session_id, e.item_in_session, f.file_rank, e.line_no,
-               LAG(e.level) OVER (
+               COALESCE(LAG(e.level) OVER (
                    PARTITION BY e.user_id, e.level IS NULL
                    ORDER BY e.ts, e.session_id, e.item_in_session, f.file_rank, e.line_no
-               ) AS previous_level,
+               ), b.level) AS previous_level,
                LEAD(e.ts) OVER (
                    PARTITION BY e.user_id, e.level IS NULL
                    ORDER BY e.ts, e.session_id, e.item_in_session, f.file_rank, e.line_no
                ) AS next_ts
-        FROM staging_events e JOIN file_order f ON f.file_id = e.file_id
-        WHERE e.user_id IS NOT NULL
+        FROM staging_events e
+        JOIN file_order f ON f.file_id = e.file_id
+        LEFT JOIN user_levels b
+               ON b.user_id = e.user_id AND b.valid_from < :from_time
+              AND (b.valid_to IS NULL OR b.valid_to >= :from_time)
+        WHERE e.user_id IS NOT NULL AND e.start_time >= :from_time
           AND e.user_id IN (SELECT user_id FROM affected_users)  -- affected keys only
     ) ranked
 ) marked
@@ -255,15 +295,26 @@ FROM (
 WHERE pick = 1;
 
 -- name: upsert_user_levels
--- Type-2 history: one row per stretch of time a user spent on one level.
+-- Type-2 history: one row per stretch of time a user spent on one level. The stretches
+-- from :from_time on are rebuilt; the one in effect before it now ends where the first
+-- rebuilt one starts (a run that adds events and takes none away leaves at least one
+-- stretch after it if there was one).
 DELETE FROM user_levels
-WHERE user_id IN (SELECT user_id FROM affected_users)  -- affected keys only
+WHERE valid_from >= :from_time
+  AND user_id IN (SELECT user_id FROM affected_users)  -- affected keys only
 ;
 INSERT INTO user_levels (user_id, level, valid_from, valid_to)
 SELECT user_id, level, start_time,
        LEAD(start_time) OVER (PARTITION BY user_id ORDER BY start_time)
 FROM user_changes
 WHERE level_changed;
+UPDATE user_levels SET valid_to = rebuilt.valid_from
+FROM (
+    SELECT user_id, MIN(start_time) AS valid_from FROM user_changes
+    WHERE level_changed GROUP BY user_id
+) rebuilt
+WHERE rebuilt.user_id = user_levels.user_id AND user_levels.valid_from < :from_time
+  AND (user_levels.valid_to IS NULL OR user_levels.valid_to >= :from_time);
 
 -- name: upsert_songs
 DELETE FROM songs WHERE song_id IN (SELECT song_id FROM affected_songs);
@@ -299,12 +350,20 @@ WHERE pick = 1;
 -- nothing to do on DuckDB.
 
 -- name: refresh_time
--- Times no play has any more go; the times of this run's plays are added, in key order
--- (appending to the primary key's index is cheaper than inserting all over it). Times of
--- unaffected plays are there from the runs that wrote those plays (a time table edited by
--- hand is not repaired; `sparkify check` reports it, and --full-refresh rebuilds it).
+-- Times the affected plays had and no play has any more go; the times of this run's plays
+-- are added, in key order (appending to the primary key's index is cheaper than inserting
+-- all over it). Times of unaffected plays are there from the runs that wrote those plays
+-- (a time table edited by hand is not repaired; `sparkify check` reports it, and
+-- --full-refresh rebuilds it).
 DELETE FROM time
-WHERE NOT EXISTS (SELECT 1 FROM songplays p WHERE p.start_time = time.start_time);
+WHERE NOT EXISTS (
+    SELECT 1 FROM songplays p
+    WHERE p.start_time = time.start_time
+      AND p.start_time BETWEEN :low_time AND :high_time  -- affected keys only
+)
+  AND start_time BETWEEN :low_time AND :high_time  -- affected keys only
+  AND start_time IN (SELECT start_time FROM affected_times)  -- affected keys only
+;
 INSERT INTO time (start_time, hour, day, week, month, year, weekday)
 SELECT start_time,
        CAST(DATE_PART('hour', start_time) AS INTEGER),
@@ -316,8 +375,13 @@ SELECT start_time,
 FROM (
     SELECT DISTINCT start_time FROM songplays
     WHERE songplay_id IN (SELECT songplay_id FROM affected_plays)  -- affected keys only
+      AND songplay_id BETWEEN :low_play AND :high_play  -- affected keys only
 ) p
-WHERE NOT EXISTS (SELECT 1 FROM time t WHERE t.start_time = p.start_time)
+WHERE NOT EXISTS (
+    SELECT 1 FROM time t
+    WHERE t.start_time = p.start_time
+      AND t.start_time BETWEEN :low_time AND :high_time  -- affected keys only
+)
 ORDER BY start_time;
 
 ------------------------------------------------------------------------------------------
@@ -345,6 +409,7 @@ FROM (
                ORDER BY e.ts DESC, f.file_rank DESC, e.line_no DESC) AS pick
     FROM staging_events e JOIN file_order f ON f.file_id = e.file_id
     WHERE e.session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+      AND e.session_id BETWEEN :low_session AND :high_session  -- affected keys only
 ) latest
 WHERE pick = 1;
 
