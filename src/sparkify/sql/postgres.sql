@@ -24,9 +24,10 @@
 ANALYZE staging_events (file_id, page, user_id, session_id, item_in_session, level,
                         start_time);
 ANALYZE staging_songs;
-SELECT brin_summarize_new_values(c.oid) FROM pg_class c
+SELECT brin_summarize_new_values(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relname IN ('staging_events_zone_maps', 'songplays_zone_maps')
-  AND c.relnamespace = CAST(current_schema() AS regnamespace);
+  AND n.nspname = current_schema();
 
 -- name: analyze_run_tables
 ANALYZE run_files;
