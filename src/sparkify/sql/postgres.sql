@@ -68,7 +68,7 @@ RESET lock_timeout;
 -- tables :tables, which this role must own. Anything the new tables would not have keeps
 -- the run in place, in its one transaction: a view over a table (it would have to be
 -- dropped), grants, triggers, row security, or indexes sparkify does not make (only its
--- primary keys and unique keys are rebuilt).
+-- primary keys, unique keys and zone-map indexes, tables.py, are rebuilt).
 SELECT has_database_privilege(current_database(), 'CREATE')
    AND NOT EXISTS (
        SELECT 1 FROM pg_class c
@@ -79,6 +79,7 @@ SELECT has_database_privilege(current_database(), 'CREATE')
               OR EXISTS (SELECT 1 FROM pg_depend d
                          WHERE d.refobjid = c.oid
                            AND d.classid = CAST('pg_rewrite' AS regclass))
-              OR EXISTS (SELECT 1 FROM pg_index i
-                         WHERE i.indrelid = c.oid AND NOT i.indisunique))
+              OR EXISTS (SELECT 1 FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
+                         WHERE i.indrelid = c.oid AND NOT i.indisunique
+                           AND x.relname <> c.relname || '_zone_maps'))
    );
