@@ -183,7 +183,7 @@ class CheckResult:
         return not self.failed
 
     def summary(self) -> str:
-        """For people: ``16 quality checks ran, 16 passed``."""
+        """For people: ``26 quality checks ran, 26 passed``."""
         return f"{self.ran} quality checks ran, {self.passed} passed"
 
     def raise_on_failure(self, result: object = None) -> None:
