@@ -183,14 +183,22 @@ CTRL_C = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize(
+    ("flags", "printed"),
+    [((), "interrupted\n"), (("--json",), '{"error":"interrupted","exit_code":130}\n')],
+)
 def test_ctrl_c_during_a_load_prints_one_line_and_exits_130(
-    warehouse: Warehouse, generated: Path, tmp_path: Path
+    warehouse: Warehouse,
+    generated: Path,
+    tmp_path: Path,
+    flags: tuple[str, ...],
+    printed: str,
 ) -> None:
     if warehouse.name != "duckdb":
         pytest.skip("the bulk load under test is DuckDB's")
     data = half_loaded(warehouse, generated, tmp_path)
     before = state(warehouse)
-    args = ["etl", "--songs", str(data / "song_data"), "--logs", str(data / "log_data")]
+    args = ["etl", *flags, "--songs", str(data / "song_data"), "--logs", str(data / "log_data")]
     interrupted = subprocess.run(
         [sys.executable, "-c", CTRL_C, *args, *warehouse.cli_args],
         capture_output=True,
@@ -198,7 +206,7 @@ def test_ctrl_c_during_a_load_prints_one_line_and_exits_130(
         start_new_session=True,  # its own process group, as a terminal's foreground job
         timeout=120,
     )
-    assert (interrupted.returncode, interrupted.stderr) == (130, "interrupted\n")
+    assert (interrupted.returncode, interrupted.stderr) == (130, printed)
     assert state(warehouse) == before
     summary = etl(warehouse, data)
     assert summary["files"]["new"] > 0

@@ -348,6 +348,9 @@ def test_every_question_parses_and_calls_only_portable_functions(dialect: str) -
         ),
         (("retention", "--grain", "week"), "query retention takes no --grain"),
         (("files_loaded", "--since", "2018-11-01"), "query files_loaded takes no --since"),
+        (("--sql", "SELECT 1", "--since", "2018-11-01"), "--sql takes no --since"),
+        (("--sql", "SELECT 1", "--grain", "week"), "--sql takes no --grain"),
+        (("--sql", "SELECT 1", "--until", "2018-11-01"), "--sql takes no --until"),
     ],
 )
 def test_a_bad_option_is_one_error_line_and_exit_2(

@@ -10,6 +10,7 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_TOO_MANY_REJECTS = 3
 EXIT_QUALITY = 4
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 class SparkifyError(Exception):

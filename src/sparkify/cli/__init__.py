@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from sparkify import __version__, logs
-from sparkify.cli.common import fail, handle_errors
+from sparkify.cli.common import fail, handle_errors, interrupted
 from sparkify.errors import EXIT_USAGE, SparkifyError, os_error_message
 
 
@@ -54,8 +54,7 @@ class SparkifyGroup(click.Group):
         except OSError as error:  # a path the user gave: not a folder, no permission, ...
             fail(os_error_message(error), EXIT_USAGE)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+            interrupted()
 
 
 @click.group(cls=SparkifyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,7 +17,7 @@ import orjson
 
 from sparkify.api import Warehouse, resolve_settings
 from sparkify.config import Settings
-from sparkify.errors import SparkifyError
+from sparkify.errors import EXIT_INTERRUPTED, SparkifyError
 from sparkify.progress import ProgressFactory, progress_factory
 from sparkify.text import printable
 
@@ -205,6 +205,15 @@ def fail(message: str, exit_code: int) -> NoReturn:
     else:
         echo_line("error: " + " ".join(lines), err=True)
     sys.exit(exit_code)
+
+
+def interrupted() -> NoReturn:
+    """Ctrl-C: ``interrupted`` on stderr (with --json, the JSON error object), exit 130."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(JSON_ERRORS):
+        fail("interrupted", EXIT_INTERRUPTED)
+    click.echo("interrupted", err=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def handle_errors(error: SparkifyError) -> None:

@@ -260,14 +260,16 @@ def query_command(
         return
     if bool(name) == bool(sql_text):
         raise ConfigError("give a query NAME or --sql (see sparkify query --list)")
+    start, end = date_range(since, until, ("--since", "--until"))
+    values = {"grain": grain, "since": start, "until": end}
+    given = {option: value for option, value in values.items() if value is not None}
     if sql_text:
+        if given:
+            raise ConfigError(f"--sql takes no --{next(iter(given))} (filter in the SQL itself)")
         rows = options.warehouse().query(sql_text)
         _print_rows(options, rows, as_csv, "")
         return
     query = analytics.get_query(name or "")
-    start, end = date_range(since, until, ("--since", "--until"))
-    values = {"grain": grain, "since": start, "until": end}
-    given = {option: value for option, value in values.items() if value is not None}
     for option in given:
         if option not in query.options:
             takes = " ".join(f"--{o}" for o in query.options) or "no options"
