@@ -144,7 +144,19 @@ def duckdb_floor(spec: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds, "rows": rows[0] if rows else 0, **_rusage()}
 
 
-OPERATIONS = {"etl": etl, "duckdb_floor": duckdb_floor}
+def generate(spec: dict[str, Any]) -> dict[str, Any]:
+    """``sparkify.generate`` with ``spec["workers"]`` simulating processes: its summary and
+    the CPU time of this process and its (finished) worker processes."""
+    from sparkify.generator import GenerateOptions
+    from sparkify.generator import generate as write_dataset
+
+    options = GenerateOptions(**spec["options"], start=dt.date.fromisoformat(spec["start"]))
+    summary = write_dataset(Path(spec["out"]), options, workers=spec["workers"])
+    cpu = _cpu_seconds(None)
+    return {"summary": summary.as_dict(), "cpu_seconds": cpu["main"] + cpu["workers"]}
+
+
+OPERATIONS = {"etl": etl, "duckdb_floor": duckdb_floor, "generate": generate}
 
 if __name__ == "__main__":
     operation, raw = sys.argv[1], sys.argv[2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import tempfile
 import uuid
@@ -120,13 +121,15 @@ def test_sql_prints_every_statement_without_connecting(backend: str) -> None:
     assert text.count(";\n") > 30
 
 
-def test_generate_is_deterministic(tmp_path: Path) -> None:
+def test_generate_is_deterministic_whatever_the_worker_processes(tmp_path: Path) -> None:
     args = ["--users", "20", "--days", "2", "--songs", "10", "--seed", "3", "--json"]
-    first = run_cli("generate", "--out", str(tmp_path / "a"), *args)
-    second = run_cli("generate", "--out", str(tmp_path / "b"), *args)
+    first = run_cli("generate", "--out", str(tmp_path / "a"), *args, "--workers", "1")
+    second = run_cli("generate", "--out", str(tmp_path / "b"), *args, "--workers", "2")
     assert first.exit_code == 0, first.stderr
     summary = json.loads(first.stdout)
     assert summary["events"] > 0 and summary["song_files"] == 10
+    assert (summary["workers"], json.loads(second.stdout)["workers"]) == (1, 2)
+    assert 0 <= summary["catalogue_cpu_seconds"] <= summary["seconds"] * os.cpu_count()
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.json"))
     files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.json"))
     assert files_a == files_b

@@ -314,10 +314,12 @@ def generate(
     match_rate: float = 0.1,
     bad_records: float = 0.0,
     progress: ProgressFactory | None = None,
+    workers: int | None = None,
 ) -> GenerateSummary:
     """Write a synthetic dataset in the public ``song_data``/``log_data`` layout under
-    ``out``. The same arguments always give byte-identical files. ``progress``: a
-    :data:`sparkify.progress.ProgressFactory` (one step per day)."""
+    ``out``. The same arguments always give byte-identical files, whatever ``workers``: the
+    processes that simulate the events (default: one per idle core for large datasets).
+    ``progress``: a :data:`sparkify.progress.ProgressFactory` (one step per day)."""
     try:
         options = GenerateOptions(
             users=users,
@@ -332,7 +334,9 @@ def generate(
         raise ConfigError(str(error)) from None
     steps = (progress or progress_log())("Generating days", total=days, unit="days")
     with steps as advance, from_os_error():
-        summary = write_dataset(Path(out), options, progress=lambda done, total: advance(1))
+        summary = write_dataset(
+            Path(out), options, progress=lambda done, total: advance(1), workers=workers
+        )
     log.info("wrote %d events to %s", summary.events, out)
     return summary
 

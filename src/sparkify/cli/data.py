@@ -54,6 +54,12 @@ DEMO_QUERIES = ("top_songs", "plays_by_hour", "free_vs_paid", "most_active_users
     show_default=True,
     help="Share of event lines with injected faults (for testing).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 8),
+    help="Processes that simulate the events (the files are the same whatever the number)"
+    "  [default: one per idle core for large datasets]",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @json_option
 def generate_command(
@@ -65,6 +71,7 @@ def generate_command(
     start: str,
     match_rate: float,
     bad_records: float,
+    workers: int | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -86,6 +93,7 @@ def generate_command(
         match_rate=match_rate,
         bad_records=bad_records,
         progress=progress_factory(quiet or as_json),
+        workers=workers,
     )
     if as_json:
         echo_json(summary.as_dict())
