@@ -273,6 +273,8 @@ class Run:
         self.first_runs: dict[int, int] = {}
         # The ranges of values that bound the transforms' reads (see sql/common.sql).
         self.key_ranges: dict[str, Any] = {"from_time": HISTORY_START}
+        self._run_file_facts: tuple[tuple[int, ...], tuple[int | None, int | None, bool]]
+        self._run_file_facts = (), (None, None, False)
         self.scratch = ExitStack()  # the part files' folder, until the run ends
         self.parsing = ExitStack()  # the parse workers, until the last file is parsed
         self.scratch_dir = Path()
@@ -351,7 +353,7 @@ class Run:
             "loads": lambda: bool(loads) or moves_or_prunes,
             "some_keys": lambda: not self.all_keys,
             "model_unbuilt": lambda: self.model_unbuilt,
-            "songs_affected": lambda: any(kind == "songs" for _, kind in self.run_files()),
+            "songs_affected": lambda: self.run_file_facts()[2],
             "version_updates": lambda: bool(self.version_updates),
             "numbered": lambda: bool(self.summary.run_id),
             "parallel_build": lambda: self.backend.capabilities.parallel_build,
@@ -381,14 +383,25 @@ class Run:
             *((move.known.file_id, move.known.kind) for move in self.moves),
         ]
 
+    def run_file_facts(self) -> tuple[int | None, int | None, bool]:
+        """The lowest and highest file id of ``run_files`` and whether a song file is among
+        them; worked out again only when a list has grown (they only grow: every statement
+        of the run asks, and a first load has one file per song)."""
+        sizes = (len(self.loads), len(self.pruned), len(self.moves))
+        if self._run_file_facts[0] != sizes:
+            rows = self.run_files()
+            file_ids = [file_id for file_id, _ in rows]
+            songs = any(kind == "songs" for _, kind in rows)
+            self._run_file_facts = (
+                sizes,
+                (min(file_ids, default=None), max(file_ids, default=None), songs),
+            )
+        return self._run_file_facts[1]
+
     def ranges(self) -> dict[str, Any]:
         """The bound values of the statements' ranges (those a statement names are sent)."""
-        file_ids = [file_id for file_id, _ in self.run_files()]
-        return {
-            "low_file": min(file_ids, default=None),
-            "high_file": max(file_ids, default=None),
-            **self.key_ranges,
-        }
+        low_file, high_file, _ = self.run_file_facts()
+        return {"low_file": low_file, "high_file": high_file, **self.key_ranges}
 
     def removes_events(self) -> bool:
         """Whether the run takes staged events away: changed or pruned event files."""
