@@ -108,7 +108,7 @@ def _file_parse(digest: str, parsed: Parsed, part: Path) -> FileParse:
         rows_staged=parsed.rows_staged,
         rejects=parsed.rejects,
         part=part if parsed.rows_staged else None,
-        unknown_fields=dict(parsed.unknown_fields),
+        unknown_fields=parsed.unknown_fields,
     )
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -201,8 +200,9 @@ class Parsed:
     rows_staged: int = 0
     data: bytearray = field(default_factory=bytearray)
     rejects: list[Reject] = field(default_factory=list)
-    # keys of staged records that no field has, counted per name (see ``count_unknown``)
-    unknown_fields: Counter[str] = field(default_factory=Counter)
+    # keys of staged records that no field has, counted per name (see ``count_unknown``; a
+    # dict, not a Counter, whose constructor costs more than parsing a song file)
+    unknown_fields: dict[str, int] = field(default_factory=dict)
 
 
 MAX_UNKNOWN_FIELDS = 50  # names counted one by one; the others are counted together
@@ -210,7 +210,7 @@ MAX_FIELD_NAME_CHARS = 64
 OTHER_FIELDS = "(other names)"
 
 
-def count_unknown(counter: Counter[str], counts: Iterable[tuple[str, int]]) -> None:
+def count_unknown(counter: dict[str, int], counts: Iterable[tuple[str, int]]) -> None:
     """Add (name, count) of unknown fields to ``counter``, bounded whatever the data: names
     are cut to MAX_FIELD_NAME_CHARS, and once MAX_UNKNOWN_FIELDS names are counted, new
     ones are counted together under OTHER_FIELDS."""
@@ -218,7 +218,7 @@ def count_unknown(counter: Counter[str], counts: Iterable[tuple[str, int]]) -> N
         name = name[:MAX_FIELD_NAME_CHARS]
         if name not in counter and len(counter) >= MAX_UNKNOWN_FIELDS:
             name = OTHER_FIELDS
-        counter[name] += count
+        counter[name] = counter.get(name, 0) + count
 
 
 def _raw_text(line: bytes) -> str:
@@ -561,7 +561,7 @@ class RawKeyedRows:
 
 
 def stage_line(
-    kind: str, line: bytes, file_id: int, line_no: int, unknown: Counter[str]
+    kind: str, line: bytes, file_id: int, line_no: int, unknown: dict[str, int]
 ) -> list[Any] | Reject:
     """One raw record's verdict: its staged row, or why it is rejected. The keys of a
     staged record that no field has are counted in ``unknown``."""
@@ -572,7 +572,7 @@ def stage_line(
 
 
 def plain_stage_line(
-    kind: str, line: bytes, file_id: int, line_no: int, unknown: Counter[str]
+    kind: str, line: bytes, file_id: int, line_no: int, unknown: dict[str, int]
 ) -> list[Any] | Reject:
     """The same verdict without the fast path: orjson, then every field's converter."""
     try:

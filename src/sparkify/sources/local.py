@@ -61,22 +61,23 @@ class LocalSource(Source):
 
     def read(self, file: SourceFile) -> bytes:
         """The file's bytes. It is opened without blocking and must still be a regular file,
-        so an entry replaced by a FIFO after the listing cannot make the run wait."""
-        return b"".join(self.read_chunks(file, -1))
-
-    def read_chunks(self, file: SourceFile, size: int) -> Iterator[bytes]:
-        """The file's bytes in pieces of ``size`` bytes (-1: all at once), opened as
-        ``read`` says."""
+        so an entry replaced by a FIFO after the listing cannot make the run wait. Plain
+        system calls: a song file is read in fewer microseconds than a buffered file object
+        takes to be made."""
+        fd, size = _open_regular(file)
         try:
-            fd = os.open(file.url, os.O_RDONLY | os.O_NONBLOCK)
+            pieces = [os.read(fd, size + 1)]  # one more byte: the end is usually found here
+            while pieces[-1]:  # ...and confirmed here; a file that grew is read on
+                pieces.append(os.read(fd, max(size, 1 << 20)))
         except OSError as exc:
             raise SourceError(f"cannot read {printable(file.url)}: {exc.strerror}") from None
-        with open(fd, "rb") as handle:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                raise SourceError(
-                    f"cannot read {printable(file.url)}: not a regular file ({_file_type(mode)})"
-                )
+        finally:
+            os.close(fd)
+        return pieces[0] if len(pieces) == 2 else b"".join(pieces)
+
+    def read_chunks(self, file: SourceFile, size: int) -> Iterator[bytes]:
+        """The file's bytes in pieces of ``size`` bytes, opened as ``read`` says."""
+        with open(_open_regular(file)[0], "rb") as handle:
             while True:
                 try:
                     chunk = handle.read(size)
@@ -84,12 +85,26 @@ class LocalSource(Source):
                     raise SourceError(
                         f"cannot read {printable(file.url)}: {exc.strerror}"
                     ) from None
-                if size < 0:
-                    yield chunk
-                    return
                 if not chunk:
                     return
                 yield chunk
+
+
+def _open_regular(file: SourceFile) -> tuple[int, int]:
+    """A descriptor of ``file`` opened without blocking, if it is still a regular file, and
+    the file's size."""
+    try:
+        fd = os.open(file.url, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise SourceError(f"cannot read {printable(file.url)}: {exc.strerror}") from None
+    found = os.fstat(fd)
+    mode = found.st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise SourceError(
+            f"cannot read {printable(file.url)}: not a regular file ({_file_type(mode)})"
+        )
+    return fd, found.st_size
 
 
 def _problem(path: str, found: os.stat_result | None) -> str | None:
