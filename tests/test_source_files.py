@@ -18,7 +18,7 @@ from conftest import Warehouse
 from datasets import NOV_1, play, song, write_day, write_song
 
 from sparkify.errors import SourceError
-from sparkify.sources import MAX_URL_BYTES, LocalSource, SourceFile
+from sparkify.sources import MAX_URL_BYTES, LocalSource, SourceFile, local
 
 
 @pytest.fixture
@@ -91,6 +91,31 @@ def test_reading_a_file_that_became_a_fifo_fails_at_once(tmp_path: Path) -> None
     os.mkfifo(fifo)
     with pytest.raises(SourceError, match=r"^cannot read .*a\.json: not a regular file \(FIFO\)$"):
         LocalSource(str(tmp_path)).read(SourceFile(str(fifo), 0, "0"))
+
+
+@pytest.mark.parametrize("size", [0, 1, 250, 3 * 1024 * 1024])
+@pytest.mark.parametrize("change", ["same", "grew", "shrank", "grew once opened"])
+def test_a_file_is_read_whole_whatever_its_size_did_after_the_listing(
+    tmp_path: Path, size: int, change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``read`` asks for a byte more than the size the open file has and takes a short read
+    as its end; a file that grew once opened (its size seen smaller than its content) is
+    read on to its end."""
+    if change == "grew once opened":
+        opened = local._open_regular
+        monkeypatch.setattr(local, "_open_regular", lambda f: (opened(f)[0], size // 3))
+    path = tmp_path / "a.json"
+    content = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    path.write_bytes(content)
+    source = LocalSource(str(tmp_path))
+    [listed] = source.list_files()
+    if change == "grew":
+        content += b"y" * (2 * 1024 * 1024 + 7)
+    elif change == "shrank":
+        content = content[: size // 2]
+    path.write_bytes(content)
+    assert source.read(listed) == content
+    assert b"".join(source.read_chunks(listed, 1000)) == content
 
 
 def test_a_file_name_that_is_not_utf8_is_ignored(warehouse: Warehouse, data: Path) -> None:

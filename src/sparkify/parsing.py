@@ -86,10 +86,13 @@ def parse_task(
     parse = PARSERS[kind]
     encode = row_encoder(KIND_TABLE[kind], row_format)
     results = []
+    rows = bytearray()  # written out in pieces of about CHUNK_BYTES (one per song file cost more)
     with part.open("ab") as out:
         for item in files:
             if item.data is None and kind == "events" and item.file.size > CHUNK_BYTES:
                 assert source is not None
+                out.write(rows)
+                rows.clear()
                 results.append(_stream_events(source, item, encode, out, part))
                 continue
             data = item.data
@@ -101,8 +104,12 @@ def parse_task(
                 results.append(FileParse(digest, unchanged=True))
                 continue
             parsed = parse(data, item.file_id, encode)
-            out.write(parsed.data)
+            rows += parsed.data
+            if len(rows) >= CHUNK_BYTES:
+                out.write(rows)
+                rows.clear()
             results.append(_file_parse(digest, parsed, part))
+        out.write(rows)
     return results
 
 

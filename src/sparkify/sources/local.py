@@ -66,14 +66,17 @@ class LocalSource(Source):
         takes to be made."""
         fd, size = _open_regular(file)
         try:
-            pieces = [os.read(fd, size + 1)]  # one more byte: the end is usually found here
-            while pieces[-1]:  # ...and confirmed here; a file that grew is read on
+            data = os.read(fd, size + 1)  # a byte more than its size: a short read is the end
+            if len(data) <= size:
+                return data
+            pieces = [data]  # the file grew since: read on to its end
+            while pieces[-1]:
                 pieces.append(os.read(fd, max(size, 1 << 20)))
         except OSError as exc:
             raise SourceError(f"cannot read {printable(file.url)}: {exc.strerror}") from None
         finally:
             os.close(fd)
-        return pieces[0] if len(pieces) == 2 else b"".join(pieces)
+        return b"".join(pieces)
 
     def read_chunks(self, file: SourceFile, size: int) -> Iterator[bytes]:
         """The file's bytes in pieces of ``size`` bytes, opened as ``read`` says."""
