@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import gc
 import os
 import shutil
 import signal
@@ -281,6 +282,7 @@ def _start_worker(parent: int) -> None:
     worker (Linux's parent-death signal); elsewhere, or if the run died before the signal
     was armed, a thread that watches the parent does it within ``PARENT_POLL_SECONDS``.
     """
+    gc.enable()  # forked from a run that paused it (``pipeline.cyclic_gc_paused``)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)

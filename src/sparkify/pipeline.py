@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import gc
 import json
 import time
 from collections import Counter
@@ -218,17 +219,36 @@ def run_etl(
     called with each checkpoint's name (see ``sparkify.plan``); tests use it to inject
     failures.
     """
-    inputs = list_inputs(options)
-    for attempt in range(1, RUN_ATTEMPTS + 1):
-        try:
-            return Run(backend, options, inputs, progress, fail_after or _no_failure).perform()
-        except TransientWarehouseError:
-            if attempt == RUN_ATTEMPTS:
-                raise
-            time.sleep(RETRY_DELAY_SECONDS * 2**attempt)
-            backend.close()
-            backend.connect(wait_seconds=options.wait_seconds)
+    with cyclic_gc_paused():
+        inputs = list_inputs(options)
+        for attempt in range(1, RUN_ATTEMPTS + 1):
+            try:
+                return Run(backend, options, inputs, progress, fail_after or _no_failure).perform()
+            except TransientWarehouseError:
+                if attempt == RUN_ATTEMPTS:
+                    raise
+                time.sleep(RETRY_DELAY_SECONDS * 2**attempt)
+                backend.close()
+                backend.connect(wait_seconds=options.wait_seconds)
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for a run (and resumed after it, if it was
+    on). A run keeps a few objects per file alive until it ends (the listing, each file's
+    parse, its ledger row); the collector walked them all again each time they grew by a
+    quarter: 0.1 to 0.3 CPU-seconds of a run of 15,000 song files. Reference counting still
+    frees at once what is not in a reference cycle (the run's per-file and per-line objects
+    are not); a cycle made meanwhile waits for the end of the run. Parse workers turn the
+    collector back on (``parsing._start_worker``)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _no_failure(step: str) -> None:
