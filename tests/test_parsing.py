@@ -134,3 +134,29 @@ def test_a_known_file_streamed_with_the_same_content_is_not_parsed(
 
 def _inputs(files: list) -> list[parsing.FileInput]:
     return [parsing.FileInput(file, n, None) for n, file in enumerate(files, start=1)]
+
+
+@pytest.mark.parametrize(("size", "pooled"), [(300, False), (parsing.HANDOFF_BYTES + 300, True)])
+def test_only_bytes_beyond_the_hand_off_start_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, pooled: bool
+) -> None:
+    """Files of a few hundred bytes (song files) are parsed in the main process however many
+    they are: handing one to a worker costs the main process about what parsing it does.
+    Larger files start the workers once their bytes beyond HANDOFF_BYTES are enough."""
+    monkeypatch.setattr(parsing, "PARALLEL_PARSE_BYTES", 250)
+    root = tmp_path / "logs"
+    root.mkdir()
+    line = event(ts=1541030400000)
+    for n in range(3):
+        lines = [line] * (size // (len(line) + 1) + 1)
+        (root / f"2018-11-{n + 1:02d}-events.json").write_bytes(b"\n".join(lines)[:size])
+    source = LocalSource(str(root))
+    files = source.list_files()
+    ids = {f.url: n for n, f in enumerate(files, start=1)}
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with Parser(scratch, "json") as parser:
+        parser.workers = 2
+        results = list(parser.parse(source, "events", files, ids, {}, lambda *a, **k: None))
+        assert (parser._pool is not None) is pooled
+    assert len(results) == 3 and all(r.lines_read for _, r in results)

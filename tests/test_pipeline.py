@@ -481,6 +481,59 @@ def test_bookkeeping_rows_keep_tricky_text_and_timestamps(warehouse: Warehouse) 
     assert [tuple(row) for row in found.rows] == rows
 
 
+def test_ledger_rows_keep_wide_integers_and_any_url(warehouse: Warehouse) -> None:
+    """insert_rows of many ledger rows (a file of JSON arrays read by DuckDB, COPY on
+    PostgreSQL) gives back every value as it was: integers beyond a double's precision,
+    URLs with quotes, commas, brackets, backslashes and any character."""
+    from sparkify.plan import LEDGER_COLUMNS
+
+    urls = ['/d/a "b",c', "/d/[1, 2]\\x\n", "/d/Ça 日本\ttab", "/d/" + "é" * 490]
+    rows = [
+        (
+            2**31 - n,
+            f"{url}-{n}.json",
+            "songs",
+            2**53 + n,
+            str(10**18 + n),
+            f"fp{n}",
+            n,
+            n,
+            2**62,
+            1,
+            0,
+        )
+        for n, url in enumerate(urls * 500, start=1)
+    ]
+    with warehouse.backend() as backend:
+        with backend.transaction():
+            ensure_tables(backend)
+            backend.insert_rows("etl_files", LEDGER_COLUMNS, rows)
+        found = backend.query(f"SELECT {', '.join(LEDGER_COLUMNS)} FROM etl_files ORDER BY file_id")
+    assert [tuple(row) for row in found.rows] == rows[::-1]
+
+
+def test_a_run_pauses_the_cyclic_garbage_collector_and_resumes_it(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """The collector is off during a run (its per-file objects are not walked again and
+    again) and back on after it, also after a failed run; parse workers have it on."""
+    import gc
+
+    from sparkify import parsing
+    from sparkify.pipeline import cyclic_gc_paused
+
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+        with parsing.Parser(tmp_path, "json") as parser:
+            assert parser.pool().submit(gc.isenabled).result()
+        with pytest.raises(ValueError), cyclic_gc_paused():
+            raise ValueError
+        assert not gc.isenabled()  # it was off: a nested pause leaves it off
+    assert gc.isenabled()
+    failed = warehouse.cli("etl", "--songs", str(tmp_path / "none"), "--logs", str(tmp_path))
+    assert failed.exit_code != 0 and gc.isenabled()
+
+
 def test_a_failed_run_keeps_its_rejects(warehouse: Warehouse, faulty: tuple[Path, dict]) -> None:
     data, faults = faulty
     songs, logs = str(data / "song_data"), str(data / "log_data")
