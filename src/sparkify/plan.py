@@ -56,6 +56,11 @@ CONDITIONS = {
     "([CLUSTER] RAW_COPY_SESSIONS), each in a transaction of its own",
     "landing_gone": "the file's landing table is gone (another run dropped it): landed in "
     "the run's transaction",
+    "load_detail": "the catalog has sys_load_detail",
+    "no_load_detail": "the catalog lacks sys_load_detail",
+    "whole_file": "Redshift read the raw file in one scan range (a file under 128 MB always)",
+    "split_file": "Redshift read the raw file in several scan ranges (an uncompressed file of "
+    "128 MB or more): its line numbers are lost, so sparkify parses it instead",
     "first_raw_files": "the first raw files of the run",
     "each_raw_file": "once per raw file",
     "copy_refused": "COPY loaded fewer rows than were staged (the run then fails)",

@@ -128,6 +128,9 @@ class RedshiftBackend(PostgresBackend):
         super().__init__(settings, read_only)
         self._aws: Aws | None = None
         self._run_prefix = ""
+        # Landing tables (content keys) of raw files Redshift read in several scan ranges:
+        # sparkify parses those files itself (redshift_raw).
+        self.split_landings: set[str] = set()
         self._uploaded: list[str] = []  # objects of successful loads, removed at close
         self._landed: dict[Path, str] = {}  # marker part -> kind checked by raw_copy
 

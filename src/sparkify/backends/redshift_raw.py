@@ -21,7 +21,12 @@ gives the file; within it, the ``IDENTITY`` column numbers the rows in the order
 read them (one slice reads one file, front to back), and the lines COPY refused (read back
 from ``sys_load_error_detail`` with their line numbers) are put back in between. Blank lines
 are loaded too (no IGNOREBLANKLINES), so the numbers are the file's physical line numbers, as
-on every other backend. docs/redshift.md discusses the choice and what AWS guarantees.
+on every other backend. Redshift may split an uncompressed file of 128 MB or more into scan
+ranges loaded by several slices, and then the numbering is lost: after each COPY the landing
+asks the load detail in how many ranges the file was read, and a split file's landing table
+is dropped and the file parsed by sparkify instead (``split_landings``), so its rows and
+rejects stay those of every other backend. docs/redshift.md discusses the choice and what
+AWS guarantees.
 
 The landed lines then become records and are checked by the SQL of ``redshift_checks``
 (same reasons as ``sparkify.records`` wherever SQL can say them); accepted records wait in
@@ -32,6 +37,7 @@ The landed lines then become records and are checked by the SQL of ``redshift_ch
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -56,7 +62,11 @@ from sparkify.sources import Source, SourceFile
 if TYPE_CHECKING:
     from sparkify.backends.redshift import RedshiftBackend
 
+log = logging.getLogger(__name__)
+
 MAX_COPY_ERRORS = 100_000  # the largest MAXERROR Redshift accepts
+# AWS: an uncompressed delimited file of 128 MB or more may be split into scan ranges.
+SPLIT_MIN_BYTES = 128_000_000
 DEFAULT_RAW_COPY_MIN_BYTES = 1024 * 1024
 LANDING_PREFIX = "raw_landing_"
 LANDING_PLACEHOLDER = '"raw_landing_<key>"'  # the landing table in sql/redshift_load.sql
@@ -165,7 +175,8 @@ def land_in_parallel(
             if stopped.is_set():  # stopped while this session connected
                 return
         with session.transaction():
-            land_file(session, file, max_errors)
+            if not land_file(session, file, max_errors):
+                backend.split_landings.add(landing_table(file))
 
     pool = ThreadPoolExecutor(min(sessions, len(files)), thread_name_prefix="sparkify-landing")
     try:
@@ -184,9 +195,10 @@ def land_in_parallel(
             session.close()
 
 
-def land_file(session: RedshiftBackend, file: SourceFile, max_errors: int) -> None:
+def land_file(session: RedshiftBackend, file: SourceFile, max_errors: int) -> bool:
     """CREATE the file's landing table, COPY the file into it through a manifest naming only
-    it, and add the lines COPY refused (line number and reason)."""
+    it, and add the lines COPY refused (line number and reason). False, with the table
+    dropped, when Redshift read the file in several scan ranges: its lines' order is lost."""
     table = landing_table(file)
     manifest = session.write_manifest(table, [(file.url, file.size)])
     run_landing(session, "create_landing", table)
@@ -202,10 +214,31 @@ def land_file(session: RedshiftBackend, file: SourceFile, max_errors: int) -> No
                 "sys_load_error_detail for the lines and reasons."
             ) from None
         raise type(exc)(f"COPY of {file.url} failed: {exc}", exc.sqlstate) from None
+    ranges = scan_ranges(session, file.url)
+    if ranges > 1 or (ranges == 0 and file.size >= SPLIT_MIN_BYTES):
+        run_landing(session, "drop_landing", table)
+        read = f"in {ranges} scan ranges" if ranges else "without a load detail to say how"
+        log.warning(
+            "%s: Redshift read the file %s, so its line numbers are lost; sparkify parses "
+            "it instead (files under 128 MB stay on Redshift's raw path)",
+            file.url,
+            read,
+        )
+        return False
     [errors_sql] = session.statements.get("raw_copy_errors")
     refused = session.query(errors_sql, {"url": file.url}).rows
     reasons = [(int(n), f"COPY refused the line: {why} ({code})") for n, code, why in refused]
     session.insert_rows(table, LANDING_COLUMNS, reasons)
+    return True
+
+
+def scan_ranges(session: RedshiftBackend, url: str) -> int:
+    """In how many scan ranges the session's last COPY read ``url`` (0: not recorded), from
+    ``sys_load_detail``, or ``stl_load_commits`` where the catalog lacks that view."""
+    [has_detail] = session.statements.get("has_load_detail")
+    name = "raw_copy_ranges" if session.query(has_detail).scalar() else "raw_copy_ranges_stl"
+    [ranges] = session.statements.get(name)
+    return int(session.query(ranges, {"url": url}).scalar() or 0)
 
 
 # -- in the run's transaction ----------------------------------------------------------------
@@ -238,12 +271,30 @@ class RawCopyParser(Parser):
         loaded: dict[str, str],
         advance: Advance,
     ) -> Iterator[tuple[SourceFile, FileParse]]:
-        raw = [f for f in files if copies_raw(self.min_bytes, source, f)]
-        rest = [f for f in files if not copies_raw(self.min_bytes, source, f)]
+        raw = [f for f in files if copies_raw(self.min_bytes, source, f) and self.whole(f)]
+        landed = {f.url for f in raw}
+        rest = [f for f in files if f.url not in landed]
         if rest:
             yield from super().parse(source, kind, rest, file_ids, loaded, advance)
         if raw:
             yield from self.land(kind, raw, file_ids, advance)
+
+    def whole(self, file: SourceFile) -> bool:
+        """Whether ``file`` has a landing table read in one scan range; one that is gone
+        (another run dropped it) is landed first, in the run's transaction."""
+        backend = self.backend
+        if self._landed is None:
+            backend.run("create_raw_tables")
+            self._landed = landings(backend)
+        table = landing_table(file)
+        if table in backend.split_landings:
+            return False
+        if table not in self._landed:
+            if not land_file(backend, file, self.max_errors):
+                backend.split_landings.add(table)
+                return False
+            self._landed.add(table)
+        return True
 
     def land(
         self,
@@ -252,17 +303,11 @@ class RawCopyParser(Parser):
         file_ids: dict[str, int],
         advance: Advance,
     ) -> Iterator[tuple[SourceFile, FileParse]]:
-        """Read each file's landing table (landing it first if it is gone), turn the lines
-        into records, check them; one FileParse each."""
+        """Read each file's landing table, turn the lines into records, check them; one
+        FileParse each."""
         backend = self.backend
-        if self._landed is None:
-            backend.run("create_raw_tables")
-            self._landed = landings(backend)
         for file in files:
             table = landing_table(file)
-            if table not in self._landed:
-                land_file(backend, file, self.max_errors)
-                self._landed.add(table)
             run_landing(backend, "land_raw_file", table, {"file_id": file_ids[file.url]})
             self._read.add(table)
             advance(file.size, files=1)
@@ -310,17 +355,23 @@ def _named(backend: type[RedshiftBackend], name: str, *when: str) -> list[Sent]:
 
 
 def _landing_copy(backend: type[RedshiftBackend], *when: str) -> list[Sent]:
-    """Landing one file: its table, the COPY, the refused lines read back and added."""
+    """Landing one file: its table, the COPY, the scan ranges it was read in, then the
+    refused lines read back and added (or, for a split file, the table dropped)."""
     manifest = "'s3://<STAGING_PREFIX>/<run>/raw_landing_<key>.manifest'"
     copy = backend.raw_copy_sql(
         LANDING_PLACEHOLDER, manifest, "'<[IAM_ROLE] ARN>'", "'<[AWS] REGION>'", 1000
     )
     refused = backend.insert_sql("raw_landing_<key>", LANDING_COLUMNS)
+    whole = (*when, "whole_file")
     return [
         *_named(backend, "create_landing", *when),
         Sent(copy, when),
-        *_named(backend, "raw_copy_errors", *when),
-        Sent(refused, when),
+        *_named(backend, "has_load_detail", *when),
+        *_named(backend, "raw_copy_ranges", *when, "load_detail"),
+        *_named(backend, "raw_copy_ranges_stl", *when, "no_load_detail"),
+        *_named(backend, "drop_landing", *when, "split_file"),
+        *_named(backend, "raw_copy_errors", *whole),
+        Sent(refused, whole),
     ]
 
 
@@ -349,7 +400,7 @@ def raw_statements(backend: type[RedshiftBackend], kind: str) -> list[Sent]:
         *_named(backend, "create_raw_tables", *raw, "first_raw_files"),
         *_named(backend, "existing_tables", *raw, "first_raw_files"),
         *_landing_copy(backend, *raw, "each_raw_file", "landing_gone"),
-        *_named(backend, "land_raw_file", *raw, "each_raw_file"),
+        *_named(backend, "land_raw_file", *raw, "each_raw_file", "whole_file"),
         *(Sent(sql, raw) for sql in checks),
         *_named(backend, "raw_checked_counts", *raw),
         Sent(unknown_fields_sql(kind), raw),

@@ -28,6 +28,31 @@ FROM sys_load_error_detail
 WHERE session_id = PG_BACKEND_PID() AND TRIM(file_name) = :url AND start_time >= SYSDATE
 ORDER BY line_number;
 
+-- name: has_load_detail
+-- Whether SYS_LOAD_DETAIL is there to read (1) or not (0), as the search path finds it.
+SELECT COUNT(*) FROM pg_class c
+WHERE c.relname = 'sys_load_detail' AND pg_table_is_visible(c.oid);
+
+-- name: raw_copy_ranges
+-- In how many scan ranges this session's COPY of :url, in this transaction, read the file:
+-- Redshift splits an uncompressed delimited file of 128 MB or more among several slices,
+-- and then line_id no longer follows the file's order. SYS_LOAD_DETAIL covers provisioned
+-- clusters, Serverless and concurrency scaling; splits_scanned is the file's splits. It has
+-- no session: SYS_LOAD_HISTORY (one row per COPY) gives the COPYs of this session. None
+-- found (0) means the view did not say.
+SELECT GREATEST(COUNT(*), COALESCE(MAX(d.splits_scanned), 0))
+FROM sys_load_detail d
+JOIN sys_load_history h ON h.query_id = d.query_id
+WHERE h.session_id = PG_BACKEND_PID() AND h.start_time >= SYSDATE
+  AND TRIM(d.file_name) = :url;
+
+-- name: raw_copy_ranges_stl
+-- The same from STL_LOAD_COMMITS, where SYS_LOAD_DETAIL is missing: one row per scan range
+-- of the session's last COPY, is_partial 1 when the file was split.
+SELECT GREATEST(COUNT(*), 2 * COALESCE(MAX(is_partial), 0))
+FROM stl_load_commits
+WHERE query = PG_LAST_COPY_ID() AND TRIM(filename) = :url;
+
 -- name: drop_landing
 DROP TABLE IF EXISTS "raw_landing_<key>";
 
