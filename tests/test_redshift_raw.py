@@ -53,15 +53,18 @@ from moto_server import MotoServer, S3Bucket, make_bucket, upload_dataset
 from sqlglot import exp
 from test_redshift import (
     LOAD_ERROR_LOGS,
+    REDSHIFT_STATEMENT_KINDS,
     ROLE,
     RedshiftOnPostgres,
     duckdb_warehouse,
     live_cluster,
     parse,
+    statement_kind,
+    unquoted_reserved_words,
 )
 
-from sparkify.backends import REGISTRY
-from sparkify.backends.base import Result
+from sparkify.backends import REGISTRY, redshift_raw
+from sparkify.backends.base import Result, has_parameters
 from sparkify.backends.redshift import RedshiftBackend
 from sparkify.backends.redshift_checks import (
     PARSE_SQL,
@@ -355,7 +358,7 @@ def test_the_raw_path_statements_parse_as_redshift() -> None:
     names = [n for n in statements.names() if "raw" in n or "checked" in n or "landing" in n]
     assert {
         "create_raw_tables", "create_landing", "land_raw_file", "raw_copy_errors",
-        "drop_raw_tables", "drop_landing",
+        "drop_raw_tables", "drop_landing", "raw_copy_ranges", "raw_copy_ranges_stl",
     } <= set(names)  # fmt: skip
     sql = [s for name in names for s in statements.get(name)]
     sql += [PARSE_SQL, *(check_sql(kind) for kind in ("events", "songs"))]
@@ -368,6 +371,29 @@ def test_the_raw_path_statements_parse_as_redshift() -> None:
         tree = parse(statement)
         names = [i for i in tree.find_all(exp.Identifier) if i.name.lower() == "raw"]
         assert all(i.quoted for i in names), statement  # RAW is a reserved word in Redshift
+
+
+def test_the_raw_path_sends_only_statement_kinds_redshift_has() -> None:
+    """The wire-capture tests' allow-list and reserved words (test_redshift.py), applied to
+    the raw path's plan, which the stand-in's recorded runs do not take: the load-detail
+    queries are SELECTs; the COPY is checked above. The one SET is Redshift's switch for
+    case-sensitive SUPER attributes (not a ``SET ... TO DEFAULT`` form)."""
+    sent = [
+        *RedshiftBackend.landing_statements(),
+        *(s for kind in ("events", "songs") for s in RedshiftBackend.raw_statements(kind)),
+        *RedshiftBackend.end_parse_statements(),
+    ]
+    sql = [s.sql for s in sent if not s.sql.startswith("COPY ")]
+    statements = RedshiftBackend.dialect_statements()
+    for name in ("has_load_detail", "raw_copy_ranges", "raw_copy_ranges_stl"):
+        [query] = statements.get(name)
+        assert RedshiftBackend.driver_sql(query, has_parameters(query)) in sql, name
+    case_switch = re.compile(r"^SET enable_case_sensitive_identifier TO (true|false)$")
+    kinds = {statement_kind(q) for q in sql if not case_switch.match(q)}
+    assert kinds <= REDSHIFT_STATEMENT_KINDS
+    for statement in sql:  # as the server logs it: bound values as $n
+        logged = re.sub(r"%\(\w+\)s|%s", "$1", statement)
+        assert unquoted_reserved_words(logged) == [], statement
 
 
 # -- live on the stand-in ---------------------------------------------------------------------
@@ -435,6 +461,101 @@ def test_fault_injected_data_gives_the_same_tables_and_rejects_as_duckdb(
     assert "field 'userAgent': text longer than 1024 bytes (2000 bytes)" in [r for *_, r in ours]
     assert "field 'location': text longer than 1024 bytes (1200 bytes)" in [r for *_, r in ours]
     assert_landed_in_parallel(warehouse, sessions=2)
+
+
+def conflicting_copy(lines: list[bytes]) -> bytes:
+    """Another copy of the first play in ``lines`` (same session, item and time) at another
+    location: the copy on the later line wins, on every backend."""
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and record.get("page") == "NextSong":
+                if isinstance(record.get("ts"), int) and isinstance(record.get("location"), str):
+                    return json.dumps({**record, "location": "Elsewhere, ZZ"}).encode()
+    raise AssertionError("no play")
+
+
+@pytest.mark.parametrize("view", sorted(LOAD_DETAIL_VIEWS))
+def test_a_file_redshift_splits_into_scan_ranges_is_parsed_by_sparkify_like_elsewhere(
+    raw_redshift: tuple[Warehouse, S3Bucket], s3_env: MotoServer, tmp_path: Path, view: str
+) -> None:
+    """Redshift reads one file in two scan ranges (the stand-in lands its second half
+    first, and says so in the load detail): its IDENTITY numbering is not the file's line
+    order, so the file is parsed by sparkify instead; the star tables (the later of two
+    conflicting copies of a play wins) and rejects (file, line, reason) are DuckDB's."""
+    warehouse, _ = raw_redshift
+    data = tmp_path / "data"
+    generate(data, GenerateOptions(users=200, days=2, songs=40, bad_records=0.05, seed=11))
+    day = max((data / "log_data").rglob("*.json"), key=lambda p: p.stat().st_size)
+    lines = day.read_bytes().split(b"\n")
+    lines[3:3] = [b"", b'{"ts": 1, "page": "x\xff"}', b"[1, 2]"]
+    lines.insert(len(lines) - 3, conflicting_copy(lines))  # in the second half: it wins
+    day.write_bytes(b"\n".join(lines))
+    bucket = bucket_of(s3_env, data)
+    key = f"log_data/{day.relative_to(data / 'log_data').as_posix()}"
+    reference = duckdb_warehouse(tmp_path)
+    expected = s3_etl(reference, bucket)
+    RawRedshiftOnPostgres.load_detail = view
+    RawRedshiftOnPostgres.split = {bucket.url(key)}
+    s3_env.log.reset()
+
+    result = warehouse.cli(
+        "etl", "--songs", bucket.url("song_data"), "--logs", bucket.url("log_data"), "--json"
+    )
+
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert dump(warehouse) == dump(reference)
+    assert ("Elsewhere, ZZ",) in warehouse.query("SELECT location FROM songplays")
+    assert summary["rows_rejected"] == expected["rows_rejected"] > 10
+    assert summary["lines_read"] == expected["lines_read"]
+    ours, theirs = rejects(warehouse), rejects(reference)
+    assert [(u, n) for u, n, _ in ours] == [(u, n) for u, n, _ in theirs]
+    assert [comparable(r) for _, _, r in ours] == [comparable(r) for _, _, r in theirs]
+    split = [line for line in result.stderr.splitlines() if "scan ranges" in line]
+    assert len(split) == 1 and bucket.url(key) in split[0] and "in 2 scan ranges" in split[0]
+    gets = s3_env.log.object_gets(bucket.name)
+    assert gets.count(key) == 2  # the COPY, then sparkify's parse
+    copied = [url for urls in RawRedshiftOnPostgres.copied for url in urls]
+    assert sorted(gets) == sorted([key] + [u.split("/", 3)[3] for u in copied])
+    assert landing_tables(warehouse) == []
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["one_range", "no_detail"])
+def test_a_file_read_in_one_scan_range_keeps_the_raw_path(
+    raw_redshift: tuple[Warehouse, S3Bucket],
+    semantics_data: Path,
+    s3_env: MotoServer,
+    monkeypatch: pytest.MonkeyPatch,
+    recorded: bool,
+) -> None:
+    """A file the load detail says was read in one range, or one too small to be split when
+    the detail says nothing, is checked inside Redshift: nothing passes through the client.
+    Without a detail, a file big enough to be split is parsed by sparkify instead."""
+    warehouse, _ = raw_redshift
+    bucket = bucket_of(s3_env, semantics_data)
+    RawRedshiftOnPostgres.record_detail = recorded
+    events = [f for f in (semantics_data / "log_data").rglob("*.json")]
+    big = max(f.stat().st_size for f in events)
+    monkeypatch.setattr(redshift_raw, "SPLIT_MIN_BYTES", big)  # the biggest event file
+    s3_env.log.reset()
+
+    result = warehouse.cli(
+        "etl", "--songs", bucket.url("song_data"), "--logs", bucket.url("log_data"), "--json"
+    )
+
+    assert result.exit_code == 0, result.stderr
+    copied = sorted(u.split("/", 3)[3] for urls in RawRedshiftOnPostgres.copied for u in urls)
+    gets = sorted(s3_env.log.object_gets(bucket.name))
+    parsed = [key for key in set(gets) if gets.count(key) > 1]
+    assert len(copied) == json.loads(result.stdout)["files"]["new"] == 6
+    if recorded:
+        assert gets == copied and "scan ranges" not in result.stderr
+    else:
+        [key] = parsed
+        assert (semantics_data / key).stat().st_size == big
+        assert "without a load detail to say how" in result.stderr
+    assert landing_tables(warehouse) == []
 
 
 def test_a_changed_object_is_the_only_one_copied_again(
