@@ -18,7 +18,7 @@ PostgreSQL equivalent, in the test schema only:
 | ``SYSDATE`` (transaction start)   | ``LOCALTIMESTAMP`` (rewritten)             |
 | ``FROM t, UNPIVOT t.rec AS v AT k`` | ``LATERAL unpivot_keys(t.rec) AS k`` (rewritten) |
 | ``sys_load_detail`` + ``sys_load_history`` | tables the played COPY writes, one row per COPY |
-| ``stl_load_commits``, ``pg_last_copy_id()`` | a table of one row per scan range; a sequence's ``currval`` |
+| ``stl_load_commits``, ``pg_last_copy_id()`` | a row per scan range; a sequence's ``currval`` |
 
 The played COPY reads every file in one scan range, but for the objects in ``split``: those
 it reads in two ranges whose rows land second half first, as two slices finishing in the
@@ -233,7 +233,6 @@ class RawRedshiftOnPostgres(RedshiftOnPostgres):
                 f"Redshift error XX000: Load into table '{table.strip(chr(34))}' failed. Check "
                 "'sys_load_error_detail' system table for details."
             )
-
 
     def write_load_detail(self, urls: list[str]) -> None:
         """The COPY's rows in the stand-in load detail: one per file (SYS), or one per scan
@@ -469,9 +468,13 @@ def conflicting_copy(lines: list[bytes]) -> bytes:
     for line in lines:
         with contextlib.suppress(ValueError):
             record = json.loads(line)
-            if isinstance(record, dict) and record.get("page") == "NextSong":
-                if isinstance(record.get("ts"), int) and isinstance(record.get("location"), str):
-                    return json.dumps({**record, "location": "Elsewhere, ZZ"}).encode()
+            if (
+                isinstance(record, dict)
+                and record.get("page") == "NextSong"
+                and isinstance(record.get("ts"), int)
+                and isinstance(record.get("location"), str)
+            ):
+                return json.dumps({**record, "location": "Elsewhere, ZZ"}).encode()
     raise AssertionError("no play")
 
 
