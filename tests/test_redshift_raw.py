@@ -816,11 +816,14 @@ def reference_record(lines: list[bytes]) -> dict:
 LIVE = ("SPARKIFY_REDSHIFT_TEST_DSN", "SPARKIFY_S3_STAGING_PREFIX", "SPARKIFY_IAM_ROLE_ARN")
 
 
-@pytest.mark.skipif(
+live_cluster_only = pytest.mark.skipif(
     not all(os.environ.get(n) for n in LIVE),
     reason=f"{', '.join(LIVE)} are not all set (a Redshift DSN, a staging prefix the test may "
     "write under and the cluster's role may read, run this test against a real cluster)",
 )
+
+
+@live_cluster_only
 def test_a_real_cluster_copies_raw_files_and_checks_them_like_duckdb(tmp_path: Path) -> None:
     """Raw S3 files (one with faults, blank lines, a line COPY refuses and a field no column
     holds) landed by two sessions at once and checked by Redshift itself give DuckDB's star
@@ -861,3 +864,64 @@ def test_a_real_cluster_copies_raw_files_and_checks_them_like_duckdb(tmp_path: P
         cluster.query(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         for path in files:
             s3.delete_object(Bucket=bucket, Key=f"{root}/{path.relative_to(data).as_posix()}")
+
+
+SPLITTABLE_BYTES = 130_000_000  # AWS: an uncompressed file of 128 MB or more may be split
+
+
+def splittable_day(data: Path) -> Path:
+    """Grow the generated day to ``SPLITTABLE_BYTES`` with copies of its lines: every copy of
+    a play has another location, so the copy on the latest line must win everywhere."""
+    day = next((data / "log_data").rglob("*.json"))
+    lines = day.read_bytes().split(b"\n")
+    grown, size, copy = [], 0, 0
+    while size < SPLITTABLE_BYTES:
+        for line in lines:
+            record = None
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+            if isinstance(record, dict) and isinstance(record.get("location"), str):
+                line = json.dumps({**record, "location": f"{record['location']} #{copy}"})
+                line = line.encode()
+            grown.append(line)
+            size += len(line) + 1
+        copy += 1
+    day.write_bytes(b"\n".join(grown))
+    return day
+
+
+@live_cluster_only
+def test_a_real_cluster_gives_duckdbs_results_for_a_file_it_may_split(tmp_path: Path) -> None:
+    """An uncompressed event file of 130 MB, which Redshift may read in several scan ranges
+    (then the run logs it and sparkify parses the file), gives DuckDB's star tables and
+    rejects, line numbers included, and leaves no landing table."""
+    import boto3
+
+    data = tmp_path / "data"
+    generate(data, GenerateOptions(users=60, days=1, songs=30, bad_records=0.01, seed=7))
+    day = splittable_day(data)
+    prefix = f"{os.environ['SPARKIFY_S3_STAGING_PREFIX'].rstrip('/')}/raw-test-{uuid.uuid4().hex}"
+    bucket, _, root = prefix.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3")
+    keys = [f"{root}/{path.relative_to(data).as_posix()}" for path in data.rglob("*.json")]
+    for path, key in zip(data.rglob("*.json"), keys, strict=True):
+        s3.upload_file(str(path), bucket, key)
+    schema = f"sparkify_test_{uuid.uuid4().hex[:8]}"
+    cluster = live_cluster(schema, S3__RAW_COPY_MIN_BYTES="0")
+    reference = duckdb_warehouse(tmp_path)
+    try:
+        etl(reference, data, "--max-errors", "100000")
+        songs, logs = f"{prefix}/song_data", f"{prefix}/log_data"
+        result = cluster.cli("etl", "--songs", songs, "--logs", logs, "--max-errors", "100000")
+        assert result.exit_code == 0, result.stderr
+        split = [line for line in result.stderr.splitlines() if "scan ranges" in line]
+        assert all(day.name in line for line in split)  # only the big file can be split
+        assert dump(cluster) == dump(reference)
+        ours = [(u.rsplit("/", 1)[-1], n, comparable(r)) for u, n, r in rejects(cluster)]
+        theirs = [(u.rsplit("/", 1)[-1], n, comparable(r)) for u, n, r in rejects(reference)]
+        assert ours == theirs
+        assert landing_tables(cluster) == []
+    finally:
+        cluster.query(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        for key in keys:
+            s3.delete_object(Bucket=bucket, Key=key)
