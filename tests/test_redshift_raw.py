@@ -44,6 +44,7 @@ import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -823,13 +824,49 @@ live_cluster_only = pytest.mark.skipif(
 )
 
 
+@contextlib.contextmanager
+def uploaded_to_staging(data: Path) -> Iterator[str]:
+    """``data``'s files under a fresh folder of the live staging prefix, deleted after."""
+    import boto3
+
+    prefix = f"{os.environ['SPARKIFY_S3_STAGING_PREFIX'].rstrip('/')}/raw-test-{uuid.uuid4().hex}"
+    bucket, _, root = prefix.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3")
+    keys = {path: f"{root}/{path.relative_to(data).as_posix()}" for path in data.rglob("*.json")}
+    try:
+        for path, key in keys.items():
+            s3.upload_file(str(path), bucket, key)
+        yield prefix
+    finally:
+        for key in keys.values():
+            s3.delete_object(Bucket=bucket, Key=key)
+
+
+@contextlib.contextmanager
+def live_schema(**settings: str) -> Iterator[Warehouse]:
+    """The live cluster in a throwaway schema, dropped after."""
+    schema = f"sparkify_test_{uuid.uuid4().hex[:8]}"
+    cluster = live_cluster(schema, **settings)
+    try:
+        yield cluster
+    finally:
+        cluster.query(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def assert_like_duckdb(cluster: Warehouse, reference: Warehouse) -> None:
+    """DuckDB's star tables and rejects (file name, line, reason), and no landing table."""
+    assert dump(cluster) == dump(reference)
+    ours = [(u.rsplit("/", 1)[-1], n, comparable(r)) for u, n, r in rejects(cluster)]
+    theirs = [(u.rsplit("/", 1)[-1], n, comparable(r)) for u, n, r in rejects(reference)]
+    assert ours == theirs
+    assert landing_tables(cluster) == []
+
+
 @live_cluster_only
 def test_a_real_cluster_copies_raw_files_and_checks_them_like_duckdb(tmp_path: Path) -> None:
     """Raw S3 files (one with faults, blank lines, a line COPY refuses and a field no column
     holds) landed by two sessions at once and checked by Redshift itself give DuckDB's star
     tables, rejects (line numbers included) and unknown fields, and leave no landing table."""
-    import boto3
-
     data = tmp_path / "data"
     generate(data, GenerateOptions(users=60, days=3, songs=30, bad_records=0.05, seed=5))
     day = next((data / "log_data").rglob("*.json"))
@@ -838,32 +875,16 @@ def test_a_real_cluster_copies_raw_files_and_checks_them_like_duckdb(tmp_path: P
     extra = json.dumps({**good, "experiment": "b"}).encode()
     lines[2:2] = [b"", b'{"ts": 1, "page": "x\xff"}', b"[1]", extra]
     day.write_bytes(b"\n".join(lines))
-    prefix = f"{os.environ['SPARKIFY_S3_STAGING_PREFIX'].rstrip('/')}/raw-test-{uuid.uuid4().hex}"
-    bucket, _, root = prefix.removeprefix("s3://").partition("/")
-    s3 = boto3.client("s3")
-    files = [p for p in data.rglob("*.json")]
-    for path in files:
-        s3.upload_file(str(path), bucket, f"{root}/{path.relative_to(data).as_posix()}")
-    schema = f"sparkify_test_{uuid.uuid4().hex[:8]}"
     settings = {"S3__RAW_COPY_MIN_BYTES": "0", "CLUSTER__RAW_COPY_SESSIONS": "2"}
-    cluster = live_cluster(schema, **settings)
     env = {f"SPARKIFY_{key.replace('__', '_')}": value for key, value in settings.items()}
     reference = duckdb_warehouse(tmp_path)
-    try:
-        expected = etl(reference, data)
+    expected = etl(reference, data)
+    with uploaded_to_staging(data) as prefix, live_schema(**settings) as cluster:
         songs, logs = f"{prefix}/song_data", f"{prefix}/log_data"
         result = cluster.cli("etl", "--songs", songs, "--logs", logs, "--json", env=env)
         assert result.exit_code == 0, result.stderr
         assert json.loads(result.stdout)["unknown_fields"] == expected["unknown_fields"]
-        assert dump(cluster) == dump(reference)
-        ours = [(u.rsplit("/", 1)[-1], n, comparable(r)) for u, n, r in rejects(cluster)]
-        theirs = [(u.rsplit("/", 1)[-1], n, comparable(r)) for u, n, r in rejects(reference)]
-        assert ours == theirs
-        assert landing_tables(cluster) == []
-    finally:
-        cluster.query(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        for path in files:
-            s3.delete_object(Bucket=bucket, Key=f"{root}/{path.relative_to(data).as_posix()}")
+        assert_like_duckdb(cluster, reference)
 
 
 SPLITTABLE_BYTES = 130_000_000  # AWS: an uncompressed file of 128 MB or more may be split
@@ -895,33 +916,15 @@ def test_a_real_cluster_gives_duckdbs_results_for_a_file_it_may_split(tmp_path: 
     """An uncompressed event file of 130 MB, which Redshift may read in several scan ranges
     (then the run logs it and sparkify parses the file), gives DuckDB's star tables and
     rejects, line numbers included, and leaves no landing table."""
-    import boto3
-
     data = tmp_path / "data"
     generate(data, GenerateOptions(users=60, days=1, songs=30, bad_records=0.01, seed=7))
     day = splittable_day(data)
-    prefix = f"{os.environ['SPARKIFY_S3_STAGING_PREFIX'].rstrip('/')}/raw-test-{uuid.uuid4().hex}"
-    bucket, _, root = prefix.removeprefix("s3://").partition("/")
-    s3 = boto3.client("s3")
-    keys = [f"{root}/{path.relative_to(data).as_posix()}" for path in data.rglob("*.json")]
-    for path, key in zip(data.rglob("*.json"), keys, strict=True):
-        s3.upload_file(str(path), bucket, key)
-    schema = f"sparkify_test_{uuid.uuid4().hex[:8]}"
-    cluster = live_cluster(schema, S3__RAW_COPY_MIN_BYTES="0")
     reference = duckdb_warehouse(tmp_path)
-    try:
-        etl(reference, data, "--max-errors", "100000")
+    etl(reference, data, "--max-errors", "100000")
+    with uploaded_to_staging(data) as prefix, live_schema(S3__RAW_COPY_MIN_BYTES="0") as cluster:
         songs, logs = f"{prefix}/song_data", f"{prefix}/log_data"
         result = cluster.cli("etl", "--songs", songs, "--logs", logs, "--max-errors", "100000")
         assert result.exit_code == 0, result.stderr
         split = [line for line in result.stderr.splitlines() if "scan ranges" in line]
         assert all(day.name in line for line in split)  # only the big file can be split
-        assert dump(cluster) == dump(reference)
-        ours = [(u.rsplit("/", 1)[-1], n, comparable(r)) for u, n, r in rejects(cluster)]
-        theirs = [(u.rsplit("/", 1)[-1], n, comparable(r)) for u, n, r in rejects(reference)]
-        assert ours == theirs
-        assert landing_tables(cluster) == []
-    finally:
-        cluster.query(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        for key in keys:
-            s3.delete_object(Bucket=bucket, Key=key)
+        assert_like_duckdb(cluster, reference)
