@@ -715,6 +715,53 @@ def test_a_landing_table_dropped_meanwhile_is_landed_again_in_the_runs_transacti
     assert landing_tables(warehouse) == []
 
 
+def test_a_file_split_when_the_run_lands_it_again_is_parsed_by_sparkify(
+    raw_redshift: tuple[Warehouse, S3Bucket],
+    semantics_data: Path,
+    s3_env: MotoServer,
+    tmp_path: Path,
+) -> None:
+    """Landing tables dropped meanwhile are landed again in the run's transaction; one of
+    those COPYs reads its file in two scan ranges, so the run parses that file instead."""
+    warehouse, _ = raw_redshift
+    bucket = bucket_of(s3_env, semantics_data)
+    reference = duckdb_warehouse(tmp_path)
+    s3_etl(reference, bucket)
+    day = next((semantics_data / "log_data").rglob("*.json"))
+    key = f"log_data/{day.relative_to(semantics_data / 'log_data').as_posix()}"
+    url = bucket.url(key)
+    s3_env.log.reset()
+
+    def another_run_drops_them(step: str) -> None:
+        if step == "land":
+            for table in landing_tables(warehouse):
+                warehouse.query(f'DROP TABLE "{table}"')
+            RawRedshiftOnPostgres.split = {url}
+
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        options = EtlOptions(
+            songs=bucket.url("song_data"), logs=bucket.url("log_data"),
+            settings=warehouse.settings(),
+        )  # fmt: skip
+        run_etl(backend, options, fail_after=another_run_drops_them)
+    finally:
+        backend.close()
+
+    assert dump(warehouse) == dump(reference)
+    ours, theirs = rejects(warehouse), rejects(reference)
+    assert [(u, n, comparable(r)) for u, n, r in ours] == [
+        (u, n, comparable(r)) for u, n, r in theirs
+    ]
+    gets = s3_env.log.object_gets(bucket.name)
+    assert gets.count(key) == 3  # two COPYs, then sparkify's parse
+    again = RawRedshiftOnPostgres.copied[6:]
+    assert sorted(again) == sorted(RawRedshiftOnPostgres.copied[:6])  # all landed again
+    assert set(RawRedshiftOnPostgres.copy_sessions[6:]) <= set(RawRedshiftOnPostgres.run_sessions)
+    assert landing_tables(warehouse) == []
+
+
 def test_a_failing_landing_session_fails_the_run_with_one_error_line(
     raw_redshift: tuple[Warehouse, S3Bucket], generated: Path, s3_env: MotoServer
 ) -> None:
