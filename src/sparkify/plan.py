@@ -260,20 +260,50 @@ _WRITES = re.compile(
     r"\b(?:INSERT\s+INTO|DELETE\s+FROM|UPDATE|ANALYZE|CREATE\s+TEMPORARY\s+TABLE)\s+(\w+)",
     re.IGNORECASE,
 )
+_TEMPORARY = re.compile(r"\bCREATE\s+TEMPORARY\s+TABLE\s+(\w+)", re.IGNORECASE)
 _READS = re.compile(r"\b(?:FROM|JOIN)\s+(\w+)", re.IGNORECASE)
+# What each transform of a rebuild costs, relative to the others: seconds at 1M events
+# (docs/performance.md), used only to share the transforms out over the build connections.
+# A transform not listed costs DEFAULT_COST; a connection other than the first starts
+# with its working tables (BUILD_SETUP), SETUP_COST.
+BUILD_COSTS = {
+    "upsert_songplays": 15.0,
+    "refresh_time": 8.5,
+    "collect_user_changes": 7.5,
+    "upsert_user_events": 15.0,
+    "upsert_sessions": 6.3,
+    "upsert_song_feedback": 4.4,
+    "analyze_user_events": 1.0,
+    "refresh_user_agents": 1.1,
+}
+DEFAULT_COST, SETUP_COST = 0.5, 0.5
 
 
-def build_lanes(backend: type[Backend]) -> list[tuple[Step, ...]]:
+@dataclass(frozen=True)
+class Lanes:
+    """A rebuild's transforms: ``steps[n]`` run in order on build connection ``n``, and a
+    step named in ``after`` first waits for the steps it names, which run on other
+    connections (each step's name is unique among them)."""
+
+    steps: list[tuple[Step, ...]]
+    after: dict[str, tuple[str, ...]]
+
+    def connection_of(self, name: str) -> int:
+        return next(n for n, steps in enumerate(self.steps) if any(s.name == name for s in steps))
+
+
+def build_lanes(backend: type[Backend]) -> Lanes:
     """The transforms of a rebuild, per build connection (``Backend.build_connections``).
 
-    Every star table comes from ``TRANSFORMS``, grouped by the tables their statements
-    touch: two transforms that touch a table one of them writes stay together, in plan
-    order (songplays, then the time of its plays; the users' events, then users and their
-    levels); the others are independent. The leading transforms that fill no warehouse
-    table (the file ranks, statistics) run on every connection, each for its own temporary
-    tables. The first group goes to the connection that staged the rows; the others are
-    shared out over the other connections, which first make their own working tables
-    (``BUILD_SETUP``).
+    A transform depends on an earlier one that writes a table it touches, or that touches
+    a table it writes (songplays, then the time of its plays; user_events, then the
+    sessions; both, then song_feedback). The transforms are shared out in plan order, each
+    to the connection where it would end first (``BUILD_COSTS``), once what it depends on
+    is done: on another connection, it waits for it (``Lanes.after``); a transform that
+    reads a temporary table an earlier one made runs on that one's connection. The leading
+    transforms that fill no warehouse table (the file ranks, statistics) run on every
+    connection, each for its own temporary tables; a connection other than the first (the
+    one that staged the rows) first makes its own working tables (``BUILD_SETUP``).
     """
     statements = backend.dialect_statements()
     steps = [s for s in TRANSFORM_PLAN if "some_keys" not in s.when]  # every key affected
@@ -282,30 +312,41 @@ def build_lanes(backend: type[Backend]) -> list[tuple[Step, ...]]:
     touched = {name: written[name] | set(_READS.findall(sql)) for name, sql in sqls.items()}
     first = next(n for n, s in enumerate(steps) if written[s.name] & set(REBUILT))
     prelude, rest = tuple(steps[:first]), steps[first:]
-    shared = set().union(*(written[s.name] for s in rest))
-    lane = list(range(len(rest)))  # union-find: each transform's group
-
-    def root(n: int) -> int:
-        while lane[n] != n:
-            n = lane[n]
-        return n
-
-    toucher: dict[str, int] = {}
-    for n, step in enumerate(rest):
-        for table in sorted(touched[step.name] & shared):
-            lane[root(n)] = root(toucher.setdefault(table, n))
-    groups: dict[int, list[Step]] = {}
-    for n, step in enumerate(rest):
-        groups.setdefault(root(n), []).append(step)
-    first_group, *others = groups.values()
-    connections: list[tuple[Step, ...]] = [(*prelude, *first_group)]
-    extra = max(backend.build_connections - 1, 0)
-    for n in range(min(extra, len(others))):
-        mine = [step for group in others[n::extra] for step in group]
-        connections.append((*BUILD_SETUP, *prelude, *mine))
-    if not extra:
-        connections[0] += tuple(step for group in others for step in group)
-    return connections
+    count = max(backend.build_connections, 1)
+    free = [0.0] + [SETUP_COST] * (count - 1)  # when each connection is free, in cost units
+    lane: dict[str, int] = {}
+    ends: dict[str, float] = {}
+    needs: dict[str, list[str]] = {}
+    made: dict[str, str] = {}  # a temporary table: the transform that makes it
+    for step in rest:
+        name = step.name
+        needs[name] = [
+            done for done in lane if written[done] & touched[name] or touched[done] & written[name]
+        ]
+        ready = max((ends[done] for done in needs[name]), default=0.0)
+        cost = BUILD_COSTS.get(name, DEFAULT_COST)
+        pinned = {lane[made[t]] for t in touched[name] if t in made}
+        choices = sorted(pinned) or range(count)
+        # The earliest end; on a tie, the connection of the last of what it depends on.
+        last = max(needs[name], key=ends.__getitem__, default=None)
+        lane[name] = min(
+            choices,
+            key=lambda n: (max(free[n], ready) + cost, n != (lane[last] if last else 0), n),
+        )
+        ends[name] = free[lane[name]] = max(free[lane[name]], ready) + cost
+        made.update({t: name for t in _TEMPORARY.findall(sqls[name])})
+    used = sorted(set(lane.values()))
+    number = {old: new for new, old in enumerate(used)}  # no connection without a transform
+    connections: list[tuple[Step, ...]] = [
+        (*(BUILD_SETUP if n else ()), *prelude, *(s for s in rest if lane[s.name] == old))
+        for n, old in enumerate(used)
+    ]
+    after = {
+        name: waits
+        for name, deps in needs.items()
+        if (waits := tuple(d for d in deps if number[lane[d]] != number[lane[name]]))
+    }
+    return Lanes(connections, after)
 
 
 def _named(backend: type[Backend], name: str, all_keys: bool = False) -> list[Sent]:
@@ -379,15 +420,23 @@ def _lanes(backend: type[Backend], lanes: Step) -> list[tuple[Step, list[Sent]]]
     """A rebuild's transforms (``build_lanes``) as steps of their own, each sent on its
     build connection, under the conditions of ``lanes``."""
     shown = []
-    for n, steps in enumerate(build_lanes(backend)):
+    built = build_lanes(backend)
+    for n, steps in enumerate(built.steps):
         on = build_connection(n)
         parts = [("connect", backend.opening_statements(BUILD, create=False))] if n else []
-        parts += [(step.name, step_statements(backend, step, all_keys=True)) for step in steps]
+        parts += [(_waiting(built, step.name), step_statements(backend, step, all_keys=True))
+                  for step in steps]  # fmt: skip
         shown += [
             (Step(f"{lanes.name}: {name}", when=lanes.when), [replace(s, on=on) for s in sents])
             for name, sents in parts
         ]
     return shown
+
+
+def _waiting(lanes: Lanes, name: str) -> str:
+    """A step's name, with what it waits for on other connections."""
+    on = [f"{w} on {build_connection(lanes.connection_of(w))}" for w in lanes.after.get(name, ())]
+    return f"{name} (after {', '.join(on)})" if on else name
 
 
 def _block(backend: type[Backend], steps: tuple[Step, ...]) -> list[tuple[Step, list[Sent]]]:

@@ -6,7 +6,8 @@ at once or not at all. On a backend whose ``capabilities.parallel_build`` says s
 (PostgreSQL), the run's transaction takes the run lock as always, and the tables are built
 anew in a schema of their own, the build schema, by build connections that commit as they
 go: the first one stages the rows and writes the ledger, then the transforms run on several
-connections at once (``plan.build_lanes``). Nobody reads the build schema. Last, the run's
+connections at once (``plan.build_lanes``; one waits for another where it reads what that
+one builds). Nobody reads the build schema. Last, the run's
 transaction drops the old tables, moves the new ones in (``Backend.swap_sql``), records the
 run and commits: readers see the old tables until that commit and the new ones after it. A
 run that fails drops its build schema before its transaction ends; the build schema of a
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from sparkify.backends import Backend
-from sparkify.plan import Step
+from sparkify.plan import Lanes, Step
 from sparkify.tables import REBUILT
 
 CLEANUP_LOCK_MS = 5000  # how long dropping a failed run's build schema may wait for a lock
@@ -47,6 +48,7 @@ class Build:
         self.stopping = False
         self.swapping = False
         self._lock = threading.Lock()
+        self._done: dict[str, threading.Event] = {}  # per transform: it has run
 
     def start(self) -> Backend:
         """Create the build schema and its empty tables; returns the first build connection."""
@@ -65,13 +67,16 @@ class Build:
                 connection.cancel()
         return connection
 
-    def transform(self, lanes: list[tuple[Step, ...]], do: Callable[[Backend, Step], None]) -> None:
-        """Each connection's steps (``lanes[0]`` on the first build connection, the others
-        on new ones), at once in threads; the first failure stops the others and is raised."""
-        with ThreadPoolExecutor(len(lanes), thread_name_prefix="sparkify-build") as pool:
+    def transform(self, lanes: Lanes, do: Callable[[Backend, Step], None]) -> None:
+        """Each connection's steps (``lanes.steps[0]`` on the first build connection, the
+        others on new ones), at once in threads, a step waiting for those of other
+        connections it comes after; the first failure stops the others and is raised."""
+        self._done = {step.name: threading.Event() for steps in lanes.steps for step in steps}
+        with ThreadPoolExecutor(len(lanes.steps), thread_name_prefix="sparkify-build") as pool:
             try:
                 for future in [
-                    pool.submit(self._lane, n, steps, do) for n, steps in enumerate(lanes)
+                    pool.submit(self._lane, n, steps, lanes.after, do)
+                    for n, steps in enumerate(lanes.steps)
                 ]:
                     future.result()
             except BaseException as exc:  # a lane's failure, or Ctrl-C in this thread
@@ -79,13 +84,22 @@ class Build:
         if self.failure is not None:
             raise self.failure
 
-    def _lane(self, n: int, steps: tuple[Step, ...], do: Callable[[Backend, Step], None]) -> None:
+    def _lane(
+        self,
+        n: int,
+        steps: tuple[Step, ...],
+        after: dict[str, tuple[str, ...]],
+        do: Callable[[Backend, Step], None],
+    ) -> None:
         try:
             connection = self.connections[0] if n == 0 else self._connect()
             for step in steps:
+                for name in after.get(step.name, ()):
+                    self._done[name].wait()
                 if self.stopping:
                     return
                 do(connection, step)
+                self._done[step.name].set()
         except BaseException as exc:
             self._stop(exc)
 
@@ -96,6 +110,8 @@ class Build:
                 self.failure = exc
             self.stopping = True
             connections = list(self.connections)
+        for done in self._done.values():  # no connection waits for a step that never ends
+            done.set()
         for connection in connections:
             connection.cancel()
 

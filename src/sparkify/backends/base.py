@@ -175,6 +175,12 @@ class Backend(ABC):
     @abstractmethod
     def existing_tables(self) -> set[str]: ...
 
+    def enforced_keys(self) -> frozenset[tuple[str, tuple[str, ...]]]:
+        """The primary keys the warehouse enforces on its tables, as (table, its key's
+        columns in name order): the quality checks need not read what they guarantee. None
+        where keys are not declared (DuckDB) or not enforced (Redshift)."""
+        return frozenset()
+
     # -- transactions -------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:

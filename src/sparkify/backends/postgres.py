@@ -431,6 +431,15 @@ class PostgresBackend(Backend):
         [sql] = self.statements.get("existing_tables")
         return {row[0] for row in self.query(sql, {"schema": self.schema}).rows}
 
+    def enforced_keys(self) -> frozenset[tuple[str, tuple[str, ...]]]:
+        """Every valid primary key of the schema's tables: PostgreSQL refuses a duplicate or
+        a NULL in one on every write."""
+        [sql] = self.statements.get("enforced_keys")
+        keys: dict[str, list[str]] = {}
+        for table, column in self.query(sql).rows:
+            keys.setdefault(table, []).append(column)
+        return frozenset((table, tuple(sorted(columns))) for table, columns in keys.items())
+
     def rollback(self) -> None:
         """A broken connection has lost its transaction already: nothing to roll back."""
         if self._con is None or self._con.closed or self._con.broken:

@@ -134,6 +134,10 @@ class RedshiftBackend(PostgresBackend):
         self._uploaded: list[str] = []  # objects of successful loads, removed at close
         self._landed: dict[Path, str] = {}  # marker part -> kind checked by raw_copy
 
+    def enforced_keys(self) -> frozenset[tuple[str, tuple[str, ...]]]:
+        """None: Redshift declares primary keys but never enforces them."""
+        return frozenset()
+
     # -- connection ---------------------------------------------------------------------
     @property
     def aws_host(self) -> re.Match[str] | None:

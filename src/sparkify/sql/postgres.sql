@@ -51,6 +51,17 @@ ANALYZE songplays (songplay_id, start_time);
 -- name: existing_tables
 SELECT table_name FROM information_schema.tables WHERE table_schema = :schema;
 
+-- name: enforced_keys
+-- The columns of the valid primary keys of the schema's tables (quality.run_checks: a key
+-- PostgreSQL enforces needs no scan for duplicates or NULLs).
+SELECT c.relname, a.attname
+FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+JOIN pg_index i ON i.indexrelid = k.conindid AND i.indisvalid
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(k.conkey)
+WHERE k.contype = 'p' AND k.convalidated;
+
 -- name: lock_wait
 -- Before the run's transaction: how long its LOCK may wait (--wait), in milliseconds.
 SELECT set_config('lock_timeout', :timeout, false);
