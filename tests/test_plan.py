@@ -20,9 +20,14 @@ from recording import Recorder, facts, recorded_run
 from sparkify.backends import backend_class
 from sparkify.plan import (
     BUILD,
+    BUILD_COSTS,
+    BUILD_SETUP,
+    DEFAULT_COST,
     CONDITIONS,
     RUN_PLAN,
     SCHEMA,
+    TRANSFORM_PLAN,
+    build_lanes,
     dry_run_text,
     expected_by_connection,
     expected_statements,
@@ -90,6 +95,51 @@ def test_touched_files_update_the_ledger_in_one_statement(
     summary, sent = recorded_run(warehouse, tmp_path, recorder)
     assert summary.files_skipped == 40
     assert sent == expected_statements(backend_class(warehouse.name), facts())
+
+
+# -- a rebuild's transforms on several connections -------------------------------------------
+# What each transform reads that another one builds (docs/model.md): it runs after it, on
+# the same connection or waiting for it. user_changes is a temporary table: its readers run
+# on the connection that made it.
+READS_BUILT = {
+    "refresh_time": ("upsert_songplays", "analyze_songplays"),
+    "upsert_users": ("collect_user_changes",),
+    "upsert_user_levels": ("collect_user_changes",),
+    "upsert_sessions": ("upsert_user_events",),
+    "upsert_subscription_changes": ("upsert_user_events",),
+    "upsert_song_feedback": ("upsert_songplays", "upsert_user_events"),
+    "refresh_user_agents": ("upsert_user_events",),
+    "refresh_locations": ("upsert_user_events",),
+}
+
+
+def test_a_rebuild_shares_the_transforms_out_evenly_each_after_what_it_reads() -> None:
+    backend = backend_class("postgres")
+    lanes = build_lanes(backend)
+    assert len(lanes.steps) == backend.build_connections == 2
+    setup = {step.name for step in BUILD_SETUP}
+    builds = [[s.name for s in steps if s.checkpoint] for steps in lanes.steps]
+    transforms = [s.name for s in TRANSFORM_PLAN if "some_keys" not in s.when and s.checkpoint]
+    leading = ["rank_files", "analyze_run_tables"]  # every connection's own
+    assert all(names[:2] == leading for names in builds)
+    assert sorted(n for names in builds for n in names[2:]) == sorted(transforms[2:])
+    assert [s.name for s in lanes.steps[1][: len(BUILD_SETUP)]] == [s.name for s in BUILD_SETUP]
+    assert not setup & {s.name for s in lanes.steps[0]}
+
+    def place(name: str) -> tuple[int, int]:
+        return next((n, names.index(name)) for n, names in enumerate(builds) if name in names)
+
+    for name, reads in READS_BUILT.items():
+        for built in reads:
+            (lane, at), (built_lane, built_at) = place(name), place(built)
+            if lane == built_lane:
+                assert built_at < at, (name, built)
+            else:
+                assert built in lanes.after[name] and built != "collect_user_changes", name
+    # No connection carries much more than half of the work (the critical path, songplays
+    # and the time of its plays, is less than half of it).
+    cost = [sum(BUILD_COSTS.get(n, DEFAULT_COST) for n in names[2:]) for names in builds]
+    assert max(cost) < 0.6 * sum(cost), builds
 
 
 # -- a real run against the plan ----------------------------------------------------------------

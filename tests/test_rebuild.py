@@ -15,7 +15,9 @@ from conftest import Warehouse, dump, etl
 from test_atomicity import builds, options
 
 from sparkify.backends import Backend
-from sparkify.pipeline import run_etl
+from sparkify.backends.postgres import PostgresBackend
+from sparkify.pipeline import Run, run_etl
+from sparkify.plan import Step, build_lanes
 from sparkify.rebuild import Build
 
 LEDGER = {
@@ -110,6 +112,49 @@ def test_a_rebuild_gives_the_tables_of_the_one_transaction_path(
     assert len(rebuilds) == 2
     assert everything(one) == expected
     assert builds(rebuilt) == []
+
+
+def test_a_transform_waits_for_what_another_connection_builds_for_it(
+    postgres_warehouse: Callable[[], Warehouse],
+    rebuilds: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    semantics_data: Path,
+) -> None:
+    """user_events is slow to build (held up after its statement): the transforms that
+    read it on the other connection start only once it is done, and the tables are right."""
+    lanes = build_lanes(PostgresBackend)
+    waiting = {name for name, waits in lanes.after.items() if "upsert_user_events" in waits}
+    assert waiting and lanes.connection_of("upsert_user_events") != lanes.connection_of(
+        next(iter(waiting))
+    )
+    started: dict[str, float] = {}
+    ended: dict[str, float] = {}
+    step_on = Run.on_build_connection
+
+    def timed(self: Run, backend: Backend, step: Step) -> None:
+        started[step.name] = time.monotonic()
+        step_on(self, backend, step)
+        ended[step.name] = time.monotonic()
+
+    def slow(checkpoint: str) -> None:
+        if checkpoint == "upsert_user_events":
+            time.sleep(0.5)
+
+    monkeypatch.setattr(Run, "on_build_connection", timed)
+    warehouse = postgres_warehouse()
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        run_etl(backend, options(semantics_data), fail_after=slow)
+    finally:
+        backend.close()
+    assert len(rebuilds) == 1
+    assert all(started[name] >= ended["upsert_user_events"] for name in waiting)
+    with monkeypatch.context() as patched:
+        in_place(patched)
+        one = postgres_warehouse()
+        etl(one, semantics_data)
+    assert everything(warehouse) == everything(one)
 
 
 @pytest.fixture
