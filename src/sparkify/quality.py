@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -220,25 +221,32 @@ def run_checks(backend: Backend, checks: tuple[Check, ...] = CHECKS) -> CheckRes
     """Every check, in order. A key check whose primary key the backend enforces passes
     without a query; checks with the same query share one. A backend with
     ``capabilities.parallel_build`` runs the queries on ``build_connections`` connections
-    at once (``backend`` and read-only siblings), each taking every n-th query."""
+    at once (``backend`` and read-only siblings), each taking the next query left."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     enforced = backend.enforced_keys()
     queries = list(dict.fromkeys(c.sql for c in checks if c.key not in enforced))
     parallel = backend.capabilities.parallel_build and len(queries) > 1
     share = min(backend.build_connections, len(queries)) if parallel else 1
     answers: dict[str, tuple[Any, ...]] = {}
+    left: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for sql in queries:
+        left.put(sql)
 
-    def count(connection: Backend, first: int) -> None:
-        for sql in queries[first::share]:
+    def count(connection: Backend) -> None:
+        while True:
+            try:
+                sql = left.get_nowait()
+            except queue.Empty:
+                return
             params = {"now": now} if ":now" in sql else None
             answers[sql] = connection.query(sql, params).rows[0]
 
     if share == 1:
-        count(backend, 0)
+        count(backend)
     else:
         with ThreadPoolExecutor(share - 1, thread_name_prefix="sparkify-checks") as pool:
-            futures = [pool.submit(_on_sibling, backend, count, n) for n in range(1, share)]
-            count(backend, 0)
+            futures = [pool.submit(_on_sibling, backend, count) for _ in range(1, share)]
+            count(backend)
             for future in futures:
                 future.result()
     outcomes = [
@@ -259,9 +267,9 @@ def run_checks(backend: Backend, checks: tuple[Check, ...] = CHECKS) -> CheckRes
     return result
 
 
-def _on_sibling(backend: Backend, count: Callable[[Backend, int], None], first: int) -> None:
+def _on_sibling(backend: Backend, count: Callable[[Backend], None]) -> None:
     sibling = backend.sibling(read_only=True)
     try:
-        count(sibling, first)
+        count(sibling)
     finally:
         sibling.close()
