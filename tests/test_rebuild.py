@@ -19,6 +19,7 @@ from sparkify.backends.postgres import PostgresBackend
 from sparkify.pipeline import Run, run_etl
 from sparkify.plan import Step, build_lanes
 from sparkify.rebuild import Build
+from sparkify.tables import REBUILT
 
 LEDGER = {
     "etl_files": "SELECT url, kind, size, version, fingerprint, lines_read, rows_staged, "
@@ -155,6 +156,38 @@ def test_a_transform_waits_for_what_another_connection_builds_for_it(
         one = postgres_warehouse()
         etl(one, semantics_data)
     assert everything(warehouse) == everything(one)
+
+
+def test_autovacuum_leaves_the_tables_alone_while_they_are_built_and_after_the_swap_not(
+    postgres_warehouse: Callable[[], Warehouse], rebuilds: list[str], semantics_data: Path
+) -> None:
+    """Autovacuum started on a table being built would hold up the swap's ALTER TABLE a
+    whole deadlock_timeout (1 s) per table: it is off for the build tables, and the tables
+    swapped in have it as any table has (no reloption left)."""
+    warehouse = postgres_warehouse()
+    options_of = (
+        "SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = '{}' AND c.relkind = 'r' ORDER BY 1"
+    )
+    during: list[tuple] = []
+
+    def look(checkpoint: str) -> None:
+        if checkpoint == "ledger":
+            during.extend(warehouse.query(options_of.format(rebuilds[0])))
+
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        run_etl(backend, options(semantics_data), fail_after=look)
+    finally:
+        backend.close()
+    off = ["autovacuum_enabled=false"]  # (toast.autovacuum_enabled is its TOAST table's)
+    assert {name for name, _ in during} == set(REBUILT)
+    assert all(reloptions == off for _, reloptions in during), during
+    schema = warehouse.overrides[("WAREHOUSE", "SCHEMA")]
+    after = warehouse.query(options_of.format(schema))
+    assert set(REBUILT) <= {name for name, _ in after}
+    assert all(reloptions is None for _, reloptions in after), after
 
 
 @pytest.fixture

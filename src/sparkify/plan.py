@@ -382,8 +382,7 @@ def step_statements(backend: type[Backend], step: Step, all_keys: bool = False) 
         return [*_named_sql(backend, backend.dead_builds_sql()), Sent(drop, ("dead_builds",))]
     if step.does == "build":
         on = build_connection(0)
-        ddl = backend.dialect_statements().table_ddl()
-        created = [Sent(sql, on=on) for table in REBUILT for sql in ddl[table]]
+        created = [Sent(sql, on=on) for sql in backend.build_tables_sql()]
         opened = backend.opening_statements(BUILD, create=True)
         return [replace(sent, on=on) for sent in opened] + created
     if step.does == "swap":

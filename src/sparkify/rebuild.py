@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sparkify.backends import Backend
 from sparkify.plan import Lanes, Step
-from sparkify.tables import REBUILT
 
 CLEANUP_LOCK_MS = 5000  # how long dropping a failed run's build schema may wait for a lock
 
@@ -53,10 +52,8 @@ class Build:
     def start(self) -> Backend:
         """Create the build schema and its empty tables; returns the first build connection."""
         first = self._connect()
-        ddl = first.statements.table_ddl()
-        for table in REBUILT:
-            for sql in ddl[table]:
-                first.execute(sql)
+        for sql in first.build_tables_sql():
+            first.execute(sql)
         return first
 
     def _connect(self) -> Backend:

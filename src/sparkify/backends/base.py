@@ -19,6 +19,7 @@ from sparkify.parsing import Parser
 from sparkify.progress import ProgressFactory
 from sparkify.schema import Statements
 from sparkify.sources import Source, SourceFile
+from sparkify.tables import REBUILT
 
 Params = Mapping[str, Any] | None
 
@@ -213,6 +214,13 @@ class Backend(ABC):
     def build_prefix(self) -> str:
         """How the names of this warehouse's build schemas start (``sparkify.rebuild``)."""
         raise NotImplementedError(f"{self.name} does not build tables on other connections")
+
+    @classmethod
+    def build_tables_sql(cls) -> list[str]:
+        """What makes a rebuild's empty tables (``tables.REBUILT``) in its build schema, the
+        first build connection's search path."""
+        ddl = cls.dialect_statements().table_ddl()
+        return [sql for table in REBUILT for sql in ddl[table]]
 
     def build_connection(self, build_schema: str) -> Backend:
         """A connection that reads and writes the tables of ``build_schema`` (created when

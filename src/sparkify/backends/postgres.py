@@ -333,6 +333,18 @@ class PostgresBackend(Backend):
         return [Sent(cls.driver_sql(sql, has_parameters(sql))) for sql in sqls]
 
     @classmethod
+    def build_tables_sql(cls) -> list[str]:
+        """The tables, and no autovacuum on them while they are built: it would start on the
+        large ones as they fill, and the swap's ``ALTER TABLE ... SET SCHEMA`` would then
+        wait a whole ``deadlock_timeout`` (1 s by default) for each before PostgreSQL
+        cancels it (measured: 4 to 5 s of a 1M-event swap). The swap resets it."""
+        off = "autovacuum_enabled = false, toast.autovacuum_enabled = false"
+        return [
+            *super().build_tables_sql(),
+            *(f"ALTER TABLE {quote_identifier(table)} SET ({off})" for table in REBUILT),
+        ]
+
+    @classmethod
     def dead_builds_sql(cls) -> str:
         return (
             "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, :prefix) ORDER BY nspname"
@@ -346,8 +358,8 @@ class PostgresBackend(Backend):
     def swap_sql(cls, schema: str, build_schema: str, tables: Sequence[str]) -> list[str]:
         """After a savepoint (so that a failure can undo the swap alone: ``unswap``): every
         table locked at once, each lock waited for ``SWAP_LOCK_WAIT`` at most, then the old
-        tables dropped and the new ones moved in (their indexes move with them); the build
-        schema is empty then, and DROP SCHEMA without CASCADE says so."""
+        tables dropped and the new ones moved in (their indexes move with them), autovacuum
+        on again; the build schema is empty then, and DROP SCHEMA without CASCADE says so."""
         main, build = quote_identifier(schema), quote_identifier(build_schema)
         names = [quote_identifier(table) for table in tables]
         sqls = [
@@ -356,8 +368,13 @@ class PostgresBackend(Backend):
             f"LOCK TABLE {', '.join(f'{main}.{name}' for name in names)} IN ACCESS EXCLUSIVE MODE",
             "SELECT set_config('lock_timeout', '0', true)",
         ]
+        reset = "RESET (autovacuum_enabled, toast.autovacuum_enabled)"  # see build_tables_sql
         for name in names:
-            sqls += [f"DROP TABLE {main}.{name}", f"ALTER TABLE {build}.{name} SET SCHEMA {main}"]
+            sqls += [
+                f"DROP TABLE {main}.{name}",
+                f"ALTER TABLE {build}.{name} SET SCHEMA {main}",
+                f"ALTER TABLE {main}.{name} {reset}",
+            ]
         return [*sqls, f"DROP SCHEMA {build}"]
 
     def swap(self, build_schema: str) -> None:
