@@ -115,6 +115,16 @@ def test_a_rebuild_gives_the_tables_of_the_one_transaction_path(
     assert builds(rebuilt) == []
 
 
+def load(warehouse: Warehouse, data: Path, fail_after: Callable[[str], None]) -> None:
+    """A first load through the library, ``fail_after`` called at each checkpoint."""
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        run_etl(backend, options(data), fail_after=fail_after)
+    finally:
+        backend.close()
+
+
 def test_a_transform_waits_for_what_another_connection_builds_for_it(
     postgres_warehouse: Callable[[], Warehouse],
     rebuilds: list[str],
@@ -143,12 +153,7 @@ def test_a_transform_waits_for_what_another_connection_builds_for_it(
 
     monkeypatch.setattr(Run, "on_build_connection", timed)
     warehouse = postgres_warehouse()
-    backend = warehouse.backend()
-    backend.connect()
-    try:
-        run_etl(backend, options(semantics_data), fail_after=slow)
-    finally:
-        backend.close()
+    load(warehouse, semantics_data, slow)
     assert len(rebuilds) == 1
     assert all(started[name] >= ended["upsert_user_events"] for name in waiting)
     with monkeypatch.context() as patched:
@@ -175,12 +180,7 @@ def test_autovacuum_leaves_the_tables_alone_while_they_are_built_and_after_the_s
         if checkpoint == "ledger":
             during.extend(warehouse.query(options_of.format(rebuilds[0])))
 
-    backend = warehouse.backend()
-    backend.connect()
-    try:
-        run_etl(backend, options(semantics_data), fail_after=look)
-    finally:
-        backend.close()
+    load(warehouse, semantics_data, look)
     off = ["autovacuum_enabled=false"]  # (toast.autovacuum_enabled is its TOAST table's)
     assert {name for name, _ in during} == set(REBUILT)
     assert all(reloptions == off for _, reloptions in during), during
