@@ -749,6 +749,7 @@ def test_postgres_and_duckdb_build_identical_star_tables(
 # time may be an index-only scan; its new rows' blocks are written, not read).
 TRANSFORM_READS = (
     ("staging_events", "pg_stat_get_xact_blocks_fetched(CAST(:table AS regclass))"),
+    ("user_events", "pg_stat_get_xact_blocks_fetched(CAST(:table AS regclass))"),
     ("time", "SUM(pg_stat_get_xact_tuples_returned(c.oid) + "
      "pg_stat_get_xact_tuples_fetched(c.oid)) FROM pg_class c WHERE c.oid = CAST(:table AS "
      "regclass) OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = CAST(:table AS "
@@ -797,18 +798,21 @@ def test_a_new_day_on_a_month_of_history_reads_the_new_days_blocks(
     postgres_dsn: str, tmp_path: Path
 ) -> None:
     """With BRIN indexes standing in for Redshift's zone maps, the transforms of a run that
-    adds one day to thirty read in proportion to that day: staging by ranges of sessions
-    and start times, time by the start times of the run's plays."""
+    adds one day to thirty read in proportion to that day: staging and user_events by
+    ranges of sessions and start times (user_events also for the user agents and locations
+    the day adds or takes away), time by the start times of the run's plays."""
     a_month_of_plays(tmp_path, days=31)
     pg = pg_warehouse(postgres_dsn)
     etl(pg, tmp_path, "--until", "2018-11-30")
-    [(pages, times)] = pg.query(
+    [(pages, event_pages, times)] = pg.query(
         "SELECT pg_relation_size(CAST('staging_events' AS regclass)) / 8192, "
+        "pg_relation_size(CAST('user_events' AS regclass)) / 8192, "
         "(SELECT COUNT(*) FROM time)"
     )
-    assert pages > 1000  # a month of history
+    assert pages > 1000 and event_pages > 500  # a month of history
     new_day = transform_reads(pg, tmp_path)
     assert new_day["staging_events"] < 0.15 * pages, (new_day, pages)
+    assert new_day["user_events"] < 0.15 * event_pages, (new_day, event_pages)
     assert new_day["time"] < 0.15 * times, (new_day, times)
     at_once = duck_warehouse(tmp_path)
     etl(at_once, tmp_path)
