@@ -84,10 +84,20 @@ def test_user_agents_and_locations_are_parsed_by_the_documented_rules(
     warehouse: Warehouse, model_data: Path
 ) -> None:
     etl(warehouse, model_data)
-    agents = dict((text, rest) for text, *rest in warehouse.query("SELECT * FROM user_agents"))
+    agents = dict(
+        (text, rest)
+        for text, *rest in warehouse.query(
+            "SELECT user_agent, browser, os, device FROM user_agents"
+        )
+    )
     expected = {text: list(rest) for text, *rest in USER_AGENTS}
     assert agents == expected | {"Agent": ["Other", "Other", "other"]}
-    places = dict((text, rest) for text, *rest in warehouse.query("SELECT * FROM locations"))
+    places = dict(
+        (text, rest)
+        for text, *rest in warehouse.query(
+            "SELECT location, metro_area, city, state, states FROM locations"
+        )
+    )
     expected = {text: list(rest) for text, *rest in LOCATIONS}
     assert places == expected | {"Somewhere, ST": ["Somewhere", "Somewhere", "ST", "ST"]}
 
@@ -136,6 +146,36 @@ def test_a_warehouse_loaded_before_the_event_model_gets_all_of_it_with_the_next_
     at_once = new_warehouse()
     etl(at_once, data)
     assert dump(older) == dump(at_once)
+
+
+def test_a_warehouse_whose_texts_are_not_counted_gets_the_counts_with_the_next_load(
+    new_warehouse: Callable[[], Warehouse], generated: Path, tmp_path: Path
+) -> None:
+    """user_agents and locations count the events of each text (events) since the runs
+    stopped reading all of user_events: an older warehouse gets the column, counted."""
+    days = event_days(generated)
+    data = copy_days(generated, tmp_path / "data", days[:3])
+    older = new_warehouse()
+    etl(older, data)
+    change(older, *(f"ALTER TABLE {table} DROP COLUMN events" for table in MODEL[-2:]))
+    copy_days(generated, data, days[3:4])
+    summary = etl(older, data)
+    assert summary["files"]["new"] == 1
+    assert all(check["passed"] for check in summary["checks"])
+    at_once = new_warehouse()
+    etl(at_once, data)
+    assert dump(older) == dump(at_once)
+
+
+def test_checks_fail_when_the_texts_counts_disagree_with_the_events(
+    warehouse: Warehouse, model_data: Path
+) -> None:
+    etl(warehouse, model_data)
+    change(warehouse, "UPDATE locations SET events = events + 1 WHERE location LIKE 'New York%'")
+    result = warehouse.cli("check", "--json")
+    assert result.exit_code == 4
+    failing = {c["name"] for c in json.loads(result.stdout) if not c["passed"]}
+    assert failing == {"user_events_are_described"}
 
 
 def test_checks_fail_when_the_model_disagrees_with_the_events(

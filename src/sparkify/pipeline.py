@@ -30,7 +30,7 @@ from sparkify.errors import (
     WarehouseError,
 )
 from sparkify.parsing import FileParse, Parser, scratch_folder
-from sparkify.plan import RUN_PLAN, Step, build_lanes
+from sparkify.plan import ADDED_COLUMNS, RUN_PLAN, Step, build_lanes
 from sparkify.progress import NO_PROGRESS, ProgressFactory
 from sparkify.rebuild import Build, drop_dead_builds
 from sparkify.reconcile import KnownFile, Move, find_moves, vanished
@@ -139,7 +139,7 @@ def ensure_tables(backend: Backend, drop: bool = False) -> None:
     fails because the other run created the table meanwhile is not an error.
     """
     existing = set() if drop else backend.existing_tables()
-    old_etl_runs = set() if drop else _etl_runs_columns(backend)
+    columns = set() if drop else _added_columns(backend)
     ddl = backend.statements.table_ddl()
     missing = {table: sqls for table, sqls in ddl.items() if table not in existing}
     if missing:
@@ -153,18 +153,19 @@ def ensure_tables(backend: Backend, drop: bool = False) -> None:
                     except WarehouseError:
                         if table not in backend.existing_tables():
                             raise
-    if old_etl_runs and "unknown_fields" not in old_etl_runs:
-        with backend.writing():
+    for table, column, name, _ in ADDED_COLUMNS:
+        if table in existing and (table, column) not in columns:
             try:
-                backend.run("add_etl_runs_unknown_fields")
+                with backend.transaction():  # the column with its values, or neither
+                    backend.run(name)
             except WarehouseError:  # another run added it meanwhile
-                if "unknown_fields" not in _etl_runs_columns(backend):
+                if (table, column) not in _added_columns(backend):
                     raise
 
 
-def _etl_runs_columns(backend: Backend) -> set[str]:
-    [sql] = backend.statements.get("etl_runs_columns")
-    return {row[0] for row in backend.query(sql).rows}
+def _added_columns(backend: Backend) -> set[tuple[str, str]]:
+    [sql] = backend.statements.get("added_columns")
+    return {(row[0], row[1]) for row in backend.query(sql).rows}
 
 
 @contextmanager

@@ -25,6 +25,8 @@ from sparkify.tables import REBUILT
 CONDITIONS = {
     "tables_missing": "the warehouse lacks tables (a first run)",
     "old_etl_runs": "etl_runs lacks unknown_fields (a warehouse of an older version)",
+    "uncounted_texts": "user_agents or locations lack events (a warehouse of an older "
+    "version): added, in a transaction with its values counted once from all of user_events",
     "full_refresh": "--full-refresh",
     "reads_files": "files are new, their change token moved, or known files moved or are pruned",
     "known_changed": "the content of files already in the ledger changed, or --prune removes "
@@ -135,6 +137,13 @@ RUN_COLUMNS = (
     "artists_rows",
     "time_rows",
     "unknown_fields",
+)
+# The columns added since the tables were first declared: (table, column), the statement
+# that adds it to an older warehouse, and the condition the dry run names for it.
+ADDED_COLUMNS = (
+    ("etl_runs", "unknown_fields", "add_etl_runs_unknown_fields", "old_etl_runs"),
+    ("user_agents", "events", "add_user_agents_events", "uncounted_texts"),
+    ("locations", "events", "add_locations_events", "uncounted_texts"),
 )
 FAILURE_COLUMNS = ("run_id", "started_at", "finished_at", "status", "message")
 FAILED_REJECT_COLUMNS = ("run_id", "url", "line_no", "reason", "raw")
@@ -362,9 +371,13 @@ def step_statements(backend: type[Backend], step: Step, all_keys: bool = False) 
         creates = [Sent(s) for s in backend.dialect_statements().create_tables()]
         return [
             *_named(backend, "existing_tables"),
-            *_named(backend, "etl_runs_columns"),
+            *_named(backend, "added_columns"),
             *_writing(backend, creates, "tables_missing"),
-            *_writing(backend, _named(backend, "add_etl_runs_unknown_fields"), "old_etl_runs"),
+            *(
+                sent
+                for _, _, name, condition in ADDED_COLUMNS
+                for sent in _in_transaction(backend, _named(backend, name), condition)
+            ),
         ]
     if step.does == "land":
         return backend.landing_statements()
@@ -412,6 +425,12 @@ def _writing(backend: type[Backend], sent: list[Sent], condition: str) -> list[S
     ``condition``."""
     if backend.capabilities.writes_in_transaction:
         sent = [Sent(backend.begin_sql), *sent, Sent(backend.commit_sql)]
+    return [Sent(s.sql, (condition,)) for s in sent]
+
+
+def _in_transaction(backend: type[Backend], sent: list[Sent], condition: str) -> list[Sent]:
+    """Changes made outside the run's transaction in one of their own, under ``condition``."""
+    sent = [Sent(backend.begin_sql), *sent, Sent(backend.commit_sql)]
     return [Sent(s.sql, (condition,)) for s in sent]
 
 

@@ -113,15 +113,17 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "user_events_are_described",
         "every user agent and location of user_events has its row in user_agents and "
-        "locations, and those tables hold no other",
-        "SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT user_agent FROM user_events) e "
+        "locations, counting its events, and those tables hold no other",
+        "SELECT (SELECT COUNT(*) FROM (SELECT user_agent, COUNT(*) AS events FROM user_events "
+        "WHERE user_agent IS NOT NULL GROUP BY user_agent) e "
         "FULL JOIN user_agents a ON a.user_agent = e.user_agent "
-        "WHERE e.user_agent IS NOT NULL AND a.user_agent IS NULL "
-        "OR a.user_agent IS NOT NULL AND e.user_agent IS NULL) + "
-        "(SELECT COUNT(*) FROM (SELECT DISTINCT location FROM user_events) e "
+        "WHERE a.user_agent IS NULL OR e.user_agent IS NULL "
+        "OR a.events IS NULL OR a.events <> e.events) + "
+        "(SELECT COUNT(*) FROM (SELECT location, COUNT(*) AS events FROM user_events "
+        "WHERE location IS NOT NULL GROUP BY location) e "
         "FULL JOIN locations l ON l.location = e.location "
-        "WHERE e.location IS NOT NULL AND l.location IS NULL "
-        "OR l.location IS NOT NULL AND e.location IS NULL)",
+        "WHERE l.location IS NULL OR e.location IS NULL "
+        "OR l.events IS NULL OR l.events <> e.events)",
     ),
     Check(
         "no_future_timestamps",

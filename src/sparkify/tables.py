@@ -300,6 +300,7 @@ DECLARED = (
         diststyle="KEY",
         distkey="session_id",
         sortkey=("start_time",),
+        zone_maps=("session_id",),
     ),
     Table(
         "sessions",
@@ -350,7 +351,15 @@ DECLARED = (
     ),
     Table(
         "user_agents",
-        (_key_text("user_agent"), _c("browser", CODE), _c("os", CODE), _c("device", CODE)),
+        (
+            _key_text("user_agent"),
+            _c("browser", CODE),
+            _c("os", CODE),
+            _c("device", CODE),
+            # How many user events have the text: a text goes when its count reaches 0, so a
+            # run reads only its own sessions' events, not all of user_events.
+            _c("events", "BIGINT"),
+        ),
         diststyle="ALL",
         sortkey=("user_agent",),
     ),
@@ -363,6 +372,7 @@ DECLARED = (
             # Parts of free text: as wide as the text they come from.
             _c("state", TEXT),
             _c("states", TEXT),
+            _c("events", "BIGINT"),  # as user_agents.events
         ),
         diststyle="ALL",
         sortkey=("location",),
@@ -403,6 +413,10 @@ AFFECTED = (
     Table("affected_sessions", (_nn("session_id", "BIGINT"),), temporary=True),
     # The start times the affected plays had before the run and have after it.
     Table("affected_times", (_nn("start_time", "TIMESTAMP"),), temporary=True),
+    # The user agents and locations of the affected sessions' events, with the change in
+    # their counts: minus the events the run replaces, plus those it writes.
+    Table("affected_agents", (_nn("user_agent", TEXT), _nn("events", "BIGINT")), temporary=True),
+    Table("affected_locations", (_nn("location", TEXT), _nn("events", "BIGINT")), temporary=True),
 )
 TABLES = tuple(table.name for table in DECLARED)
 # The runs' history: a --full-refresh keeps it; every other table holds what runs loaded

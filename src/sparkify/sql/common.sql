@@ -11,13 +11,37 @@
 -- name: existing_tables
 SELECT table_name FROM information_schema.tables;
 
--- name: etl_runs_columns
--- A warehouse made by an older version lacks the columns added since (see add_etl_runs_*).
-SELECT column_name FROM information_schema.columns
-WHERE table_name = 'etl_runs' AND table_schema = current_schema();
+-- name: added_columns
+-- A warehouse made by an older version lacks the columns added since (plan.ADDED_COLUMNS:
+-- add_etl_runs_unknown_fields, add_*_events).
+SELECT table_name, column_name FROM information_schema.columns
+WHERE table_name IN ('etl_runs', 'user_agents', 'locations')
+  AND table_schema = current_schema();
 
 -- name: add_etl_runs_unknown_fields
 ALTER TABLE etl_runs ADD COLUMN unknown_fields VARCHAR(1000);
+
+-- name: add_user_agents_events
+-- In one transaction with the column, its values: every event counted once, from the
+-- whole of user_events (once per warehouse); a text no event has goes.
+ALTER TABLE user_agents ADD COLUMN events BIGINT;
+UPDATE user_agents SET events = c.events
+FROM (
+    SELECT user_agent, COUNT(*) AS events FROM user_events
+    WHERE user_agent IS NOT NULL GROUP BY user_agent
+) c
+WHERE c.user_agent = user_agents.user_agent;
+DELETE FROM user_agents WHERE events IS NULL;
+
+-- name: add_locations_events
+ALTER TABLE locations ADD COLUMN events BIGINT;
+UPDATE locations SET events = c.events
+FROM (
+    SELECT location, COUNT(*) AS events FROM user_events
+    WHERE location IS NOT NULL GROUP BY location
+) c
+WHERE c.location = locations.location;
+DELETE FROM locations WHERE events IS NULL;
 
 -- name: next_run_id
 SELECT COALESCE(MAX(run_id), 0) + 1 FROM etl_runs;
@@ -102,6 +126,8 @@ DROP TABLE IF EXISTS affected_artists;
 DROP TABLE IF EXISTS affected_titles;
 DROP TABLE IF EXISTS affected_sessions;
 DROP TABLE IF EXISTS affected_times;
+DROP TABLE IF EXISTS affected_agents;
+DROP TABLE IF EXISTS affected_locations;
 DROP TABLE IF EXISTS file_order;
 
 -- name: snapshot_affected_events
@@ -393,8 +419,23 @@ ORDER BY start_time;
 
 -- name: upsert_user_events
 -- Every event of the affected sessions, the latest copy of each winning as for songplays.
+-- The user agents and locations of the events it replaces are counted out first
+-- (refresh_user_agents, refresh_locations).
+INSERT INTO affected_agents (user_agent, events)
+SELECT user_agent, -COUNT(*) FROM user_events
+WHERE user_agent IS NOT NULL
+  AND session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+  AND session_id BETWEEN :low_session AND :high_session  -- affected keys only
+GROUP BY user_agent;
+INSERT INTO affected_locations (location, events)
+SELECT location, -COUNT(*) FROM user_events
+WHERE location IS NOT NULL
+  AND session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+  AND session_id BETWEEN :low_session AND :high_session  -- affected keys only
+GROUP BY location;
 DELETE FROM user_events
 WHERE session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+  AND session_id BETWEEN :low_session AND :high_session  -- affected keys only
 ;
 INSERT INTO user_events (event_id, start_time, user_id, session_id, item_in_session, page,
                          level, auth, method, status, location, user_agent)
@@ -445,6 +486,7 @@ FROM (
                ROWS UNBOUNDED PRECEDING) AS agents_seen
     FROM user_events
     WHERE session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+      AND session_id BETWEEN :low_session AND :high_session  -- affected keys only
 ) ranked
 GROUP BY session_id;
 
@@ -463,6 +505,7 @@ SELECT event_id, start_time, user_id, session_id,
 FROM user_events
 WHERE page IN ('Submit Upgrade', 'Submit Downgrade', 'Cancellation Confirmation')
   AND session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+  AND session_id BETWEEN :low_session AND :high_session  -- affected keys only
 ;
 
 -- name: upsert_song_feedback
@@ -482,17 +525,29 @@ FROM (
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS played_item
     FROM user_events
     WHERE session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+      AND session_id BETWEEN :low_session AND :high_session  -- affected keys only
 ) t
 LEFT JOIN songplays p ON p.songplay_id = t.session_id * 1000000 + t.played_item
 WHERE t.page IN ('Thumbs Up', 'Thumbs Down');
 
 -- name: refresh_user_agents
 -- One row per user agent text of user_events, parsed by the first matching pattern (the
--- rules and their limits: docs/model.md). Texts no event has any more go; those of the
--- affected sessions are added when new (as for the time table).
+-- rules and their limits: docs/model.md), with the number of events that have it. Only the
+-- texts of the affected sessions' events change: their counts move by the events the run
+-- wrote less those it replaced (upsert_user_events); a text whose count reaches 0 goes, a
+-- new one is added. So no run reads the events of other sessions.
+INSERT INTO affected_agents (user_agent, events)
+SELECT user_agent, COUNT(*) FROM user_events
+WHERE user_agent IS NOT NULL
+  AND session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+  AND session_id BETWEEN :low_session AND :high_session  -- affected keys only
+GROUP BY user_agent;
+UPDATE user_agents SET events = user_agents.events + c.events
+FROM (SELECT user_agent, SUM(events) AS events FROM affected_agents GROUP BY user_agent) c
+WHERE c.user_agent = user_agents.user_agent;
 DELETE FROM user_agents
-WHERE NOT EXISTS (SELECT 1 FROM user_events e WHERE e.user_agent = user_agents.user_agent);
-INSERT INTO user_agents (user_agent, browser, os, device)
+WHERE events = 0 AND user_agent IN (SELECT user_agent FROM affected_agents);
+INSERT INTO user_agents (user_agent, browser, os, device, events)
 SELECT user_agent,
        CASE WHEN user_agent LIKE '%Edge/%' OR user_agent LIKE '%Edg/%' THEN 'Edge'
             WHEN user_agent LIKE '%OPR/%' OR user_agent LIKE '%Opera%' THEN 'Opera'
@@ -521,43 +576,50 @@ SELECT user_agent,
             WHEN user_agent LIKE '%Windows%' OR user_agent LIKE '%Macintosh%'
                  OR user_agent LIKE '%X11%' OR user_agent LIKE '%Linux%'
                  OR user_agent LIKE '%CrOS%' THEN 'desktop'
-            ELSE 'other' END
-FROM (
-    SELECT DISTINCT user_agent FROM user_events
-    WHERE user_agent IS NOT NULL
-      AND session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
-) e
-WHERE NOT EXISTS (SELECT 1 FROM user_agents a WHERE a.user_agent = e.user_agent)
+            ELSE 'other' END,
+       events
+FROM (SELECT user_agent, SUM(events) AS events FROM affected_agents GROUP BY user_agent) e
+WHERE events > 0 AND NOT EXISTS (SELECT 1 FROM user_agents a WHERE a.user_agent = e.user_agent)
 ORDER BY user_agent;
 
 -- name: refresh_locations
 -- One row per location text of user_events: "Metro-Area-Names, ST-ST" split at the last
 -- ", " (metro_area before it, states after it), the city is the metro area up to its first
 -- "-", the state the first of the states. Counting ", " by what REPLACE takes out, and
--- SPLIT_PART, SUBSTRING and LENGTH (characters), are the same in every dialect.
+-- SPLIT_PART, SUBSTRING and LENGTH (characters), are the same in every dialect. The
+-- counts change as for refresh_user_agents.
+INSERT INTO affected_locations (location, events)
+SELECT location, COUNT(*) FROM user_events
+WHERE location IS NOT NULL
+  AND session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+  AND session_id BETWEEN :low_session AND :high_session  -- affected keys only
+GROUP BY location;
+UPDATE locations SET events = locations.events + c.events
+FROM (SELECT location, SUM(events) AS events FROM affected_locations GROUP BY location) c
+WHERE c.location = locations.location;
 DELETE FROM locations
-WHERE NOT EXISTS (SELECT 1 FROM user_events e WHERE e.location = locations.location);
-INSERT INTO locations (location, metro_area, city, state, states)
+WHERE events = 0 AND location IN (SELECT location FROM affected_locations);
+INSERT INTO locations (location, metro_area, city, state, states, events)
 SELECT location, metro_area, NULLIF(SPLIT_PART(metro_area, '-', 1), ''),
-       NULLIF(SPLIT_PART(states, '-', 1), ''), NULLIF(states, '')
+       NULLIF(SPLIT_PART(states, '-', 1), ''), NULLIF(states, ''), events
 FROM (
-    SELECT location, states,
+    SELECT location, states, events,
            CASE WHEN states IS NULL THEN location
                 ELSE SUBSTRING(location, 1, LENGTH(location) - LENGTH(states) - 2) END
                AS metro_area
     FROM (
-        SELECT location,
+        SELECT location, events,
                CASE WHEN separators > 0
                     THEN SPLIT_PART(location, ', ', separators + 1) END AS states
         FROM (
-            SELECT location, LENGTH(location) - LENGTH(REPLACE(location, ', ', ','))
-                       AS separators
+            SELECT location, events,
+                   LENGTH(location) - LENGTH(REPLACE(location, ', ', ',')) AS separators
             FROM (
-                SELECT DISTINCT location FROM user_events
-                WHERE location IS NOT NULL
-                  AND session_id IN (SELECT session_id FROM affected_sessions)  -- affected keys only
+                SELECT location, SUM(events) AS events FROM affected_locations
+                GROUP BY location
             ) seen
-            WHERE NOT EXISTS (SELECT 1 FROM locations l WHERE l.location = seen.location)
+            WHERE events > 0
+              AND NOT EXISTS (SELECT 1 FROM locations l WHERE l.location = seen.location)
         ) counted
     ) split
 ) parts

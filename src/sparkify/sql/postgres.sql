@@ -19,14 +19,14 @@
 -- Only the columns the snapshots and transforms filter, join or group on: statistics of the
 -- other columns of a large staging table cost two thirds of the ANALYZE and change no plan.
 -- Then the BRIN indexes (tables.py: zone_maps) summarize the page ranges written since the
--- last run (the new staged rows, the last run's songplays): a range not yet summarized is
--- read by every scan of the index. (A warehouse made before they existed has none.)
+-- last run (the new staged rows, the last run's songplays and user events): a range not yet
+-- summarized is read by every scan of the index.
 ANALYZE staging_events (file_id, page, user_id, session_id, item_in_session, level,
                         start_time);
 ANALYZE staging_songs;
 SELECT brin_summarize_new_values(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relname IN ('staging_events_zone_maps', 'songplays_zone_maps')
+WHERE c.relname IN ('staging_events_zone_maps', 'songplays_zone_maps', 'user_events_zone_maps')
   AND n.nspname = current_schema();
 
 -- name: analyze_run_tables
