@@ -823,6 +823,45 @@ def test_a_new_day_on_a_month_of_history_reads_the_new_days_blocks(
         assert_same_rows(table, expected[table], actual[table])
 
 
+ZONE_MAP_INDEXES = (
+    "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+    "AND indexname LIKE '%zone_maps' ORDER BY indexname"
+)
+
+
+def test_an_older_warehouse_gets_the_zone_map_indexes_with_its_next_run(
+    postgres_dsn: str, generated: Path
+) -> None:
+    """A warehouse made before the transforms read bound ranges has no BRIN indexes: the
+    next run (or create-tables) makes them, with the data unchanged, and then leaves them."""
+    pg = pg_warehouse(postgres_dsn)
+    etl(pg, generated)
+    indexes = pg.query(ZONE_MAP_INDEXES)
+    assert indexes == [
+        ("songplays_zone_maps",), ("staging_events_zone_maps",), ("user_events_zone_maps",)
+    ]  # fmt: skip
+    loaded = dump(pg)
+
+    def drop_indexes() -> None:
+        backend = pg.backend()
+        backend.connect()
+        try:
+            for (index,) in indexes:
+                backend.execute(f"DROP INDEX {index}")
+        finally:
+            backend.close()
+        assert pg.query(ZONE_MAP_INDEXES) == []
+
+    drop_indexes()
+    summary = etl(pg, generated)
+    assert summary["files"]["new"] == 0
+    assert pg.query(ZONE_MAP_INDEXES) == indexes
+    assert dump(pg) == loaded
+    drop_indexes()
+    assert pg.cli("create-tables").exit_code == 0
+    assert pg.query(ZONE_MAP_INDEXES) == indexes
+
+
 def test_unicode_titles_match_like_duckdb(postgres_dsn: str, unicode_data: Path) -> None:
     pg = pg_warehouse(postgres_dsn)
     etl(pg, unicode_data)

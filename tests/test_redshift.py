@@ -52,6 +52,7 @@ from sparkify.pipeline import EtlOptions, ensure_tables, run_etl
 from sparkify.plan import dry_run, expected_statements, walk
 from sparkify.schema import TABLES, Statements
 from sparkify.staging import KIND_TABLE, table_columns
+from sparkify.tables import DECLARED
 
 REGION = "us-east-1"
 BUCKET = "sparkify-staging"
@@ -397,6 +398,24 @@ LOAD_ERROR_LOGS = {
 }
 
 
+# Redshift's catalog of sort keys, played from the declared keys (tables.py) of the
+# schema's tables; a table's comment, when set, is its sort key instead (an older design, or
+# one ALTER SORTKEY gave it: the stand-in plays that statement by setting the comment).
+DECLARED_SORT_KEYS = " UNION ALL ".join(
+    f"SELECT '{table.name}', '{', '.join(table.sortkey)}'" for table in DECLARED
+)
+PG_TABLE_DEF = (
+    f"{STAND_IN} CREATE TEMPORARY VIEW pg_table_def AS "
+    'SELECT n.nspname AS schemaname, c.relname AS tablename, k.name AS "column", '
+    "CAST(k.position AS INTEGER) AS sortkey "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    f"JOIN ({DECLARED_SORT_KEYS}) AS d (tablename, sortkey) ON d.tablename = c.relname "
+    "CROSS JOIN LATERAL unnest(string_to_array(COALESCE(obj_description(c.oid, 'pg_class'), "
+    "d.sortkey), ', ')) WITH ORDINALITY AS k (name, position) WHERE c.relkind = 'r'"
+)
+ALTER_SORTKEY = re.compile(r"ALTER TABLE (\w+) ALTER (?:COMPOUND )?SORTKEY \(([\w, ]+)\)")
+
+
 class RedshiftOnPostgres(RedshiftBackend):
     """The Redshift backend on PostgreSQL, with COPY from S3 played from the real manifest."""
 
@@ -408,6 +427,14 @@ class RedshiftOnPostgres(RedshiftBackend):
         self.execute(
             f"{STAND_IN} CREATE TEMPORARY VIEW stv_slices AS SELECT generate_series(0, 3) AS slice"
         )
+        self.execute(PG_TABLE_DEF)
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        """ALTER SORTKEY, which PostgreSQL lacks, is played on the stand-in's catalog."""
+        if altered := ALTER_SORTKEY.fullmatch(sql):
+            table, columns = altered.groups()
+            sql = f"{STAND_IN} COMMENT ON TABLE {table} IS '{columns}'"
+        super().execute(sql, params)
 
     @classmethod
     def dialect_statements(cls) -> Statements:
@@ -680,6 +707,60 @@ def test_bookkeeping_rows_go_in_a_few_statements_for_thousands_of_files(
     assert len(log.statements()) < 150
 
 
+def test_an_older_warehouse_gets_the_declared_sort_keys_and_counts_with_its_next_run(
+    statement_logs: Callable[[], StatementLog],
+    aws: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    semantics_data: Path,
+) -> None:
+    """A warehouse made before staging_events was sorted by session (it was by file_id),
+    and before user_agents and locations counted their events: the next run gives it the
+    declared sort key (ALTER SORTKEY, only where the catalog shows another) and the counts,
+    with the data unchanged; the run after changes nothing."""
+    log = statement_logs()
+    warehouse = stand_in(log.dsn, monkeypatch)
+    etl(warehouse, semantics_data)
+    loaded = dump(warehouse)
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        backend.execute("ALTER TABLE staging_events ALTER SORTKEY (file_id)")
+        for table in ("user_agents", "locations"):
+            backend.execute(f"ALTER TABLE {table} DROP COLUMN events")
+    finally:
+        backend.close()
+    sort_key = "SELECT \"column\" FROM pg_table_def WHERE tablename = 'staging_events'"
+    assert warehouse.query(sort_key) == [("file_id",)]
+    upgraded = log.statements()
+    summary = etl(warehouse, semantics_data)
+    assert summary["files"]["new"] == 0
+    assert all(check["passed"] for check in summary["checks"])
+    assert warehouse.query(sort_key) == [("session_id",)]
+    assert dump(warehouse) == loaded
+    changes = re.compile(r"ALTER TABLE|/\* stand-in \*/ COMMENT ON")
+    upgrade = [s.sql for s in log.statements()[len(upgraded) :] if changes.search(s.sql)]
+    assert upgrade == [
+        "ALTER TABLE user_agents ADD COLUMN events BIGINT",
+        "ALTER TABLE locations ADD COLUMN events BIGINT",
+        f"{STAND_IN} COMMENT ON TABLE staging_events IS 'session_id'",  # ALTER SORTKEY
+    ]
+    again = log.statements()
+    etl(warehouse, semantics_data)
+    assert [s.sql for s in log.statements()[len(again) :] if changes.search(s.sql)] == []
+
+
+def test_the_design_upgrades_are_redshift_sql() -> None:
+    upgrades = RedshiftBackend.dialect_statements().design()
+    assert upgrades["staging_events session_id"] == (
+        "ALTER TABLE staging_events ALTER SORTKEY (session_id)"
+    )
+    assert upgrades["user_levels user_id, valid_from"] == (
+        "ALTER TABLE user_levels ALTER COMPOUND SORTKEY (user_id, valid_from)"
+    )
+    for sql in upgrades.values():
+        sqlglot.parse_one(sql, read="redshift")
+
+
 @pytest.mark.parametrize(
     ("rows", "limits", "sizes"),
     [
@@ -888,6 +969,7 @@ REDSHIFT_STATEMENT_KINDS = frozenset(
         "BEGIN", "COMMIT", "ROLLBACK",
         "SELECT", "INSERT", "UPDATE", "DELETE",
         "CREATE SCHEMA", "CREATE TABLE", "CREATE TEMPORARY TABLE", "DROP TABLE",
+        "ALTER TABLE",
         "LOCK", "ANALYZE", "RESET",
     }
 )  # fmt: skip
@@ -915,7 +997,7 @@ REDSHIFT_RESERVED = frozenset(RESERVED_WORDS_PAGE.split())
 def statement_kind(sql: str) -> str:
     """``SELECT``, ``CREATE TEMPORARY TABLE``...: the words that say what a statement does."""
     words = re.sub(r"/\*.*?\*/|--[^\n]*", " ", sql, flags=re.DOTALL).upper().split()
-    if words[0] in ("CREATE", "DROP"):
+    if words[0] in ("CREATE", "DROP", "ALTER"):
         return " ".join(words[:3] if words[1] in ("TEMPORARY", "TEMP") else words[:2])
     return words[0]
 

@@ -133,7 +133,7 @@ class RunSummary:
 
 def ensure_tables(backend: Backend, drop: bool = False) -> None:
     """Create every table that is missing (``drop``: recreate them all empty), and add the
-    columns a warehouse of an older version lacks.
+    columns and the physical design a warehouse of an older version lacks.
 
     Outside a transaction, two runs may start at once on a new warehouse: a CREATE that
     fails because the other run created the table meanwhile is not an error.
@@ -161,6 +161,34 @@ def ensure_tables(backend: Backend, drop: bool = False) -> None:
             except WarehouseError:  # another run added it meanwhile
                 if (table, column) not in _added_columns(backend):
                     raise
+    if not drop:
+        upgrade_design(backend, existing)
+
+
+def upgrade_design(backend: Backend, existing: set[str]) -> None:
+    """Give the tables in ``existing`` the declared physical design they lack (made by an
+    earlier version): each statement of ``Statements.design`` whose result the catalog does
+    not show. Outside the run's transaction, once per warehouse."""
+    design = backend.statements.design()
+    if not design:
+        return
+    present = _physical_design(backend)
+    for shown, sql in design.items():
+        if shown.split()[0] in existing and shown not in present:
+            with backend.writing():
+                try:
+                    backend.execute(sql)
+                except WarehouseError:  # another run did it meanwhile
+                    if shown not in _physical_design(backend):
+                        raise
+
+
+def _physical_design(backend: Backend) -> set[str]:
+    [sql] = backend.statements.get("physical_design")
+    items: dict[str, list[str]] = {}
+    for table, item in backend.query(sql).rows:
+        items.setdefault(table, []).append(item)
+    return {f"{table} {', '.join(parts)}" for table, parts in items.items()}
 
 
 def _added_columns(backend: Backend) -> set[tuple[str, str]]:

@@ -25,6 +25,8 @@ from sparkify.tables import REBUILT
 CONDITIONS = {
     "tables_missing": "the warehouse lacks tables (a first run)",
     "old_etl_runs": "etl_runs lacks unknown_fields (a warehouse of an older version)",
+    "old_design": "tables lack their declared physical design (made by an earlier version): "
+    "PostgreSQL's zone-map indexes, Redshift's sort keys; once each",
     "uncounted_texts": "user_agents or locations lack events (a warehouse of an older "
     "version): added, in a transaction with its values counted once from all of user_events",
     "full_refresh": "--full-refresh",
@@ -378,6 +380,7 @@ def step_statements(backend: type[Backend], step: Step, all_keys: bool = False) 
                 for _, _, name, condition in ADDED_COLUMNS
                 for sent in _in_transaction(backend, _named(backend, name), condition)
             ),
+            *_design(backend),
         ]
     if step.does == "land":
         return backend.landing_statements()
@@ -426,6 +429,15 @@ def _writing(backend: type[Backend], sent: list[Sent], condition: str) -> list[S
     if backend.capabilities.writes_in_transaction:
         sent = [Sent(backend.begin_sql), *sent, Sent(backend.commit_sql)]
     return [Sent(s.sql, (condition,)) for s in sent]
+
+
+def _design(backend: type[Backend]) -> list[Sent]:
+    """The catalog query and the statements of ``pipeline.upgrade_design``."""
+    design = backend.dialect_statements().design()
+    if not design:
+        return []
+    upgrades = [Sent(sql) for sql in design.values()]
+    return [*_named(backend, "physical_design"), *_writing(backend, upgrades, "old_design")]
 
 
 def _in_transaction(backend: type[Backend], sent: list[Sent], condition: str) -> list[Sent]:

@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 
 from sparkify.errors import SparkifyError
-from sparkify.tables import TABLES, create_statements
+from sparkify.tables import TABLES, create_statements, design_statements
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 AFFECTED_KEYS_ONLY = "-- affected keys only"
@@ -79,6 +79,11 @@ class Statements:
             for name in self._by_name
             if name.startswith("create_") and (table := name.removeprefix("create_")) in TABLES
         }
+
+    def design(self) -> dict[str, str]:
+        """The statements that bring an existing table to its declared physical design, by
+        what ``physical_design`` reports once it has it (``tables.design_statements``)."""
+        return design_statements(self.chain)
 
     def create_tables(self) -> list[str]:
         """The DDL for every table, in dependency order."""

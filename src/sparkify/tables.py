@@ -474,6 +474,24 @@ def zone_map_statement(table: Table, dialect: Dialect) -> str:
     return f"CREATE INDEX IF NOT EXISTS {table.name}_zone_maps ON {table.name} {using}"
 
 
+def design_statements(chain: tuple[str, ...]) -> dict[str, str]:
+    """What gives an existing table the declared physical design, where the dialect has one
+    (PostgreSQL's zone-map indexes, Redshift's sort keys), keyed by how the catalog query
+    ``physical_design`` shows the table once it has it: "<table> <item>, <item>..."."""
+    dialect = dialect_of(chain)
+    design = {}
+    for table in DECLARED:
+        if zone_maps := zone_map_statement(table, dialect):
+            design[f"{table.name} {table.name}_zone_maps"] = zone_maps
+        if dialect.physical_design:
+            columns = ", ".join(table.sortkey)
+            compound = "COMPOUND " if table.compound_sortkey else ""
+            design[f"{table.name} {columns}"] = (
+                f"ALTER TABLE {table.name} ALTER {compound}SORTKEY ({columns})"
+            )
+    return design
+
+
 def create_statements(chain: tuple[str, ...]) -> dict[str, str]:
     """The DDL as named statements for a dialect chain: ``create_<table>`` for each table
     and ``create_affected``, its statements each ending with a semicolon; and

@@ -48,6 +48,16 @@ ANALYZE user_events (session_id, page, user_agent, location);
 -- nested loops that ran for many minutes. The columns it joins and filters on.
 ANALYZE songplays (songplay_id, start_time);
 
+-- name: physical_design
+-- The zone-map indexes the warehouse's tables have, as (table, index) rows: a table made
+-- before its index was declared gets it (tables.design_statements).
+SELECT t.relname, x.relname
+FROM pg_index i
+JOIN pg_class x ON x.oid = i.indexrelid
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname = current_schema() AND x.relname = t.relname || '_zone_maps';
+
 -- name: existing_tables
 SELECT table_name FROM information_schema.tables WHERE table_schema = :schema;
 

@@ -23,6 +23,15 @@ ANALYZE staging_songs PREDICATE COLUMNS;
 -- Redshift keeps the statistics its COPY and INSERTs leave (and analyzes automatically);
 -- nothing to do here.
 
+-- name: physical_design
+-- Each table's sort key, as (table, column) rows in key order: a table made before its
+-- declared key (staging_events was sorted by file_id) gets ALTER SORTKEY
+-- (tables.design_statements). pg_table_def lists the tables of the search path, which is
+-- the warehouse's schema, and any user may read it (svv_table_info: superusers only).
+SELECT tablename, "column" FROM pg_table_def
+WHERE schemaname = current_schema() AND sortkey > 0
+ORDER BY tablename, sortkey;
+
 ------------------------------------------------------------------------------------------
 -- Redshift-only statements, run by backends/redshift.py.
 ------------------------------------------------------------------------------------------
