@@ -411,7 +411,8 @@ PG_TABLE_DEF = (
     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     f"JOIN ({DECLARED_SORT_KEYS}) AS d (tablename, sortkey) ON d.tablename = c.relname "
     "CROSS JOIN LATERAL unnest(string_to_array(COALESCE(obj_description(c.oid, 'pg_class'), "
-    "d.sortkey), ', ')) WITH ORDINALITY AS k (name, position) WHERE c.relkind = 'r'"
+    "d.sortkey), ', ')) WITH ORDINALITY AS k (name, position) "
+    "WHERE c.relkind = 'r' AND pg_table_is_visible(c.oid)"  # the search path's tables only
 )
 ALTER_SORTKEY = re.compile(r"ALTER TABLE (\w+) ALTER (?:COMPOUND )?SORTKEY \(([\w, ]+)\)")
 
