@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import Warehouse, dump, etl
 from datasets import (
     LOCATIONS,
@@ -131,33 +132,24 @@ def change(warehouse: Warehouse, *statements: str) -> None:
         backend.close()
 
 
-def test_a_warehouse_loaded_before_the_event_model_gets_all_of_it_with_the_next_load(
-    new_warehouse: Callable[[], Warehouse], generated: Path, tmp_path: Path
+# How older versions left a warehouse: without the event model's tables, or with
+# user_agents and locations that did not count their events (the runs then read all of
+# user_events to tell which texts were gone).
+OLDER_VERSIONS = {
+    "before_the_event_model": tuple(f"DROP TABLE {table}" for table in MODEL),
+    "texts_not_counted": tuple(f"ALTER TABLE {t} DROP COLUMN events" for t in MODEL[-2:]),
+}
+
+
+@pytest.mark.parametrize("older_version", OLDER_VERSIONS)
+def test_a_warehouse_of_an_older_version_gets_all_of_the_model_with_the_next_load(
+    older_version: str, new_warehouse: Callable[[], Warehouse], generated: Path, tmp_path: Path
 ) -> None:
     days = event_days(generated)
     data = copy_days(generated, tmp_path / "data", days[:3])
     older = new_warehouse()
     etl(older, data)
-    change(older, *(f"DROP TABLE {table}" for table in MODEL))  # as an older version left it
-    copy_days(generated, data, days[3:4])
-    summary = etl(older, data)
-    assert summary["files"]["new"] == 1
-    assert all(check["passed"] for check in summary["checks"])
-    at_once = new_warehouse()
-    etl(at_once, data)
-    assert dump(older) == dump(at_once)
-
-
-def test_a_warehouse_whose_texts_are_not_counted_gets_the_counts_with_the_next_load(
-    new_warehouse: Callable[[], Warehouse], generated: Path, tmp_path: Path
-) -> None:
-    """user_agents and locations count the events of each text (events) since the runs
-    stopped reading all of user_events: an older warehouse gets the column, counted."""
-    days = event_days(generated)
-    data = copy_days(generated, tmp_path / "data", days[:3])
-    older = new_warehouse()
-    etl(older, data)
-    change(older, *(f"ALTER TABLE {table} DROP COLUMN events" for table in MODEL[-2:]))
+    change(older, *OLDER_VERSIONS[older_version])
     copy_days(generated, data, days[3:4])
     summary = etl(older, data)
     assert summary["files"]["new"] == 1
