@@ -83,6 +83,10 @@ def test_postgresql_gets_a_brin_index_where_redshift_has_zone_maps() -> None:
             "CREATE INDEX IF NOT EXISTS songplays_zone_maps ON songplays "
             "USING brin (start_time) WITH (pages_per_range = 16)"
         ],
+        "user_events": [
+            "CREATE INDEX IF NOT EXISTS user_events_zone_maps ON user_events "
+            "USING brin (session_id) WITH (pages_per_range = 16)"
+        ],
     }
     for chain in [("common",), ("redshift", "postgres", "common")]:
         assert not any("CREATE INDEX" in sql for sql in Statements(chain).create_tables())

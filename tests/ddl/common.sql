@@ -208,7 +208,8 @@ CREATE TABLE IF NOT EXISTS user_agents (
     user_agent      VARCHAR PRIMARY KEY,
     browser         VARCHAR,
     os              VARCHAR,
-    device          VARCHAR
+    device          VARCHAR,
+    events          BIGINT
 );
 
 -- name: create_locations
@@ -217,7 +218,8 @@ CREATE TABLE IF NOT EXISTS locations (
     metro_area      VARCHAR,
     city            VARCHAR,
     state           VARCHAR,
-    states          VARCHAR
+    states          VARCHAR,
+    events          BIGINT
 );
 
 -- name: create_time
@@ -242,3 +244,5 @@ CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR NOT NULL);
 CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR, artist_key VARCHAR);
 CREATE TEMPORARY TABLE affected_sessions (session_id BIGINT NOT NULL);
 CREATE TEMPORARY TABLE affected_times (start_time TIMESTAMP NOT NULL);
+CREATE TEMPORARY TABLE affected_agents (user_agent VARCHAR NOT NULL, events BIGINT NOT NULL);
+CREATE TEMPORARY TABLE affected_locations (location VARCHAR NOT NULL, events BIGINT NOT NULL);

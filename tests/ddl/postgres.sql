@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS user_agents (
     user_agent      VARCHAR COLLATE "C" PRIMARY KEY,
     browser         VARCHAR,
     os              VARCHAR,
-    device          VARCHAR
+    device          VARCHAR,
+    events          BIGINT
 );
 
 -- name: create_locations
@@ -49,5 +50,6 @@ CREATE TABLE IF NOT EXISTS locations (
     metro_area      VARCHAR,
     city            VARCHAR,
     state           VARCHAR,
-    states          VARCHAR
+    states          VARCHAR,
+    events          BIGINT
 );

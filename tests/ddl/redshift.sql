@@ -245,7 +245,8 @@ CREATE TABLE IF NOT EXISTS user_agents (
     user_agent      VARCHAR(1024) NOT NULL PRIMARY KEY,
     browser         VARCHAR(256),
     os              VARCHAR(256),
-    device          VARCHAR(256)
+    device          VARCHAR(256),
+    events          BIGINT
 )
 DISTSTYLE ALL
 SORTKEY(user_agent);
@@ -256,7 +257,8 @@ CREATE TABLE IF NOT EXISTS locations (
     metro_area      VARCHAR(1024),
     city            VARCHAR(1024),
     state           VARCHAR(1024),
-    states          VARCHAR(1024)
+    states          VARCHAR(1024),
+    events          BIGINT
 )
 DISTSTYLE ALL
 SORTKEY(location);
@@ -283,3 +285,5 @@ CREATE TEMPORARY TABLE affected_artists (artist_id VARCHAR(256) NOT NULL);
 CREATE TEMPORARY TABLE affected_titles (title_key VARCHAR(2048), artist_key VARCHAR(2048));
 CREATE TEMPORARY TABLE affected_sessions (session_id BIGINT NOT NULL);
 CREATE TEMPORARY TABLE affected_times (start_time TIMESTAMP NOT NULL);
+CREATE TEMPORARY TABLE affected_agents (user_agent VARCHAR(1024) NOT NULL, events BIGINT NOT NULL);
+CREATE TEMPORARY TABLE affected_locations (location VARCHAR(1024) NOT NULL, events BIGINT NOT NULL);
