@@ -44,7 +44,7 @@ SETTINGS = {
     "full_page_writes": "off",
     "wal_level": "minimal",
     "max_wal_senders": "0",
-    "max_connections": "60",
+    "max_connections": "200",  # a run opens up to 5 (rebuild, checks); tests add theirs
     "shared_buffers": "128MB",
     "logging_collector": "off",
     "log_min_messages": "warning",

@@ -44,7 +44,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -304,6 +304,22 @@ def s3_etl(
     result = warehouse.cli("etl", "--songs", songs, "--logs", logs, "--json", *extra, env=env)
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def s3_etl_in_process(
+    warehouse: Warehouse, bucket: S3Bucket, fail_after: Callable[[str], None]
+) -> None:
+    """A run of the bucket's files in this process, ``fail_after`` called after each step."""
+    backend = warehouse.backend()
+    backend.connect()
+    try:
+        options = EtlOptions(
+            songs=bucket.url("song_data"), logs=bucket.url("log_data"),
+            settings=warehouse.settings(),
+        )  # fmt: skip
+        run_etl(backend, options, fail_after=fail_after)
+    finally:
+        backend.close()
 
 
 def landing_tables(warehouse: Warehouse) -> list[str]:
@@ -697,16 +713,7 @@ def test_a_landing_table_dropped_meanwhile_is_landed_again_in_the_runs_transacti
             dropped.append(landing_tables(warehouse)[0])
             warehouse.query(f'DROP TABLE "{dropped[0]}"')
 
-    backend = warehouse.backend()
-    backend.connect()
-    try:
-        options = EtlOptions(
-            songs=bucket.url("song_data"), logs=bucket.url("log_data"),
-            settings=warehouse.settings(),
-        )  # fmt: skip
-        run_etl(backend, options, fail_after=another_run_drops_one)
-    finally:
-        backend.close()
+    s3_etl_in_process(warehouse, bucket, another_run_drops_one)
 
     assert dump(warehouse) == dump(reference)
     assert len(RawRedshiftOnPostgres.copied) == 7  # 6 landed, then the dropped one again
@@ -738,16 +745,7 @@ def test_a_file_split_when_the_run_lands_it_again_is_parsed_by_sparkify(
                 warehouse.query(f'DROP TABLE "{table}"')
             RawRedshiftOnPostgres.split = {url}
 
-    backend = warehouse.backend()
-    backend.connect()
-    try:
-        options = EtlOptions(
-            songs=bucket.url("song_data"), logs=bucket.url("log_data"),
-            settings=warehouse.settings(),
-        )  # fmt: skip
-        run_etl(backend, options, fail_after=another_run_drops_them)
-    finally:
-        backend.close()
+    s3_etl_in_process(warehouse, bucket, another_run_drops_them)
 
     assert dump(warehouse) == dump(reference)
     ours, theirs = rejects(warehouse), rejects(reference)
