@@ -94,16 +94,19 @@ def test_reading_a_file_that_became_a_fifo_fails_at_once(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("size", [0, 1, 250, 3 * 1024 * 1024])
-@pytest.mark.parametrize("change", ["same", "grew", "shrank", "grew once opened"])
+@pytest.mark.parametrize("change", ["same", "grew", "shrank", "grew once opened", "short reads"])
 def test_a_file_is_read_whole_whatever_its_size_did_after_the_listing(
     tmp_path: Path, size: int, change: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``read`` asks for a byte more than the size the open file has and takes a short read
-    as its end; a file that grew once opened (its size seen smaller than its content) is
-    read on to its end."""
+    """``read`` reads to the end of the file whatever its size did since the listing: a file
+    that grew once opened (its size seen smaller than its content) is read on to its end, and
+    a read that returns less than asked (one over 2 GiB, some file systems) is not the end."""
     if change == "grew once opened":
         opened = local._open_regular
         monkeypatch.setattr(local, "_open_regular", lambda f: (opened(f)[0], size // 3))
+    if change == "short reads":
+        read = os.read
+        monkeypatch.setattr(local.os, "read", lambda fd, n: read(fd, min(n, 100)))
     path = tmp_path / "a.json"
     content = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     path.write_bytes(content)

@@ -66,17 +66,16 @@ class LocalSource(Source):
         takes to be made."""
         fd, size = _open_regular(file)
         try:
-            data = os.read(fd, size + 1)  # a byte more than its size: a short read is the end
-            if len(data) <= size:
-                return data
-            pieces = [data]  # the file grew since: read on to its end
+            # To the end, which only an empty read marks: a read may return less than asked
+            # (over 2 GiB, on some file systems), and the file may have grown since.
+            pieces = [os.read(fd, size + 1)]
             while pieces[-1]:
                 pieces.append(os.read(fd, max(size, 1 << 20)))
         except OSError as exc:
             raise SourceError(f"cannot read {printable(file.url)}: {exc.strerror}") from None
         finally:
             os.close(fd)
-        return b"".join(pieces)
+        return pieces[0] if len(pieces) == 2 else b"".join(pieces)
 
     def read_chunks(self, file: SourceFile, size: int) -> Iterator[bytes]:
         """The file's bytes in pieces of ``size`` bytes, opened as ``read`` says."""
